@@ -1,0 +1,595 @@
+/**
+ * The copy engine: one engine for every pair of ends. It reads a source (a bundle read front to back, or a source
+ * that can open anything at any time), sends each distinct blob once per destination and links it into other
+ * repositories by cross-repository mount, verifies everything on the way, and writes manifests after their blobs,
+ * an index after its children, and tags last. It never prints; it emits typed events.
+ */
+import pLimit from 'p-limit';
+import { DigestMismatchError, errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
+import { type EventSink, noEvents } from '../events/index.js';
+import { DigestCounter, verifyBytes } from '../oci/digest.js';
+import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
+import {
+  type AnySource,
+  type BlobBody,
+  type Catalog,
+  type DestinationImage,
+  type ImageDestination,
+  isStreamConsumed,
+  type SourceImage,
+  type StreamBlob,
+  type StreamSource,
+} from '../transport/types.js';
+import { ByteBudget, collect } from './budget.js';
+import type { CopyResult, ImageOutcome, ManifestNode } from './result.js';
+
+/** DEFAULT_JOBS is how many blob and image operations run at once. */
+export const DEFAULT_JOBS = 4;
+/** DEFAULT_MEMORY_BLOB_MAX: blobs up to this size are read into memory so the stream can go on while they upload. */
+export const DEFAULT_MEMORY_BLOB_MAX = 16 * 1024 * 1024;
+/** DEFAULT_MEMORY_BUDGET bounds the bytes of in-memory blobs waiting for upload. */
+export const DEFAULT_MEMORY_BUDGET = 96 * 1024 * 1024;
+/** DEFAULT_REREAD_PASSES bounds how often a bundle is read again for blobs whose upload was cut. */
+export const DEFAULT_REREAD_PASSES = 3;
+/** DEFAULT_STAGING_REPOSITORY is the repository (under the namespace) that takes blobs met before the metadata. */
+export const DEFAULT_STAGING_REPOSITORY = 'mirror-staging';
+
+/** CopyOptions tune {@link copyImages}. */
+export interface CopyOptions {
+  /** Where each source image goes; a MirrorError fails that image only. */
+  map: (image: SourceImage) => DestinationImage | MirrorError;
+  /** Concurrent operations. Default {@link DEFAULT_JOBS}. */
+  jobs?: number | undefined;
+  /** Largest blob read into memory. Default {@link DEFAULT_MEMORY_BLOB_MAX}. */
+  memoryBlobMax?: number | undefined;
+  /** Bytes of in-memory blobs held at once. Default {@link DEFAULT_MEMORY_BUDGET}. */
+  memoryBudget?: number | undefined;
+  /** Full repository name that takes blobs met before the metadata that names their images. */
+  stagingRepository?: string | undefined;
+  /** How many times a stream source may be read again for blobs whose upload was cut. Default {@link DEFAULT_REREAD_PASSES}. */
+  rereadPasses?: number | undefined;
+  /** Read the source, plan, and send nothing. Default false. */
+  dryRun?: boolean | undefined;
+  /** Progress events. */
+  events?: EventSink | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** FATAL_CODES are error codes that stop the whole run instead of failing one image. */
+const FATAL_CODES = new Set(['AUTH', 'TLS', 'INTERRUPTED', 'NETWORK', 'USAGE']);
+
+function isFatal(e: unknown): boolean {
+  return isMirrorError(e) && FATAL_CODES.has(e.code) && !isStreamConsumed(e);
+}
+
+/** Deferred is thrown inside an image's finish when a blob must wait for a re-read pass. */
+class Deferred {
+  constructor(readonly digest: string) {}
+}
+
+interface PlannedImage {
+  image: SourceImage;
+  dest: DestinationImage | undefined;
+  /** Manifests in push order: children first, the root last. */
+  manifests: ManifestNode[];
+  /** Distinct blobs of all manifests. */
+  blobs: Descriptor[];
+  error: MirrorError | undefined;
+  outcome?: ImageOutcome;
+}
+
+/**
+ * copyImages copies every image of `source` into `destination`. Per-image failures are recorded in the result
+ * (the other images go on); failures that concern everything (authentication, TLS, network, interruption) throw.
+ */
+export async function copyImages(source: AnySource, destination: ImageDestination | undefined, options: CopyOptions): Promise<CopyResult> {
+  const run = new CopyRun(source, destination, options);
+  return run.run();
+}
+
+class CopyRun {
+  private readonly events: EventSink;
+  private readonly signal: AbortSignal | undefined;
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly budget: ByteBudget;
+  private readonly memoryBlobMax: number;
+  private readonly started = Date.now();
+  /** Repositories known to hold a blob (`''` for a destination with one blob store). */
+  private readonly located = new Map<string, Set<string>>();
+  /** HEAD results and in-flight writes per `repo@digest`. */
+  private readonly ensured = new Map<string, Promise<void>>();
+  /** Small blobs kept in memory until the run ends (so a refused mount or a retry can send them again). */
+  private readonly memory = new Map<string, Uint8Array>();
+  /** Blobs whose bytes did not verify. */
+  private readonly badBlobs = new Map<string, MirrorError>();
+  /** Blobs that failed for another per-blob reason. */
+  private readonly failedBlobs = new Map<string, MirrorError>();
+  /** Entry key of each blob seen in a stream, to read it again. */
+  private readonly keyOf = new Map<string, string>();
+  /** Entry keys of blobs whose bytes must be read from the stream again, and the repositories that need them. */
+  private readonly needReread = new Map<string, Set<string>>();
+  /** Uploads in flight per digest, so a second repository mounts instead of sending the bytes again. */
+  private readonly uploading = new Map<string, Promise<void>>();
+  /** Background uploads started while a stream is read. */
+  private readonly background: Promise<void>[] = [];
+  private readonly stats = { uploaded: 0, mounted: 0, skipped: 0, bytesUploaded: 0, blobsSeen: 0 };
+  private passes = 0;
+  private catalog: Catalog | undefined;
+
+  constructor(
+    private readonly source: AnySource,
+    private readonly dest: ImageDestination | undefined,
+    private readonly options: CopyOptions,
+  ) {
+    this.events = options.events ?? noEvents;
+    this.signal = options.signal;
+    this.limit = pLimit(Math.max(1, options.jobs ?? DEFAULT_JOBS));
+    this.budget = new ByteBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
+    this.memoryBlobMax = options.memoryBlobMax ?? DEFAULT_MEMORY_BLOB_MAX;
+  }
+
+  async run(): Promise<CopyResult> {
+    if (this.source.kind !== 'stream') {
+      throw new MirrorError('UNSUPPORTED', `${this.source.description}: random-access sources are not supported by this engine yet`);
+    }
+    const src = this.source;
+    this.events({ type: 'phase', phase: 'read', detail: src.description });
+    this.passes = 1;
+    let catalog = await src.scan(
+      { blob: (b) => this.onStreamBlob(b, undefined) },
+      { signal: this.signal, onSourceBytes: (bytes, total) => this.events({ type: 'source-bytes', bytes, total }) },
+    );
+    await this.settleBackground();
+    const maxPasses = this.options.rereadPasses ?? DEFAULT_REREAD_PASSES;
+    // Blobs cut halfway while the stream went by are read again before planning: a converted layer's digest, which
+    // its manifest needs, is only known once it has been sent whole.
+    for (let round = 0; this.needReread.size > 0 && round < maxPasses; round++) catalog = await this.rereadPass(src);
+    this.catalog = catalog;
+
+    const plans = catalog.images.map((img) => this.planImage(img, catalog));
+    this.events({ type: 'plan', images: plans.length });
+    if (this.options.dryRun || this.dest === undefined) {
+      return this.result(plans.map((p) => this.outcome(p, p.error ? 'failed' : 'planned', p.error)));
+    }
+
+    this.events({ type: 'phase', phase: 'finish' });
+    let pending = plans.filter((p) => p.error === undefined);
+    for (const p of plans) if (p.error) this.fail(p, p.error);
+    for (let round = 0; pending.length > 0; round++) {
+      const deferred: PlannedImage[] = [];
+      await Promise.all(
+        pending.map(async (p) => {
+          const r = await this.finishImage(p);
+          if (r === 'deferred') deferred.push(p);
+        }),
+      );
+      if (deferred.length === 0) break;
+      if (round >= maxPasses) {
+        for (const p of deferred) {
+          this.fail(p, new MirrorError('NETWORK', `blobs of ${p.image.name} could not be uploaded after ${maxPasses} extra reads of the bundle`, { image: p.image.name }));
+        }
+        break;
+      }
+      this.catalog = await this.rereadPass(src);
+      pending = deferred;
+    }
+    await this.dest.commit({ signal: this.signal });
+    return this.result(plans.map((p) => p.outcome ?? this.outcome(p, 'failed', new MirrorError('INTERNAL', 'image was not finished'))));
+  }
+
+  // ---------------------------------------------------------------- reading the stream
+
+  private async onStreamBlob(b: StreamBlob, rereadTargets: Set<string> | undefined): Promise<void> {
+    this.stats.blobsSeen++;
+    if (b.digest !== undefined) this.keyOf.set(b.digest, b.key);
+    const body = b.body;
+    // Whatever the sink leaves unread of a one-time stream, the source drains after the sink returns.
+    const skip = async (): Promise<void> => {};
+    if (this.options.dryRun || this.dest === undefined) {
+      if (b.digest === undefined && b.resolved) {
+        // A converted blob's digest is only known by reading it.
+        const bytes = await this.measure(body);
+        b.resolved(bytes);
+        return;
+      }
+      return skip();
+    }
+    if (b.digest !== undefined && (this.badBlobs.has(b.digest) || this.failedBlobs.has(b.digest))) return skip();
+
+    const targets = rereadTargets ?? this.targetsOf(b);
+    if (targets.size === 0) return skip();
+
+    if (b.digest !== undefined) {
+      const digest = b.digest;
+      for (const repo of targets) {
+        if (this.isLocated(repo, digest)) return skip();
+      }
+      for (const repo of targets) {
+        if (await this.dest.hasBlob(repo, digest, { signal: this.signal })) {
+          this.locate(repo, digest);
+          this.blobEvent(digest, b.size ?? 0, repo, 'skipped');
+          return skip();
+        }
+      }
+    }
+    const repo = [...targets][0]!;
+
+    // A reopenable body (a directory): upload in the background, retried whole on failure.
+    if (body.kind === 'bytes') {
+      const size = body.data.byteLength;
+      await this.budget.acquire(size, this.signal);
+      if (b.digest !== undefined) this.memory.set(b.digest, body.data);
+      this.background.push(this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, body)).finally(() => this.budget.release(size))));
+      return;
+    }
+    if (body.reopenable) {
+      this.background.push(this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, body))));
+      return;
+    }
+    // A small blob from a one-time stream: read it into memory and let the stream go on.
+    if (b.digest !== undefined && b.size !== undefined && b.size <= this.memoryBlobMax) {
+      await this.budget.acquire(b.size, this.signal);
+      let data: Uint8Array;
+      try {
+        data = await collect(body.open(), b.size);
+        verifyBytes(data, b.digest, b.size, { phase: 'read' });
+      } catch (e) {
+        this.budget.release(b.size);
+        if (e instanceof DigestMismatchError) {
+          this.badBlob(b.digest, e);
+          return;
+        }
+        throw e;
+      }
+      this.memory.set(b.digest, data);
+      const size = b.size;
+      this.background.push(
+        this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, { kind: 'bytes', data })).finally(() => this.budget.release(size))),
+      );
+      return;
+    }
+    // A large blob from a one-time stream: send it while it is read.
+    await this.track(b.digest, this.uploadGuarded(repo, b, body));
+  }
+
+  /** track records an upload in flight for a digest until it settles. */
+  private track(digest: string | undefined, job: Promise<void>): Promise<void> {
+    if (digest === undefined) return job;
+    this.uploading.set(digest, job);
+    const clear = (): void => {
+      if (this.uploading.get(digest) === job) this.uploading.delete(digest);
+    };
+    job.then(clear, clear);
+    return job;
+  }
+
+  /** uploadGuarded uploads one stream blob and records the outcome; only run-wide failures escape. */
+  private async uploadGuarded(repo: string, b: StreamBlob, body: BlobBody): Promise<void> {
+    const dest = this.dest!;
+    let consumed = false;
+    const counted: BlobBody =
+      body.kind === 'bytes'
+        ? body
+        : {
+            kind: 'stream',
+            reopenable: body.reopenable,
+            open: () => {
+              consumed = true;
+              return body.open();
+            },
+          };
+    try {
+      const r = await dest.putBlob(repo, { digest: b.digest, size: b.size }, counted, {
+        signal: this.signal,
+        onBytes: (n) => {
+          this.stats.bytesUploaded += n;
+          this.events({ type: 'bytes', bytes: n });
+        },
+      });
+      this.keyOf.set(r.digest, b.key);
+      b.resolved?.(r);
+      this.locate(repo, r.digest);
+      this.stats.uploaded++;
+      this.blobEvent(r.digest, r.size, repo, 'uploaded');
+    } catch (e) {
+      if (isStreamConsumed(e) && consumed) {
+        this.events({ type: 'warning', message: `upload of ${b.digest ?? b.key} was cut; it will be read from the bundle again` });
+        this.rereadLater(b.key, repo);
+        return;
+      }
+      if (e instanceof DigestMismatchError && b.digest !== undefined) {
+        this.badBlob(b.digest, e);
+        return;
+      }
+      if (isFatal(e)) throw e;
+      const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, digest: b.digest });
+      if (b.digest !== undefined) this.failedBlobs.set(b.digest, err);
+      b.rejected?.(err);
+      this.events({ type: 'warning', message: `blob ${b.digest ?? b.key} failed: ${errorMessage(err)}` });
+    }
+  }
+
+  private badBlob(digest: string, e: MirrorError): void {
+    this.badBlobs.set(digest, e);
+    this.events({ type: 'warning', message: errorMessage(e) });
+  }
+
+  private async settleBackground(): Promise<void> {
+    // Background uploads record their own per-blob failures; a run-wide failure is re-thrown here.
+    while (this.background.length > 0) {
+      const batch = this.background.splice(0);
+      const results = await Promise.allSettled(batch);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    }
+  }
+
+  private async measure(body: BlobBody): Promise<{ digest: string; size: number }> {
+    const c = new DigestCounter();
+    if (body.kind === 'bytes') c.update(body.data);
+    else for await (const chunk of body.open()) c.update(chunk);
+    return { digest: c.digest(), size: c.bytes };
+  }
+
+  /** targetsOf gives the repositories a blob should go to first: its images' repositories, or the staging one. */
+  private targetsOf(b: StreamBlob): Set<string> {
+    const dest = this.dest!;
+    if (dest.blobScope === 'global') return new Set(b.wanted.known && b.wanted.images.length === 0 ? [] : ['']);
+    if (!b.wanted.known) {
+      const staging = this.options.stagingRepository;
+      if (!staging) throw new MirrorError('INTERNAL', 'a staging repository is needed for bundles whose metadata comes last');
+      return new Set([staging]);
+    }
+    const out = new Set<string>();
+    for (const img of b.wanted.images) {
+      const d = this.options.map(img);
+      if (!(d instanceof MirrorError)) out.add(d.repository);
+    }
+    return out;
+  }
+
+  private repoKey(repo: string): string {
+    return this.dest?.blobScope === 'global' ? '' : repo;
+  }
+
+  private isLocated(repo: string, digest: string): boolean {
+    return this.located.get(digest)?.has(this.repoKey(repo)) ?? false;
+  }
+
+  private locate(repo: string, digest: string): void {
+    let set = this.located.get(digest);
+    if (!set) this.located.set(digest, (set = new Set()));
+    set.add(this.repoKey(repo));
+  }
+
+  private blobEvent(digest: string, size: number, repository: string, action: 'uploaded' | 'mounted' | 'skipped'): void {
+    if (action === 'skipped') this.stats.skipped++;
+    this.events({ type: 'blob', digest, size, repository, action });
+  }
+
+  // ---------------------------------------------------------------- planning
+
+  private planImage(image: SourceImage, catalog: Catalog): PlannedImage {
+    const plan: PlannedImage = { image, dest: undefined, manifests: [], blobs: [], error: image.error };
+    if (plan.error) return plan;
+    const mapped = this.options.map(image);
+    if (mapped instanceof MirrorError) {
+      plan.error = mapped;
+      return plan;
+    }
+    plan.dest = mapped;
+    try {
+      const blobs = new Map<string, Descriptor>();
+      const seen = new Set<string>();
+      const walk = (desc: Descriptor, depth: number): void => {
+        if (depth > 8) throw new MirrorError('BAD_INPUT', `index nesting deeper than 8 levels at ${desc.digest}`, { image: image.name, digest: desc.digest });
+        if (seen.has(desc.digest)) return;
+        seen.add(desc.digest);
+        const bytes = catalog.bytes(desc.digest);
+        const problem = catalog.problem?.(desc.digest);
+        if (problem) throw problem;
+        if (bytes === undefined) {
+          throw new MirrorError('BAD_INPUT', `manifest ${desc.digest} of ${image.name} is missing from the bundle`, { image: image.name, digest: desc.digest });
+        }
+        verifyBytes(bytes, desc.digest, desc.size, { image: image.name, phase: 'read' });
+        const parsed = parseManifest(bytes, desc.mediaType ?? catalog.mediaTypeOf(desc.digest), { image: image.name, digest: desc.digest });
+        if (parsed.kind === 'index') {
+          for (const child of parsed.index.manifests) walk(child, depth + 1);
+        } else {
+          for (const b of blobDescriptors(parsed.manifest)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+        }
+        plan.manifests.push({ digest: desc.digest, mediaType: parsed.mediaType, size: bytes.byteLength, platform: desc.platform, bytes });
+      };
+      walk(image.descriptor, 0);
+      plan.blobs = [...blobs.values()];
+    } catch (e) {
+      if (isFatal(e)) throw e;
+      plan.error = isMirrorError(e) ? e : new MirrorError('BAD_INPUT', errorMessage(e), { image: image.name, cause: e });
+    }
+    return plan;
+  }
+
+  // ---------------------------------------------------------------- finishing: blobs into place, manifests, tags
+
+  private async finishImage(p: PlannedImage): Promise<'done' | 'deferred' | 'failed'> {
+    const dest = this.dest!;
+    const target = p.dest!;
+    try {
+      const waits = p.blobs.map((b) => this.limit(() => this.ensureBlob(target.repository, b)));
+      const results = await Promise.allSettled(waits);
+      let deferred = false;
+      for (const r of results) {
+        if (r.status === 'rejected') {
+          if (r.reason instanceof Deferred) deferred = true;
+          else throw r.reason;
+        }
+      }
+      if (deferred) return 'deferred';
+      let pushed = false;
+      for (const m of p.manifests) {
+        const have = await dest.manifestDigest(target.repository, m.digest, { signal: this.signal });
+        if (have === m.digest) {
+          this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'skipped' });
+          continue;
+        }
+        await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal: this.signal }));
+        pushed = true;
+        this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
+      }
+      const root = p.manifests[p.manifests.length - 1]!;
+      if (target.tag !== undefined) {
+        const current = await dest.manifestDigest(target.repository, target.tag, { signal: this.signal });
+        if (current !== root.digest) {
+          await this.limit(() => dest.putManifest(target, target.tag!, root.bytes, root.mediaType, { signal: this.signal, root: true }));
+          pushed = true;
+          this.events({ type: 'manifest', reference: `${target.repository}:${target.tag}`, digest: root.digest, action: 'pushed' });
+        }
+      } else if (dest.blobScope === 'global') {
+        // A destination that keeps names (an OCI layout) records digest-only images too.
+        await dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal: this.signal, root: true });
+      }
+      const status = pushed ? 'pushed' : 'skipped';
+      p.outcome = this.outcome(p, status);
+      this.events({ type: 'image', source: p.image.name, destination: target.name, digest: root.digest, status });
+      return 'done';
+    } catch (e) {
+      if (isFatal(e)) throw e;
+      this.fail(p, isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: p.image.name }));
+      return 'failed';
+    }
+  }
+
+  /** ensureBlob makes sure a repository holds a blob: present, mounted, or sent from memory. */
+  private ensureBlob(repo: string, desc: Descriptor): Promise<void> {
+    const key = `${this.repoKey(repo)}@${desc.digest}`;
+    let p = this.ensured.get(key);
+    if (!p) {
+      p = this.ensureBlobOnce(repo, desc);
+      this.ensured.set(key, p);
+      // A deferred or failed attempt may be tried again in a later round.
+      p.catch(() => this.ensured.delete(key));
+    }
+    return p;
+  }
+
+  private async ensureBlobOnce(repo: string, desc: Descriptor): Promise<void> {
+    const dest = this.dest!;
+    const d = desc.digest;
+    const bad = this.badBlobs.get(d) ?? this.catalog?.problem?.(d);
+    if (bad) throw bad;
+    if (this.isLocated(repo, d)) return;
+    const inflight = this.uploading.get(d);
+    if (inflight) {
+      await inflight.catch(() => {});
+      if (this.isLocated(repo, d)) return;
+    }
+    if (await dest.hasBlob(repo, d, { signal: this.signal })) {
+      this.locate(repo, d);
+      this.blobEvent(d, desc.size, repo, 'skipped');
+      return;
+    }
+    const bytes = this.memory.get(d) ?? this.catalog?.bytes(d);
+    const from = [...(this.located.get(d) ?? [])].find((r) => r !== this.repoKey(repo));
+    let session: unknown;
+    if (from !== undefined && dest.blobScope === 'repository') {
+      const m = await dest.mountBlob(repo, d, from, { signal: this.signal });
+      if (m.mounted) {
+        this.locate(repo, d);
+        this.stats.mounted++;
+        this.blobEvent(d, desc.size, repo, 'mounted');
+        return;
+      }
+      session = m.session;
+    }
+    if (bytes !== undefined) {
+      const send = async (): Promise<void> => {
+        const r = await dest.putBlob(repo, { digest: d, size: desc.size }, { kind: 'bytes', data: bytes }, {
+          signal: this.signal,
+          session,
+          onBytes: (n) => {
+            this.stats.bytesUploaded += n;
+            this.events({ type: 'bytes', bytes: n });
+          },
+        });
+        this.locate(repo, r.digest);
+        this.stats.uploaded++;
+        this.blobEvent(d, desc.size, repo, 'uploaded');
+      };
+      return this.track(d, send());
+    }
+    if (session !== undefined) await dest.cancelSession(session).catch(() => {});
+    const failed = this.failedBlobs.get(d);
+    if (failed) throw failed;
+    const key = this.keyOf.get(d);
+    if (key !== undefined) {
+      // The bytes went by in the stream; read them again for this repository.
+      this.rereadLater(key, repo);
+      throw new Deferred(d);
+    }
+    throw new MirrorError('BAD_INPUT', `blob ${d} is missing from the bundle`, { digest: d });
+  }
+
+  private rereadLater(key: string, repo: string): void {
+    let set = this.needReread.get(key);
+    if (!set) this.needReread.set(key, (set = new Set()));
+    set.add(repo);
+  }
+
+  /** rereadPass reads the stream source again, sending only the blobs that still need their bytes. */
+  private async rereadPass(src: StreamSource): Promise<Catalog> {
+    const targetsByKey = new Map<string, Set<string>>(this.needReread);
+    this.needReread.clear();
+    const keys = new Set(targetsByKey.keys());
+    this.passes++;
+    this.events({ type: 'phase', phase: 'reread', detail: `${keys.size} blob(s)` });
+    const catalog = await src.scan(
+      {
+        blob: async (b) => {
+          const repos = targetsByKey.get(b.key);
+          // Forget the blob's earlier location so it is uploaded, not mounted from a repository that lacks it.
+          if (repos) await this.onStreamBlob(b, new Set([[...repos][0]!]));
+        },
+      },
+      { signal: this.signal, only: keys },
+    );
+    await this.settleBackground();
+    return catalog;
+  }
+
+  // ---------------------------------------------------------------- results
+
+  private fail(p: PlannedImage, e: MirrorError): void {
+    p.outcome = this.outcome(p, 'failed', e);
+    this.events({ type: 'image', source: p.image.name, destination: p.dest?.name ?? '', status: 'failed', error: errorMessage(e) });
+  }
+
+  private outcome(p: PlannedImage, status: ImageOutcome['status'], error?: MirrorError): ImageOutcome {
+    const root = p.manifests[p.manifests.length - 1];
+    return {
+      source: p.image.name,
+      destination: p.dest?.name,
+      digest: root?.digest ?? p.image.descriptor.digest,
+      mediaType: root?.mediaType ?? p.image.descriptor.mediaType,
+      status,
+      error: error ? errorMessage(error) : undefined,
+      errorCode: error?.code,
+      converted: p.image.converted,
+      children: p.manifests.slice(0, -1).map((m) => ({ digest: m.digest, mediaType: m.mediaType, platform: m.platform })),
+      blobs: p.blobs.length,
+    };
+  }
+
+  private result(images: ImageOutcome[]): CopyResult {
+    return {
+      images,
+      blobs: {
+        uploaded: this.stats.uploaded,
+        mounted: this.stats.mounted,
+        skipped: this.stats.skipped,
+        failed: this.badBlobs.size + this.failedBlobs.size,
+        bytesUploaded: this.stats.bytesUploaded,
+      },
+      passes: this.passes,
+      durationMs: Date.now() - this.started,
+    };
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * The HTTP layer: one undici dispatcher per (host, settings), TLS with extra CAs added to the system roots, client
+ * certificates, plain HTTP, proxies (CONNECT for https), connect/idle timeouts, and low-level failures turned into
+ * one-line {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
+ */
+import { createHash } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
+import type { HostSettings } from './types.js';
+
+/** DEFAULT_CONNECT_TIMEOUT_MS bounds opening a connection (TCP + TLS). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** DEFAULT_HEADERS_TIMEOUT_MS bounds the wait for response headers, counted from the last request byte sent. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 120_000;
+/** DEFAULT_BODY_TIMEOUT_MS bounds the idle time between two chunks of a response body. */
+export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
+/** DEFAULT_TEXT_LIMIT is the most bytes {@link HttpResponse.text} reads unless told otherwise. */
+export const DEFAULT_TEXT_LIMIT = 1024 * 1024;
+
+/** HttpTimeouts bound each phase of a request so a stall becomes a retryable error, not a hang. */
+export interface HttpTimeouts {
+  /** Opening a connection. Default: {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
+  connectTimeoutMs?: number | undefined;
+  /** Waiting for the response headers after the request went out. Default: {@link DEFAULT_HEADERS_TIMEOUT_MS}. */
+  headersTimeoutMs?: number | undefined;
+  /** Idle time between response body chunks. Default: {@link DEFAULT_BODY_TIMEOUT_MS}. */
+  bodyTimeoutMs?: number | undefined;
+}
+
+/** RequestBody is what can be sent: bytes, or a stream of chunks (send a `content-length` header when known). */
+export type RequestBody = Uint8Array | AsyncIterable<Uint8Array>;
+
+/** HttpRequest is one HTTP request. */
+export interface HttpRequest {
+  method: string;
+  url: string | URL;
+  /** How to reach the URL's host (TLS, proxy). The URL's scheme is what is used. */
+  settings: HostSettings;
+  /** Request headers (lower-case names are fine). */
+  headers?: Record<string, string> | undefined;
+  /** The body. A stream without `content-length` goes out with chunked transfer encoding. */
+  body?: RequestBody | undefined;
+  /** Aborts the request and its body. */
+  signal?: AbortSignal | undefined;
+  /** Timeouts. Defaults: the `DEFAULT_*_TIMEOUT_MS` constants. */
+  timeouts?: HttpTimeouts | undefined;
+}
+
+/** HttpResponse is a response whose body has not been read yet; read it, or call `discard()`. */
+export interface HttpResponse {
+  status: number;
+  /** The URL that was requested. */
+  url: URL;
+  /** Response headers, lower-case names; repeated headers joined with `, `. */
+  headers: Record<string, string>;
+  /** The body as chunks; errors are mapped like request errors (`NETWORK`, `INTERRUPTED`). */
+  body: AsyncIterable<Uint8Array>;
+  /** Reads the body as UTF-8 text, at most `limit` bytes (default {@link DEFAULT_TEXT_LIMIT}); the rest is dropped. */
+  text(limit?: number): Promise<string>;
+  /** Reads the whole body, failing with `BAD_INPUT` when it is longer than `limit` bytes. */
+  bytes(limit: number): Promise<Uint8Array>;
+  /** Drops the body so the connection can be reused. Never throws. */
+  discard(): Promise<void>;
+}
+
+const dispatchers = new Map<string, Dispatcher>();
+
+/** dispatcherKey identifies the connection pool for an origin and its settings. */
+function dispatcherKey(origin: string, settings: HostSettings, connectTimeoutMs: number): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([origin, settings.scheme, settings.proxy ?? '', settings.tls, connectTimeoutMs]));
+  return h.digest('hex');
+}
+
+/** tlsOptions builds the TLS connect options for settings: extra CAs on top of the system roots, never instead. */
+function tlsOptions(settings: HostSettings): { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } {
+  const tls = settings.tls;
+  const out: { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } = {
+    rejectUnauthorized: tls.insecureSkipVerify !== true,
+  };
+  if (tls.ca !== undefined && tls.ca.length > 0) out.ca = [...rootCertificates, ...tls.ca];
+  if (tls.cert !== undefined) out.cert = tls.cert;
+  if (tls.key !== undefined) out.key = tls.key;
+  return out;
+}
+
+/** dispatcherFor gives the cached dispatcher for a URL's origin with these settings, making it on first use. */
+export function dispatcherFor(url: URL, settings: HostSettings, timeouts: HttpTimeouts = {}): Dispatcher {
+  const connectTimeoutMs = timeouts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const key = dispatcherKey(url.origin, settings, connectTimeoutMs);
+  const existing = dispatchers.get(key);
+  if (existing !== undefined) return existing;
+  const tls = tlsOptions(settings);
+  let dispatcher: Dispatcher;
+  if (settings.proxy !== undefined && settings.proxy !== '') {
+    dispatcher = new ProxyAgent({
+      uri: settings.proxy,
+      requestTls: { ...tls, timeout: connectTimeoutMs },
+      proxyTls: { timeout: connectTimeoutMs },
+      connect: { timeout: connectTimeoutMs },
+    });
+  } else {
+    dispatcher = new Agent({ connect: { ...tls, timeout: connectTimeoutMs } });
+  }
+  dispatchers.set(key, dispatcher);
+  return dispatcher;
+}
+
+/** closeAll closes every cached dispatcher (waiting for requests in flight) and forgets them. */
+export async function closeAll(): Promise<void> {
+  const all = [...dispatchers.values()];
+  dispatchers.clear();
+  await Promise.allSettled(all.map((d) => d.close()));
+}
+
+/** flattenHeaders turns undici's header record into lower-case single strings. */
+function flattenHeaders(raw: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+/** request sends one HTTP request and gives the response with its body unread; failures become MirrorErrors. */
+export async function request(req: HttpRequest): Promise<HttpResponse> {
+  const url = typeof req.url === 'string' ? new URL(req.url) : req.url;
+  const method = req.method.toUpperCase();
+  const ctx: FailureContext = { method, url, settings: req.settings };
+  if (req.signal?.aborted) throw abortError(req.signal);
+  const dispatcher = dispatcherFor(url, req.settings, req.timeouts);
+  // A body stream that throws (a digest mismatch, a source read error) is the real cause of the failure.
+  let bodyError: unknown;
+  let body: Uint8Array | AsyncIterable<Uint8Array> | undefined = req.body;
+  if (body !== undefined && !(body instanceof Uint8Array)) {
+    const source = body;
+    body = (async function* guarded(): AsyncGenerator<Uint8Array> {
+      try {
+        yield* source;
+      } catch (e) {
+        bodyError = e;
+        throw e;
+      }
+    })();
+  }
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: method as Dispatcher.HttpMethod,
+      headers: req.headers ?? {},
+      body: body ?? null,
+      signal: req.signal ?? null,
+      headersTimeout: req.timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      bodyTimeout: req.timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+    });
+  } catch (e) {
+    if (bodyError !== undefined) throw bodyError;
+    throw mapHttpError(e, ctx, req.signal);
+  }
+  const raw = res.body;
+  const signal = req.signal;
+  let consumed = false;
+  const body$ = (async function* mapped(): AsyncGenerator<Uint8Array> {
+    consumed = true;
+    try {
+      for await (const chunk of raw as AsyncIterable<Buffer>) yield chunk;
+    } catch (e) {
+      throw mapHttpError(e, ctx, signal);
+    }
+  })();
+  const readAll = async (limit: number, truncate: boolean): Promise<Uint8Array> => {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const chunk of body$) {
+      if (total + chunk.byteLength > limit) {
+        if (!truncate) {
+          raw.destroy();
+          throw new MirrorError('BAD_INPUT', `response to ${method} ${redactUrl(url)} is larger than ${limit} bytes`, {
+            method,
+            url: redactUrl(url),
+            status: res.statusCode,
+          });
+        }
+        parts.push(chunk.subarray(0, limit - total));
+        total = limit;
+        raw.destroy();
+        break;
+      }
+      parts.push(chunk);
+      total += chunk.byteLength;
+    }
+    return Buffer.concat(parts, total);
+  };
+  return {
+    status: res.statusCode,
+    url,
+    headers: flattenHeaders(res.headers),
+    body: body$,
+    async text(limit = DEFAULT_TEXT_LIMIT): Promise<string> {
+      try {
+        return Buffer.from(await readAll(limit, true)).toString('utf8');
+      } catch {
+        return '';
+      }
+    },
+    bytes: (limit: number) => readAll(limit, false),
+    async discard(): Promise<void> {
+      try {
+        if (!consumed) await raw.dump({ limit: 64 * 1024 });
+        else raw.destroy();
+      } catch {
+        // A body that cannot be dropped cleanly only costs the connection.
+      }
+    },
+  };
+}
+
+/** FailureContext is what {@link mapHttpError} needs to describe a failure. */
+export interface FailureContext {
+  method: string;
+  url: URL;
+  settings?: HostSettings | undefined;
+}
+
+/** TLS_CERT_PROBLEMS maps OpenSSL/Node certificate error codes to what is wrong, for people. */
+const TLS_CERT_PROBLEMS: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the server certificate is self-signed and not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the server certificate chain ends in a self-signed CA that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the certificate is signed by an unknown CA, or the chain is incomplete',
+  UNABLE_TO_GET_ISSUER_CERT: 'the certificate is signed by an unknown CA, or the chain is incomplete',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    'the certificate cannot be verified: signed by an unknown CA, or an incomplete chain (intermediate missing)',
+  CERT_UNTRUSTED: 'the certificate is not trusted',
+  CERT_SIGNATURE_FAILURE: 'the certificate signature is invalid',
+  CERT_NOT_YET_VALID: 'the certificate is not valid yet (check the clock)',
+  CERT_HAS_EXPIRED: 'the certificate has expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the certificate does not name this host',
+  CERT_REVOKED: 'the certificate has been revoked',
+  INVALID_CA: 'a CA certificate in the chain is invalid',
+  INVALID_PURPOSE: 'the certificate is not valid for a TLS server',
+};
+
+const TRUST_HINT = '--cacert FILE or a certs.d directory; --insecure-skip-tls-verify to skip checks';
+
+/** Codes and messages of a TLS handshake with something that does not speak TLS. */
+const NOT_TLS_CODES = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+const NOT_TLS_MESSAGE = /wrong version number|packet length too long|http request/i;
+
+/** Codes that say nothing answers at that address. */
+const NETWORK_PROBLEMS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found (DNS)',
+  EAI_AGAIN: 'DNS lookup failed (temporary)',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed while sending (broken pipe)',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for the response',
+  UND_ERR_BODY_TIMEOUT: 'timed out reading the response body (stalled)',
+  UND_ERR_SOCKET: 'connection closed unexpectedly',
+  UND_ERR_CLOSED: 'connection closed',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'response body shorter than its Content-Length',
+  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'request body length differs from its Content-Length',
+};
+
+/** errorCodes lists the `code`s along an error's cause chain. */
+function errorChain(e: unknown): Array<{ code: string | undefined; message: string; error: unknown }> {
+  const out: Array<{ code: string | undefined; message: string; error: unknown }> = [];
+  let cur: unknown = e;
+  for (let i = 0; i < 6 && cur !== undefined && cur !== null; i++) {
+    const code = typeof cur === 'object' ? (cur as { code?: unknown }).code : undefined;
+    const message = cur instanceof Error ? cur.message : String(cur);
+    out.push({ code: typeof code === 'string' ? code : undefined, message, error: cur });
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return out;
+}
+
+/**
+ * mapHttpError turns a low-level failure of a request into a one-line MirrorError: certificate problems become
+ * `TLS` (naming what is wrong and how to fix it), an https request answered in plain HTTP says so, refused/DNS/reset
+ * and timeouts become `NETWORK` (the original error kept as `cause`, so retry decisions can see its code); an abort
+ * becomes `INTERRUPTED`. MirrorErrors pass through.
+ */
+export function mapHttpError(e: unknown, ctx: FailureContext, signal?: AbortSignal): MirrorError {
+  if (isMirrorError(e)) return e;
+  if (signal?.aborted) return abortError(signal);
+  const url = redactUrl(ctx.url);
+  const host = ctx.url.host;
+  const where = { method: ctx.method, url, cause: e };
+  const chain = errorChain(e);
+  for (const { code, message } of chain) {
+    if (code !== undefined && code in TLS_CERT_PROBLEMS) {
+      const problem = TLS_CERT_PROBLEMS[code] ?? code;
+      const origins = ctx.settings?.tls.origins;
+      const from = origins !== undefined && origins.length > 0 ? ` (CA from ${origins.join(', ')})` : '';
+      if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+        const name = ctx.url.hostname.replace(/^\[|\]$/g, '');
+        const isIp = /^[\d.]+$|:/.test(name);
+        return new MirrorError('TLS', `TLS: ${isIp ? 'IP address' : 'host name'} ${name} is not in the certificate of ${host}`, {
+          ...where,
+          hint: `use the name the certificate was issued for, or reissue it with ${isIp ? `IP:${name}` : `DNS:${name}`} in subjectAltName`,
+        });
+      }
+      if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+        return new MirrorError('TLS', `TLS: ${problem} for ${host} [${code}]`, {
+          ...where,
+          hint: 'renew the registry certificate; --insecure-skip-tls-verify to skip checks',
+        });
+      }
+      return new MirrorError('TLS', `TLS: ${problem} for ${host}${from} [${code}]`, { ...where, hint: TRUST_HINT });
+    }
+    if ((code !== undefined && NOT_TLS_CODES.has(code)) || (code === 'EPROTO' && NOT_TLS_MESSAGE.test(message))) {
+      return new MirrorError('TLS', `TLS: ${host} answered an https request in plain HTTP`, {
+        ...where,
+        hint: `use http://${host} or --plain-http if the registry has no TLS`,
+      });
+    }
+  }
+  for (const { code } of chain) {
+    if (code !== undefined && code in NETWORK_PROBLEMS) {
+      const viaProxy = ctx.settings?.proxy ? ` via proxy ${redactUrl(ctx.settings.proxy)}` : '';
+      return new MirrorError('NETWORK', `${ctx.method} ${url}${viaProxy}: ${NETWORK_PROBLEMS[code] ?? code}`, where);
+    }
+  }
+  for (const { code, message } of chain) {
+    if (code !== undefined && /^ERR_SSL_|^ERR_TLS_|^EPROTO$/.test(code)) {
+      return new MirrorError('TLS', `TLS handshake with ${host} failed: ${oneLine(message)}`, { ...where, hint: TRUST_HINT });
+    }
+  }
+  const first = chain[0];
+  const text = first !== undefined ? oneLine(first.message) : 'request failed';
+  return new MirrorError('NETWORK', `${ctx.method} ${url}: ${scrub(text)}`, where);
+}
+
+/** oneLine keeps the first line of a message. */
+function oneLine(message: string): string {
+  return (message.split('\n')[0] ?? message).slice(0, 300);
+}
+
+/** scrub removes anything that looks like credentials in a URL inside a message. */
+function scrub(text: string): string {
+  return text.replace(/\/\/[^/\s@]+@/g, '//');
+}

@@ -1,0 +1,222 @@
+/** Blob verbs: existence check (HEAD), streamed download with digest verification and resume, cross-repository mount. */
+import { MirrorError, redactUrl } from '../errors/index.js';
+import { request, type HttpResponse } from '../net/http.js';
+import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep, withRetry } from '../net/retry.js';
+import { verifyingStream } from '../oci/digest.js';
+import { pullScope, pushScope } from './auth.js';
+import { registryError } from './errors.js';
+import type { RegistryTransport } from './transport.js';
+import { sessionFromResponse, type UploadSession } from './upload.js';
+
+/** MAX_REDIRECTS bounds how many redirects a blob request follows. */
+export const MAX_REDIRECTS = 5;
+
+/** Statuses of a redirect. */
+const REDIRECTS: readonly number[] = [301, 302, 303, 307, 308];
+
+/** SignalOption is the options object every verb takes. */
+export interface SignalOption {
+  signal?: AbortSignal | undefined;
+}
+
+/** BlobReader is an open blob download: iterate `body` to the end, or call `cancel()`. */
+export interface BlobReader {
+  /** The blob size, when the registry said it. */
+  size: number | undefined;
+  /** The blob's bytes; when verification is on, the last chunk is only given once the whole blob matched. */
+  body: AsyncIterable<Uint8Array>;
+  /** Drops the download (closes the connection). */
+  cancel(): Promise<void>;
+}
+
+/** GetBlobOptions tune {@link getBlob}. */
+export interface GetBlobOptions extends SignalOption {
+  /** Check the bytes against the digest (sha256) and size. Default: true. */
+  verify?: boolean | undefined;
+  /** The size the blob must have (from its descriptor). */
+  size?: number | undefined;
+}
+
+/** blobPath is the API path of a blob. */
+export function blobPath(repo: string, digest: string): string {
+  return `/v2/${repo}/blobs/${digest}`;
+}
+
+/**
+ * followRedirects follows 3xx answers: on the registry host with its auth, elsewhere (blob storage) without any
+ * Authorization header, reaching that host with its own settings.
+ */
+async function followRedirects(
+  t: RegistryTransport,
+  first: HttpResponse,
+  method: string,
+  headers: Record<string, string>,
+  signal: AbortSignal | undefined,
+  scopes: Parameters<RegistryTransport['send']>[0]['scopes'],
+): Promise<HttpResponse> {
+  let res = first;
+  const { base } = await t.endpoint();
+  for (let hops = 0; REDIRECTS.includes(res.status); hops++) {
+    const location = res.headers['location'];
+    if (location === undefined) return res;
+    await res.discard();
+    if (hops >= MAX_REDIRECTS) {
+      throw new MirrorError('REGISTRY', `too many redirects for ${method} ${redactUrl(res.url)}`, { method, url: redactUrl(res.url) });
+    }
+    const next = new URL(location, res.url);
+    if (next.origin === base.origin) {
+      res = await t.send({ method, url: next, scopes, headers, signal });
+    } else {
+      const settings = await t.settingsFor(next);
+      res = await request({ method, url: next, settings, headers, signal, timeouts: t.timeouts });
+    }
+  }
+  return res;
+}
+
+/** blobExists checks a blob with HEAD: its size when present, undefined when the registry does not have it. */
+export async function blobExists(
+  t: RegistryTransport,
+  repo: string,
+  digest: string,
+  options: SignalOption = {},
+): Promise<{ size: number } | undefined> {
+  const path = blobPath(repo, digest);
+  const scopes = [pullScope(repo)];
+  const url = await t.url(path);
+  return withRetry(
+    async () => {
+      const first = await t.send({ method: 'HEAD', url, scopes, signal: options.signal });
+      const res = await followRedirects(t, first, 'HEAD', {}, options.signal, scopes);
+      if (res.status === 404) {
+        await res.discard();
+        return undefined;
+      }
+      if (res.status !== 200) throw await registryError(res, 'HEAD', { phase: 'blob', what: digest, digest });
+      await res.discard();
+      const size = Number(res.headers['content-length']);
+      return { size: Number.isFinite(size) ? size : -1 };
+    },
+    { method: 'HEAD', url, retry: t.retry, events: t.events, signal: options.signal },
+  );
+}
+
+/**
+ * getBlob opens a blob for reading, following redirects; a download cut in the middle is resumed with a Range
+ * request (bounded by the retry options), and the bytes are checked against the digest unless `verify` is false.
+ */
+export async function getBlob(t: RegistryTransport, repo: string, digest: string, options: GetBlobOptions = {}): Promise<BlobReader> {
+  const path = blobPath(repo, digest);
+  const scopes = [pullScope(repo)];
+  const url = await t.url(path);
+  const signal = options.signal;
+  const open = (offset: number): Promise<HttpResponse> =>
+    withRetry(
+      async () => {
+        const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+        const first = await t.send({ method: 'GET', url, scopes, headers, signal });
+        const res = await followRedirects(t, first, 'GET', headers, signal, scopes);
+        const ok = offset > 0 ? [206] : [200];
+        if (!ok.includes(res.status)) {
+          if (offset > 0 && res.status === 200) {
+            await res.discard();
+            throw new MirrorError('NETWORK', `download of ${digest} was cut and the server cannot resume it`, {
+              method: 'GET',
+              url: redactUrl(url),
+              digest,
+            });
+          }
+          throw await registryError(res, 'GET', { phase: 'blob', what: digest, digest });
+        }
+        return res;
+      },
+      { method: 'GET', url, retry: t.retry, events: t.events, signal },
+    );
+  let current = await open(0);
+  const length = Number(current.headers['content-length']);
+  const size = options.size ?? (Number.isFinite(length) ? length : undefined);
+  const policy = resolveRetryOptions(t.retry);
+  let cancelled = false;
+  const raw = async function* resuming(): AsyncGenerator<Uint8Array> {
+    let offset = 0;
+    for (let resumes = 0; ; ) {
+      try {
+        for await (const chunk of current.body) {
+          offset += chunk.byteLength;
+          yield chunk;
+        }
+        return;
+      } catch (e) {
+        if (cancelled || !isRetryableError(e) || resumes >= policy.retries) throw e;
+        resumes++;
+        const delayMs = retryDelay(resumes, policy, retryAfterOf(e));
+        t.events({ type: 'retry', method: 'GET', url: redactUrl(url), attempt: resumes, delayMs, reason: retryReason(e) });
+        await sleep(delayMs, signal);
+        current = await open(offset);
+      }
+    }
+  };
+  const verify = options.verify !== false && digest.startsWith('sha256:');
+  const body = verify ? verifyingStream(raw(), digest, size, { digest, phase: 'download' }) : raw();
+  return {
+    size,
+    body,
+    async cancel(): Promise<void> {
+      cancelled = true;
+      await current.discard();
+      await body.return(undefined);
+    },
+  };
+}
+
+/** MountResult is the outcome of a cross-repository mount. */
+export type MountResult =
+  /** The registry linked the blob (201). */
+  | { mounted: true }
+  /** Not mounted; when `session` is set the registry opened an upload (202) to upload into or cancel. */
+  | { mounted: false; session?: UploadSession | undefined };
+
+/**
+ * mountBlob asks the registry to link a blob from another repository (`POST ...?mount=&from=`) with a token for
+ * push,pull on `repo` and pull on `fromRepo`. Only 201 means mounted; 202 gives an upload session; a refused token
+ * or a 401/403 answer gives `{mounted: false}` so the caller uploads normally.
+ */
+export async function mountBlob(
+  t: RegistryTransport,
+  repo: string,
+  digest: string,
+  fromRepo: string,
+  options: SignalOption = {},
+): Promise<MountResult> {
+  const query = new URLSearchParams({ mount: digest, from: fromRepo });
+  const url = await t.url(`/v2/${repo}/blobs/uploads/?${query.toString()}`);
+  const scopes = fromRepo === repo ? [pushScope(repo)] : [pushScope(repo), pullScope(fromRepo)];
+  return withRetry(
+    async () => {
+      let res: HttpResponse;
+      try {
+        res = await t.send({ method: 'POST', url, scopes, signal: options.signal, reresolve: false });
+      } catch (e) {
+        if (e instanceof MirrorError && e.code === 'AUTH') {
+          t.events({ type: 'debug', message: `mount of ${digest} from ${fromRepo} into ${repo} not allowed (${e.message}); uploading instead` });
+          return { mounted: false };
+        }
+        throw e;
+      }
+      if (res.status === 201) {
+        await res.discard();
+        return { mounted: true };
+      }
+      if (res.status === 202) {
+        await res.discard();
+        return { mounted: false, session: sessionFromResponse(res, repo) };
+      }
+      if (res.status === 401 || res.status === 403) {
+        await res.discard();
+        return { mounted: false };
+      }
+      throw await registryError(res, 'POST', { phase: 'mount', what: `${digest} from ${fromRepo} into ${repo}`, digest });
+    },
+    { method: 'POST', url, retry: t.retry, events: t.events, signal: options.signal },
+  );
+}

@@ -1,0 +1,163 @@
+/**
+ * Registry error responses (`{"errors":[{"code","message","detail"}]}`) turned into {@link MirrorError}s that name
+ * the phase, the method, the redacted URL, the HTTP status and the registry's error code.
+ */
+import { MirrorError, redactUrl, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
+import type { HttpResponse } from '../net/http.js';
+
+/** ERROR_BODY_LIMIT is the most bytes of an error body that are read. */
+export const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** RegistryErrorDetail is one entry of a registry's error body. */
+export interface RegistryErrorDetail {
+  code: string;
+  message: string;
+}
+
+/** RegistryHttpError is a failed registry response; it keeps `Retry-After` for the retry policy. */
+export class RegistryHttpError extends MirrorError {
+  /** The response's `Retry-After` header, if any. */
+  readonly retryAfter: string | undefined;
+  /** Every error the registry listed. */
+  readonly details: readonly RegistryErrorDetail[];
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: MirrorErrorOptions & { retryAfter?: string | undefined; details?: readonly RegistryErrorDetail[] },
+  ) {
+    const { retryAfter, details, ...rest } = options;
+    super(code, message, rest);
+    this.name = 'RegistryHttpError';
+    this.retryAfter = retryAfter;
+    this.details = details ?? [];
+  }
+}
+
+/**
+ * StreamConsumedError says an upload failed after bytes of a stream that cannot be reopened were sent: the blob
+ * must be read again from its source later (code `NETWORK`, `streamConsumed: true`).
+ */
+export class StreamConsumedError extends MirrorError {
+  /** Always true: the source stream was (partly) consumed and cannot be replayed. */
+  readonly streamConsumed = true as const;
+  /** Marks the error as final for the retry policy: retrying needs the caller to reopen the source. */
+  readonly retryable = false as const;
+
+  constructor(message: string, options: MirrorErrorOptions = {}) {
+    super('NETWORK', message, options);
+    this.name = 'StreamConsumedError';
+  }
+}
+
+/** isStreamConsumedError tells whether an error means "read this blob again and retry later". */
+export function isStreamConsumedError(e: unknown): e is StreamConsumedError {
+  return e instanceof StreamConsumedError;
+}
+
+/** parseErrorBody extracts the registry's errors from a JSON error body; empty when it is not one. */
+export function parseErrorBody(text: string): RegistryErrorDetail[] {
+  if (text.trim() === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const list = typeof parsed === 'object' && parsed !== null ? (parsed as { errors?: unknown }).errors : undefined;
+  if (!Array.isArray(list)) return [];
+  const out: RegistryErrorDetail[] = [];
+  for (const item of list) {
+    if (typeof item !== 'object' || item === null) continue;
+    const { code, message } = item as { code?: unknown; message?: unknown };
+    out.push({
+      code: typeof code === 'string' ? code : 'UNKNOWN',
+      message: typeof message === 'string' ? message.split('\n')[0] ?? '' : '',
+    });
+  }
+  return out;
+}
+
+/** errorCodeForStatus gives the MirrorError code for an HTTP status of a registry response. */
+export function errorCodeForStatus(status: number, notFoundIsError = true): ErrorCode {
+  if (status === 401 || status === 403) return 'AUTH';
+  if (status === 404 && notFoundIsError) return 'NOT_FOUND';
+  return 'REGISTRY';
+}
+
+/** RegistryErrorContext names what was being done when a response failed. */
+export interface RegistryErrorContext {
+  /** `ping`, `blob`, `upload`, `mount`, `manifest`, `tags`, ... */
+  phase: string;
+  /** A short description of the object: `manifest 127.0.0.1:5000/repo:tag`, `blob sha256:...`. */
+  what?: string | undefined;
+  /** The digest concerned. */
+  digest?: string | undefined;
+  /** The image concerned. */
+  image?: string | undefined;
+}
+
+/** statusText gives the reason phrase of common statuses, for messages. */
+function statusText(status: number): string {
+  const texts: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    408: 'Request Timeout',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    416: 'Range Not Satisfiable',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    502: 'Bad Gateway',
+    503: 'Service Unavailable',
+    504: 'Gateway Timeout',
+  };
+  return texts[status] ?? '';
+}
+
+/**
+ * registryError reads (a bounded part of) a failed response and builds the error: `AUTH` for 401/403,
+ * `NOT_FOUND` for 404, `REGISTRY` otherwise, with a one-line message carrying the registry's code and message.
+ */
+export async function registryError(res: HttpResponse, method: string, ctx: RegistryErrorContext): Promise<RegistryHttpError> {
+  const text = method === 'HEAD' ? '' : await res.text(ERROR_BODY_LIMIT);
+  if (method === 'HEAD') await res.discard();
+  return registryErrorFromText(res.status, res.headers, text, method, res.url, ctx);
+}
+
+/** registryErrorFromText builds the error of {@link registryError} from an already-read body. */
+export function registryErrorFromText(
+  status: number,
+  headers: Record<string, string>,
+  text: string,
+  method: string,
+  url: URL,
+  ctx: RegistryErrorContext,
+): RegistryHttpError {
+  const details = parseErrorBody(text);
+  const first = details[0];
+  const code = errorCodeForStatus(status);
+  const what = ctx.what ? ` ${ctx.what}` : '';
+  let reason = `HTTP ${status}${statusText(status) ? ` ${statusText(status)}` : ''}`;
+  if (first !== undefined) reason += `: ${first.code}${first.message ? ` ${first.message}` : ''}`;
+  let hint: string | undefined;
+  if (status === 400 && url.protocol === 'http:' && /HTTP request to an HTTPS server/i.test(text)) {
+    reason = 'the registry speaks HTTPS, but plain HTTP was used';
+    hint = `use https://${url.host} (drop --plain-http)`;
+  }
+  return new RegistryHttpError(code, `${ctx.phase}${what} failed: ${reason}`, {
+    phase: ctx.phase,
+    method,
+    url: redactUrl(url),
+    status,
+    registryCode: first?.code,
+    digest: ctx.digest,
+    image: ctx.image,
+    retryAfter: headers['retry-after'],
+    details,
+    hint,
+  });
+}

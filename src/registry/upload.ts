@@ -1,0 +1,505 @@
+/**
+ * Blob uploads: monolithic (POST, then one PUT with the whole body), streamed when the digest is not known in
+ * advance (POST, one PATCH, PUT ?digest=computed), and chunked (PATCH with Content-Range, one chunk in memory,
+ * resumed from the offset the registry reports). Every byte sent is hashed; a blob that does not match its digest
+ * is never completed. Retries are bounded; a stream that cannot be reopened fails with {@link StreamConsumedError}.
+ */
+import { DigestMismatchError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
+import type { HttpResponse } from '../net/http.js';
+import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep } from '../net/retry.js';
+import { DigestCounter, sha256Digest, verifyingStream } from '../oci/digest.js';
+import { pushScope } from './auth.js';
+import { blobExists } from './blob.js';
+import { registryError, RegistryHttpError, StreamConsumedError } from './errors.js';
+import { ReplayNeededError, type RegistryTransport } from './transport.js';
+
+/** DEFAULT_CHUNK_SIZE is the chunk size of chunked uploads: 16 MiB. */
+export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+/** CANCEL_TIMEOUT_MS bounds the best-effort DELETE of an abandoned upload session. */
+export const CANCEL_TIMEOUT_MS = 5_000;
+
+/** UploadSession is an open upload on the registry (from a POST, or from a mount answered 202). */
+export interface UploadSession {
+  /** The repository the upload belongs to. */
+  repository: string;
+  /** The absolute URL to PATCH/PUT/GET/DELETE (it changes after each PATCH). */
+  location: string;
+  /** The smallest chunk the registry accepts (`OCI-Chunk-Min-Length`), if it said. */
+  minChunkLength?: number | undefined;
+}
+
+/** BlobBody is what to upload: bytes in memory, or a stream (reopenable when it can be read again from the start). */
+export type BlobBody =
+  | { kind: 'bytes'; data: Uint8Array }
+  | { kind: 'stream'; open: () => AsyncIterable<Uint8Array>; reopenable: boolean };
+
+/** UploadMode chooses how bytes are sent. */
+export type UploadMode = 'monolithic' | 'chunked';
+
+/** UploadOptions tune {@link uploadBlob}. */
+export interface UploadOptions {
+  /** The expected digest; when given, bytes that do not match are never committed. Default: computed while sending. */
+  digest?: string | undefined;
+  /** The expected size in bytes. */
+  size?: number | undefined;
+  /** `monolithic` (default; one PUT, or one PATCH when the digest is unknown) or `chunked`. */
+  mode?: UploadMode | undefined;
+  /** Chunk size for chunked mode. Default: {@link DEFAULT_CHUNK_SIZE} (raised to the registry's minimum). */
+  chunkSize?: number | undefined;
+  /** An upload session to use (from a mount answered 202) instead of opening one. */
+  session?: UploadSession | undefined;
+  /** Called with the number of new bytes accepted, for progress (bytes sent again after a retry are not counted twice). */
+  onBytes?: ((n: number) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** UploadResult is what the registry stored. */
+export interface UploadResult {
+  digest: string;
+  size: number;
+}
+
+/** SessionLostError says the registry no longer knows an upload session (or it cannot continue). */
+class SessionLostError extends MirrorError {
+  constructor(message: string, options: ConstructorParameters<typeof MirrorError>[2] = {}) {
+    super('REGISTRY', message, options);
+    this.name = 'SessionLostError';
+  }
+}
+
+/** sessionFromResponse reads the upload session of a 202 answer (Location, OCI-Chunk-Min-Length). */
+export function sessionFromResponse(res: HttpResponse, repository: string): UploadSession {
+  const location = res.headers['location'];
+  if (location === undefined || location === '') {
+    throw new MirrorError('REGISTRY', `registry opened an upload for ${repository} without a Location`, {
+      phase: 'upload',
+      url: redactUrl(res.url),
+      status: res.status,
+    });
+  }
+  const min = Number(res.headers['oci-chunk-min-length']);
+  return {
+    repository,
+    location: new URL(location, res.url).toString(),
+    minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined,
+  };
+}
+
+/** withQuery appends a query parameter to a URL without re-encoding the parameters it already has. */
+function withQuery(url: string, key: string, value: string): string {
+  const u = new URL(url);
+  const sep = u.search === '' || u.search === '?' ? '?' : '&';
+  u.search = `${u.search === '?' ? '' : u.search}${sep}${encodeURIComponent(key)}=${encodeURIComponent(value)}`;
+  return u.toString();
+}
+
+/** Progress reports bytes past the highest offset reached, so bytes sent again are not counted twice. */
+class Progress {
+  private high = 0;
+  constructor(private readonly onBytes: ((n: number) => void) | undefined) {}
+  reach(offset: number): void {
+    if (offset > this.high) {
+      this.onBytes?.(offset - this.high);
+      this.high = offset;
+    }
+  }
+}
+
+/** startUpload opens an upload session (POST /v2/<repo>/blobs/uploads/), with retries. */
+export async function startUpload(t: RegistryTransport, repo: string, signal?: AbortSignal): Promise<UploadSession> {
+  return t.call(
+    { method: 'POST', url: `/v2/${repo}/blobs/uploads/`, scopes: [pushScope(repo)], ok: [202], context: { phase: 'upload', what: `to ${repo}` }, signal },
+    async (res) => {
+      await res.discard();
+      return sessionFromResponse(res, repo);
+    },
+  );
+}
+
+/** cancelUpload deletes an upload session (best effort: a session the registry already forgot is fine). */
+export async function cancelUpload(t: RegistryTransport, session: UploadSession, signal?: AbortSignal): Promise<void> {
+  const res = await t.send({ method: 'DELETE', url: session.location, scopes: [pushScope(session.repository)], signal });
+  await res.discard();
+  if (res.status === 204 || res.status === 200 || res.status === 202 || res.status === 404) return;
+  throw await registryError(res, 'DELETE', { phase: 'upload', what: `cancel in ${session.repository}` });
+}
+
+/** cancelQuietly cancels a session, never throwing, bounded in time even when the caller's signal fired. */
+async function cancelQuietly(t: RegistryTransport, session: UploadSession | undefined): Promise<void> {
+  if (session === undefined) return;
+  try {
+    await cancelUpload(t, session, AbortSignal.timeout(CANCEL_TIMEOUT_MS));
+  } catch {
+    // The registry garbage-collects abandoned uploads.
+  }
+}
+
+/** uploadStatus asks a session how many bytes it holds (GET <location> answers `Range: 0-<last>`). */
+async function uploadStatus(t: RegistryTransport, session: UploadSession, signal?: AbortSignal): Promise<{ offset: number; location: string }> {
+  try {
+    return await t.call(
+      { method: 'GET', url: session.location, scopes: [pushScope(session.repository)], ok: [204, 200], context: { phase: 'upload', what: 'status' }, signal },
+      async (res) => {
+        await res.discard();
+        const range = /^(?:bytes=)?0-(\d+)$/.exec((res.headers['range'] ?? '').trim());
+        // `0-0` is what distribution answers for both 0 and 1 byte: take the safe reading (0).
+        const offset = range?.[1] === undefined ? 0 : Number(range[1]) === 0 ? 0 : Number(range[1]) + 1;
+        const location = res.headers['location'];
+        return { offset, location: location ? new URL(location, res.url).toString() : session.location };
+      },
+    );
+  } catch (e) {
+    if (e instanceof RegistryHttpError && e.context.status !== undefined && e.context.status < 500) {
+      throw new SessionLostError(`upload session in ${session.repository} is gone`, { cause: e, phase: 'upload' });
+    }
+    throw e;
+  }
+}
+
+/** isSessionLost tells whether an error means the upload must start over in a new session. */
+function isSessionLost(e: unknown): boolean {
+  if (e instanceof SessionLostError || e instanceof ReplayNeededError) return true;
+  if (e instanceof RegistryHttpError) {
+    const code = e.context.registryCode;
+    return e.context.status === 416 || code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID' || code === 'RANGE_INVALID';
+  }
+  return false;
+}
+
+/** Tracks whether a stream source was opened (after which it cannot be opened again unless reopenable). */
+interface SourceState {
+  opened: boolean;
+}
+
+/** openSource gives the body for one attempt; a stream is opened lazily, on the first read, and that is recorded. */
+function openSource(body: BlobBody, state: SourceState): AsyncIterable<Uint8Array> {
+  if (body.kind === 'bytes') {
+    const data = body.data;
+    return (async function* bytes(): AsyncGenerator<Uint8Array, void, undefined> {
+      if (data.byteLength > 0) yield data;
+    })();
+  }
+  return (async function* tracked(): AsyncGenerator<Uint8Array, void, undefined> {
+    state.opened = true;
+    for await (const chunk of body.open()) {
+      if (chunk.byteLength === 0) continue;
+      yield chunk;
+    }
+  })();
+}
+
+/** rechunk regroups a stream into chunks of exactly `size` bytes (the last one shorter), holding one chunk. */
+async function* rechunk(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array, void, undefined> {
+  let buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for await (const chunk of source) {
+    let pos = 0;
+    while (pos < chunk.byteLength) {
+      const n = Math.min(size - fill, chunk.byteLength - pos);
+      buf.set(chunk.subarray(pos, pos + n), fill);
+      fill += n;
+      pos += n;
+      if (fill === size) {
+        yield buf;
+        buf = Buffer.allocUnsafe(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
+}
+
+/** An attempt's context. */
+interface Attempt {
+  t: RegistryTransport;
+  repo: string;
+  body: BlobBody;
+  options: UploadOptions;
+  progress: Progress;
+  source: SourceState;
+}
+
+/** finish commits an upload with PUT <location>?digest=, and checks (HEAD) whether a PUT whose answer was lost landed. */
+async function finish(a: Attempt, session: UploadSession, digest: string, size: number): Promise<UploadResult> {
+  const { t, repo, options } = a;
+  const url = withQuery(session.location, 'digest', digest);
+  try {
+    return await t.call(
+      {
+        method: 'PUT',
+        url,
+        scopes: [pushScope(repo)],
+        headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+        ok: [201, 204],
+        context: { phase: 'upload', what: digest, digest },
+        signal: options.signal,
+      },
+      async (res) => {
+        await res.discard();
+        return { digest: res.headers['docker-content-digest'] || digest, size };
+      },
+    );
+  } catch (e) {
+    const landed = await landedAs(a, digest, size);
+    if (landed !== undefined) return landed;
+    throw e;
+  }
+}
+
+/** landedAs tells whether the blob is in the repository with the right size (a commit whose answer was lost). */
+async function landedAs(a: Attempt, digest: string, size: number | undefined): Promise<UploadResult | undefined> {
+  if (a.options.signal?.aborted) return undefined;
+  try {
+    const found = await blobExists(a.t, a.repo, digest, { signal: a.options.signal });
+    if (found !== undefined && (size === undefined || found.size === size || found.size < 0)) return { digest, size: size ?? found.size };
+  } catch {
+    // fall through: report the original failure
+  }
+  return undefined;
+}
+
+/** monolithic sends the whole body in one PUT (digest and size known). */
+async function monolithicPut(a: Attempt, session: UploadSession, digest: string, size: number): Promise<UploadResult> {
+  const { t, repo, body, options, progress } = a;
+  const url = withQuery(session.location, 'digest', digest);
+  let payload: () => Uint8Array | AsyncIterable<Uint8Array>;
+  let replayable: boolean;
+  if (body.kind === 'bytes') {
+    payload = () => body.data;
+    replayable = true;
+  } else {
+    let sent = 0;
+    const verified = verifyingStream(openSource(body, a.source), digest, size, { digest, phase: 'upload' });
+    payload = () =>
+      (async function* counted(): AsyncGenerator<Uint8Array, void, undefined> {
+        for await (const chunk of verified) {
+          yield chunk;
+          sent += chunk.byteLength;
+          progress.reach(sent);
+        }
+      })();
+    replayable = false;
+  }
+  let res: HttpResponse;
+  try {
+    res = await t.send({
+      method: 'PUT',
+      url,
+      scopes: [pushScope(repo)],
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: payload,
+      replayable,
+      signal: options.signal,
+    });
+  } catch (e) {
+    if (e instanceof DigestMismatchError || !isRetryableError(e)) throw e;
+    const landed = await landedAs(a, digest, size);
+    if (landed !== undefined) return landed;
+    throw e;
+  }
+  if (res.status !== 201 && res.status !== 204) throw await registryError(res, 'PUT', { phase: 'upload', what: digest, digest });
+  await res.discard();
+  if (body.kind === 'bytes') progress.reach(size);
+  return { digest: res.headers['docker-content-digest'] || digest, size };
+}
+
+/** streamed sends the whole body in one PATCH (no Content-Range), hashing it, then commits with the computed digest. */
+async function streamedPatch(a: Attempt, session: UploadSession): Promise<UploadResult> {
+  const { t, repo, body, options, progress } = a;
+  const counter = new DigestCounter();
+  const source = openSource(body, a.source);
+  const expectedSize = options.size;
+  const hashed = (async function* hashed(): AsyncGenerator<Uint8Array, void, undefined> {
+    for await (const chunk of source) {
+      counter.update(chunk);
+      if (expectedSize !== undefined && counter.bytes > expectedSize) {
+        throw new DigestMismatchError(options.digest ?? 'unknown', 'unknown', {
+          phase: 'upload',
+          expectedSize,
+          actualSize: counter.bytes,
+        });
+      }
+      yield chunk;
+      progress.reach(counter.bytes);
+    }
+  })();
+  const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+  if (expectedSize !== undefined) headers['content-length'] = String(expectedSize);
+  const res = await t.send({
+    method: 'PATCH',
+    url: session.location,
+    scopes: [pushScope(repo)],
+    headers,
+    body: () => hashed,
+    replayable: false,
+    signal: options.signal,
+  });
+  if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `to ${repo}` });
+  await res.discard();
+  const next = { ...session, location: new URL(res.headers['location'] ?? session.location, res.url).toString() };
+  const digest = counter.digest();
+  checkExpected(options, digest, counter.bytes);
+  return finish(a, next, digest, counter.bytes);
+}
+
+/** checkExpected throws when the bytes sent do not match the expected digest or size. */
+function checkExpected(options: UploadOptions, digest: string, size: number): void {
+  const expectedDigest = options.digest;
+  if (options.size !== undefined && options.size !== size) {
+    throw new DigestMismatchError(expectedDigest ?? digest, digest, { phase: 'upload', expectedSize: options.size, actualSize: size });
+  }
+  if (expectedDigest !== undefined && expectedDigest !== digest) {
+    throw new DigestMismatchError(expectedDigest, digest, { phase: 'upload' });
+  }
+}
+
+/** chunked sends the body in PATCH chunks with Content-Range, resuming a failed chunk from the session's offset. */
+async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult> {
+  const { t, repo, body, options, progress } = a;
+  const policy = resolveRetryOptions(t.retry);
+  const chunkSize = Math.max(1, options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
+  const counter = new DigestCounter();
+  let current = session;
+  let offset = 0;
+  for await (const chunk of rechunk(openSource(body, a.source), chunkSize)) {
+    counter.update(chunk);
+    if (options.size !== undefined && counter.bytes > options.size) {
+      throw new DigestMismatchError(options.digest ?? 'unknown', 'unknown', { phase: 'upload', expectedSize: options.size, actualSize: counter.bytes });
+    }
+    const start = offset;
+    let pos = start;
+    let data = chunk;
+    for (let tries = 0; data.byteLength > 0; tries++) {
+      try {
+        const res = await t.send({
+          method: 'PATCH',
+          url: current.location,
+          scopes: [pushScope(repo)],
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-range': `${pos}-${pos + data.byteLength - 1}`,
+            'content-length': String(data.byteLength),
+          },
+          body: () => data,
+          replayable: true,
+          signal: options.signal,
+        });
+        if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `chunk ${pos}-${pos + data.byteLength - 1} to ${repo}` });
+        await res.discard();
+        const location = res.headers['location'];
+        current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
+        pos += data.byteLength;
+        data = data.subarray(data.byteLength);
+        progress.reach(pos);
+      } catch (e) {
+        if (isMirrorError(e) && e.code === 'INTERRUPTED') throw e;
+        if (!isRetryableError(e) || tries >= policy.retries) throw e;
+        const delayMs = retryDelay(tries + 1, policy, retryAfterOf(e));
+        t.events({ type: 'retry', method: 'PATCH', url: redactUrl(current.location), attempt: tries + 1, delayMs, reason: retryReason(e) });
+        await sleep(delayMs, options.signal);
+        const status = await uploadStatus(t, current, options.signal);
+        if (status.offset < start || status.offset > start + chunk.byteLength) {
+          throw new SessionLostError(
+            `upload session in ${repo} is at byte ${status.offset}, outside the chunk held (${start}-${start + chunk.byteLength})`,
+            { phase: 'upload', cause: e },
+          );
+        }
+        current = { ...current, location: status.location };
+        pos = status.offset;
+        data = chunk.subarray(pos - start);
+        progress.reach(pos);
+        t.events({ type: 'debug', message: `upload to ${repo}: resuming at byte ${pos}` });
+      }
+    }
+    offset = start + chunk.byteLength;
+  }
+  const digest = counter.digest();
+  checkExpected(options, digest, counter.bytes);
+  return finish(a, current, digest, counter.bytes);
+}
+
+/** runOnce uploads once into a session, choosing the way by mode and what is known. */
+async function runOnce(a: Attempt, session: UploadSession): Promise<UploadResult> {
+  const { body, options } = a;
+  if (options.mode === 'chunked') return chunked(a, session);
+  if (body.kind === 'bytes') {
+    const digest = options.digest ?? sha256Digest(body.data);
+    return monolithicPut(a, session, digest, body.data.byteLength);
+  }
+  if (options.digest !== undefined && options.size !== undefined) return monolithicPut(a, session, options.digest, options.size);
+  return streamedPatch(a, session);
+}
+
+/**
+ * uploadBlob uploads a blob into `repo` and returns the digest the registry confirmed (or the computed one).
+ * Bytes bodies and reopenable streams are retried whole (in a new session) when an attempt fails; a stream that
+ * cannot be reopened fails with {@link StreamConsumedError} once bytes were taken from it. A digest or size
+ * mismatch throws {@link DigestMismatchError} and the upload is never completed.
+ */
+export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobBody, options: UploadOptions = {}): Promise<UploadResult> {
+  if (body.kind === 'bytes') {
+    // Known bytes are checked before anything is sent.
+    const actual = sha256Digest(body.data);
+    const sizeWrong = options.size !== undefined && options.size !== body.data.byteLength;
+    if (sizeWrong || (options.digest !== undefined && options.digest !== actual)) {
+      throw new DigestMismatchError(options.digest ?? actual, actual, {
+        phase: 'upload',
+        expectedSize: options.size,
+        actualSize: body.data.byteLength,
+      });
+    }
+  }
+  const policy = resolveRetryOptions(t.retry);
+  const progress = new Progress(options.onBytes);
+  const source: SourceState = { opened: false };
+  let session = options.session;
+  for (let attempt = 0; ; attempt++) {
+    let current: UploadSession | undefined;
+    try {
+      current = session ?? (await startUpload(t, repo, options.signal));
+      session = undefined;
+      return await runOnce({ t, repo, body, options, progress, source }, current);
+    } catch (e) {
+      const failed = current;
+      if (isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) {
+        await cancelQuietly(t, failed);
+        throw e;
+      }
+      const restartable = isRetryableError(e) || isSessionLost(e);
+      if (!restartable) {
+        await cancelQuietly(t, failed);
+        throw e;
+      }
+      const replayable = body.kind === 'bytes' || body.reopenable || !source.opened;
+      if (!replayable) {
+        await cancelQuietly(t, failed);
+        throw new StreamConsumedError(
+          `upload to ${repo} failed after its stream was consumed; read the blob again to retry (${errorLine(e)})`,
+          { phase: 'upload', digest: options.digest, cause: e },
+        );
+      }
+      if (attempt >= policy.retries) {
+        await cancelQuietly(t, failed);
+        throw e;
+      }
+      const delayMs = retryDelay(attempt + 1, policy, retryAfterOf(e));
+      t.events({
+        type: 'retry',
+        method: 'UPLOAD',
+        url: redactUrl(failed?.location ?? (await t.url(`/v2/${repo}/blobs/uploads/`))),
+        attempt: attempt + 1,
+        delayMs,
+        reason: retryReason(e),
+      });
+      await cancelQuietly(t, failed);
+      await sleep(delayMs, options.signal);
+      source.opened = false;
+    }
+  }
+}
+
+/** errorLine gives a short description of an error for a wrapping message. */
+function errorLine(e: unknown): string {
+  if (e instanceof Error) return (e.message.split('\n')[0] ?? e.name).slice(0, 200);
+  return String(e).slice(0, 200);
+}

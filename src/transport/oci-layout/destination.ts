@@ -1,0 +1,134 @@
+/**
+ * An OCI image layout directory as a destination (`oci:DIR`). Blobs are written to a temporary file, verified,
+ * and only then renamed to `blobs/<alg>/<hex>`; `index.json` is written last, atomically, so the layout never
+ * names anything that is not complete. Existing content is kept: pushing into a layout adds to it.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { errorMessage, MirrorError } from '../../errors/index.js';
+import { DigestCounter, digestHex, verifyingStream } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
+import type { Descriptor } from '../../oci/manifest.js';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
+import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
+
+/** openLayoutDestination opens (creating when missing) an OCI image layout directory. */
+export async function openLayoutDestination(dir: string): Promise<ImageDestination> {
+  const d = new LayoutDestination(dir);
+  await d.init();
+  return d;
+}
+
+function algHexPath(dir: string, digest: string): string {
+  const i = digest.indexOf(':');
+  return join(dir, 'blobs', digest.slice(0, i), digest.slice(i + 1));
+}
+
+class LayoutDestination implements ImageDestination {
+  readonly blobScope = 'global' as const;
+  private entries: Descriptor[] = [];
+
+  constructor(private readonly dir: string) {}
+
+  get description(): string {
+    return `OCI layout ${this.dir}`;
+  }
+
+  async init(): Promise<void> {
+    try {
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      const layoutFile = join(this.dir, 'oci-layout');
+      try {
+        await stat(layoutFile);
+      } catch {
+        await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      }
+      try {
+        const idx = JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8')) as { manifests?: Descriptor[] };
+        this.entries = Array.isArray(idx.manifests) ? idx.manifests : [];
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new MirrorError('BAD_INPUT', `${join(this.dir, 'index.json')} exists but is not a valid index: ${errorMessage(e)}`, { file: this.dir });
+        }
+      }
+    } catch (e) {
+      if (e instanceof MirrorError) throw e;
+      throw new MirrorError('BAD_INPUT', `cannot write the OCI layout ${this.dir}: ${errorMessage(e)}`, { file: this.dir, cause: e });
+    }
+  }
+
+  async hasBlob(_repository: string, digest: string): Promise<boolean> {
+    try {
+      await stat(algHexPath(this.dir, digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async mountBlob(): Promise<MountResult> {
+    return { mounted: false };
+  }
+
+  async cancelSession(): Promise<void> {}
+
+  async putBlob(_repository: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody, options: PutBlobOptions): Promise<BlobResult> {
+    const tmp = join(this.dir, 'blobs', `.tmp-${randomBytes(8).toString('hex')}`);
+    const counter = new DigestCounter();
+    const input = body.kind === 'bytes' ? once1(body.data) : body.open();
+    const checked = expected.digest !== undefined ? verifyingStream(input, expected.digest, expected.size, { phase: 'write' }) : input;
+    const out = createWriteStream(tmp, { flags: 'wx' });
+    try {
+      for await (const chunk of checked) {
+        options.signal?.throwIfAborted();
+        counter.update(chunk);
+        if (!out.write(chunk)) await once(out, 'drain');
+        options.onBytes?.(chunk.byteLength);
+      }
+      out.end();
+      await once(out, 'close');
+      const digest = expected.digest ?? counter.digest();
+      await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
+      await rename(tmp, algHexPath(this.dir, digest));
+      return { digest, size: counter.bytes };
+    } catch (e) {
+      out.destroy();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  async manifestDigest(repository: string, reference: string): Promise<string | undefined> {
+    if (reference.includes(':')) return (await this.hasBlob(repository, reference)) ? reference : undefined;
+    return this.entries.find((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] === `${repository}:${reference}`)?.digest;
+  }
+
+  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { root?: boolean | undefined }): Promise<void> {
+    const isDigest = reference.includes(':');
+    const digest = isDigest ? reference : undefined;
+    const written = await this.putBlob(image.repository, { digest, size: digest ? bytes.byteLength : undefined }, { kind: 'bytes', data: bytes }, {});
+    if (isDigest && !options.root) return;
+    const name = image.annotationName ?? image.name;
+    const annotations: Record<string, string> = { [ANNOTATION_IMAGE_NAME]: name };
+    if (!isDigest) annotations[ANNOTATION_REF_NAME] = reference;
+    const entry: Descriptor = { mediaType, digest: written.digest, size: bytes.byteLength, annotations };
+    this.entries = this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name);
+    this.entries.push(entry);
+  }
+
+  async commit(): Promise<void> {
+    const index = { schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: this.entries };
+    const tmp = join(this.dir, `.index.json.${digestHex(randomBytes(4).toString('hex'))}`);
+    await writeFile(tmp, JSON.stringify(index));
+    await rename(tmp, join(this.dir, 'index.json'));
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function* once1(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data;
+}

@@ -1,0 +1,197 @@
+/**
+ * The contracts between the copy engine and the ends it copies between. The engine imports only this file;
+ * adding a kind of source or destination is a folder implementing one of these and one line in `./index.ts`.
+ */
+import type { MirrorError } from '../errors/index.js';
+import type { Descriptor } from '../oci/manifest.js';
+import type { ImageReference } from '../reference/reference.js';
+
+/** BlobBody is the content of a blob handed to a destination: bytes in memory, or a stream. */
+export type BlobBody =
+  | { kind: 'bytes'; data: Uint8Array }
+  /** `open` may be called again only when `reopenable` (a file, a registry); a bundle stream can be read once. */
+  | { kind: 'stream'; open: () => AsyncIterable<Uint8Array>; reopenable: boolean };
+
+/** BlobResult is what a blob turned out to be once written. */
+export interface BlobResult {
+  digest: string;
+  size: number;
+}
+
+/** SourceImage is one image (or index) a source offers. */
+export interface SourceImage {
+  /** The normalized full source reference (tag and/or digest). Undefined when the source gives no usable name. */
+  reference: ImageReference | undefined;
+  /** The name as written in the source, for messages (`gcr.io/x/y:1.0`, `index.json manifests[3]`). */
+  name: string;
+  /** The root descriptor: an image manifest or an index. */
+  descriptor: Descriptor;
+  /** Set when the source changed the image on the way (docker-save layers compressed): what changed. */
+  converted?: string | undefined;
+  /** A problem found while reading this image; the image fails, the others go on. */
+  error?: MirrorError | undefined;
+}
+
+/** Catalog is what a stream source knows once it has read its input. */
+export interface Catalog {
+  /** Every image found. */
+  images: SourceImage[];
+  /** Bytes of a manifest, or of a small blob kept in memory (configs), by digest. */
+  bytes(digest: string): Uint8Array | undefined;
+  /** Media type the source declares for a manifest digest, if it knows one. */
+  mediaTypeOf(digest: string): string | undefined;
+  /** A problem with a blob found while reading (bytes that do not match the digest), if any. */
+  problem?(digest: string): MirrorError | undefined;
+}
+
+/** Wanted says which images need a blob, as far as the source knows while reading. */
+export type Wanted =
+  /** The metadata has not all been read yet: nobody can tell. */
+  | { known: false }
+  /** These images need it (empty: no image does). */
+  | { known: true; images: SourceImage[] };
+
+/** StreamBlob is one blob met while reading a stream source. */
+export interface StreamBlob {
+  /** A stable key that names the blob's entry, to read it again in a later pass. */
+  key: string;
+  /** The digest, when known before reading (content-addressed entries); undefined when computed on the way. */
+  digest?: string | undefined;
+  /** The size, when known before reading. */
+  size?: number | undefined;
+  /** The media type to report for it, when known. */
+  mediaType?: string | undefined;
+  /** Which images need it. */
+  wanted: Wanted;
+  /**
+   * The body. For a sequential input it is `{kind:'stream', reopenable:false}`: the sink reads it (at most once)
+   * before it returns, and the source drains whatever was left unread. For a directory it is reopenable and may
+   * be read later, more than once.
+   */
+  body: BlobBody;
+  /** Called by the sink with the result once it knows it (the source records converted layers' digests). */
+  resolved?: (result: BlobResult) => void;
+  /** Called by the sink when the blob could not be written; the source fails the images that need it. */
+  rejected?: (error: MirrorError) => void;
+}
+
+/** StreamSink receives the blobs of a stream source while it is read. */
+export interface StreamSink {
+  /** blob handles one blob; a one-time body must not be read after the returned promise resolves. */
+  blob(blob: StreamBlob): Promise<void>;
+}
+
+/** ScanOptions tune one read of a stream source. */
+export interface ScanOptions {
+  signal?: AbortSignal | undefined;
+  /** Only blobs with these keys reach the sink (a re-read pass); everything else is skipped. */
+  only?: ReadonlySet<string> | undefined;
+  /** Called with compressed bytes consumed, for progress. */
+  onSourceBytes?: ((delta: number, total: number | undefined) => void) | undefined;
+}
+
+/** StreamSource is a source read front to back (a bundle file or directory). */
+export interface StreamSource {
+  readonly kind: 'stream';
+  /** What it is, for messages (`bundle demo.tar.xz (xz, OCI layout)`). */
+  readonly description: string;
+  /** True when every blob body can be reopened (a directory), so blobs can be sent concurrently and retried whole. */
+  readonly reopenable: boolean;
+  /** scan reads the input once from the start and resolves with the catalog when the input ends. */
+  scan(sink: StreamSink, options: ScanOptions): Promise<Catalog>;
+  /** close releases files and subprocesses. */
+  close(): Promise<void>;
+}
+
+/** RandomSource is a source that can open any manifest or blob at any time (a registry, an OCI layout directory). */
+export interface RandomSource {
+  readonly kind: 'random';
+  readonly description: string;
+  /** images lists the images to copy. */
+  images(options: { signal?: AbortSignal | undefined }): Promise<SourceImage[]>;
+  /** manifest gives the bytes of a manifest (the engine verifies them). */
+  manifest(image: SourceImage, descriptor: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<Uint8Array>;
+  /** blob gives a body for a blob (reopenable). */
+  blob(image: SourceImage, descriptor: Descriptor): BlobBody;
+  close(): Promise<void>;
+}
+
+/** ImageSourceAny is either kind of source. */
+export type AnySource = StreamSource | RandomSource;
+
+/** DestinationImage is where one image goes in a destination. */
+export interface DestinationImage {
+  /** Repository in the destination (`test-namespace/platform/debian`). */
+  repository: string;
+  /** Tag to set last, if any. */
+  tag?: string | undefined;
+  /** Full destination name for messages and reports (`172.18.0.20:5000/test-namespace/platform/debian:12`). */
+  name: string;
+  /** The name to record with the image where the destination keeps names (an OCI layout's index.json). */
+  annotationName?: string | undefined;
+}
+
+/** MountResult is the outcome of a cross-repository mount. */
+export type MountResult =
+  | { mounted: true }
+  /** Not mounted; `session`, when set, is an upload session the registry opened (202) to upload into. */
+  | { mounted: false; session?: unknown };
+
+/** PutBlobOptions tune one blob write. */
+export interface PutBlobOptions {
+  signal?: AbortSignal | undefined;
+  /** Bytes sent, as deltas. */
+  onBytes?: ((n: number) => void) | undefined;
+  /** An upload session opened by a refused mount (202). */
+  session?: unknown;
+}
+
+/** ImageDestination is where images are written. Calls come in order: blobs, manifests (children first), tags, commit. */
+export interface ImageDestination {
+  /** What it is, for messages. */
+  readonly description: string;
+  /** `repository` when each repository has its own blobs (a registry: other repositories get them by mount). */
+  readonly blobScope: 'repository' | 'global';
+  /** hasBlob tells whether the repository holds the blob (HEAD). */
+  hasBlob(repository: string, digest: string, options: { signal?: AbortSignal | undefined }): Promise<boolean>;
+  /** mountBlob asks for the blob to be linked from another repository of the same destination. */
+  mountBlob(repository: string, digest: string, from: string, options: { signal?: AbortSignal | undefined }): Promise<MountResult>;
+  /** cancelSession drops an upload session a refused mount opened. */
+  cancelSession(session: unknown): Promise<void>;
+  /**
+   * putBlob writes a blob, verifying it against `digest`/`size` when given (never committing bytes that do not
+   * match), and returns its digest and size.
+   */
+  putBlob(
+    repository: string,
+    expected: { digest?: string | undefined; size?: number | undefined },
+    body: BlobBody,
+    options: PutBlobOptions,
+  ): Promise<BlobResult>;
+  /** manifestDigest gives the digest a manifest reference (tag or digest) points at, or undefined. */
+  manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined>;
+  /**
+   * putManifest writes a manifest by digest or tag. `image` names it where the destination records names;
+   * `root` marks the image's own (top) manifest, so a destination that keeps names records digest-only images.
+   */
+  putManifest(
+    image: DestinationImage,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    options: { signal?: AbortSignal | undefined; root?: boolean | undefined },
+  ): Promise<void>;
+  /** commit makes everything written visible (an OCI layout writes index.json). */
+  commit(options: { signal?: AbortSignal | undefined }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** StreamConsumed is the property a destination error carries when a one-time stream was used up by a failed write. */
+export interface StreamConsumedMarker {
+  streamConsumed: true;
+}
+
+/** isStreamConsumed tells whether an error says a one-time stream body was used up and must be read again. */
+export function isStreamConsumed(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as Partial<StreamConsumedMarker>).streamConsumed === true;
+}
