@@ -108,10 +108,11 @@ class LineReader {
   read(question: string, echo: boolean): Promise<string> {
     const { input, output, signal } = this;
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    output.write(question);
     const wasRaw = input.isRaw === true;
     const raw = typeof input.setRawMode === 'function';
+    // Raw mode first, so nothing typed after the question appears is echoed by the terminal.
     if (raw) input.setRawMode?.(true);
+    output.write(question);
     return new Promise<string>((resolve, reject) => {
       let line = '';
       let escape: 'none' | 'start' | 'csi' = 'none';

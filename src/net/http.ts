@@ -4,6 +4,7 @@
  * one-line {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
@@ -133,17 +134,21 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
   const dispatcher = dispatcherFor(url, req.settings, req.timeouts);
   // A body stream that throws (a digest mismatch, a source read error) is the real cause of the failure.
   let bodyError: unknown;
-  let body: Uint8Array | AsyncIterable<Uint8Array> | undefined = req.body;
-  if (body !== undefined && !(body instanceof Uint8Array)) {
-    const source = body;
-    body = (async function* guarded(): AsyncGenerator<Uint8Array> {
-      try {
-        yield* source;
-      } catch (e) {
-        bodyError = e;
-        throw e;
-      }
-    })();
+  let body: Uint8Array | Readable | undefined;
+  if (req.body instanceof Uint8Array) body = req.body;
+  else if (req.body !== undefined) {
+    const source = req.body;
+    body = Readable.from(
+      (async function* guarded(): AsyncGenerator<Uint8Array, void, undefined> {
+        try {
+          yield* source;
+        } catch (e) {
+          bodyError = e;
+          throw e;
+        }
+      })(),
+      { objectMode: false },
+    );
   }
   let res: Dispatcher.ResponseData;
   try {

@@ -1,0 +1,118 @@
+import { Flags } from '@oclif/core';
+import { MirrorCommand } from '../cli/base.js';
+import { buildConnection, connectionFlags } from '../cli/flags.js';
+import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
+import { ProgressRenderer } from '../cli/progress.js';
+import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
+import { pushBundle, type PushResult } from '../copy/push.js';
+import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
+import { EXIT_CODE_HELP } from '../errors/index.js';
+
+/** Push every image of a bundle into a registry namespace. */
+export default class Push extends MirrorCommand {
+  static override summary = 'Push every image of a bundle into a private registry namespace.';
+
+  static override description = `Reads the bundle (.tar.xz, .tar.gz, .tar.zst, .tar, or a directory; an OCI image layout or a \`docker save\` archive) once, as a stream, without extracting it, and pushes every image with its digests unchanged. The source registry host is dropped and the path kept under the namespace: gcr.io/a/b:1.0 pushed to 172.18.0.20:5000/ns lands at 172.18.0.20:5000/ns/a/b:1.0.
+
+Each blob crosses the wire once per registry; other repositories get it by cross-repository mount. Blobs met before the metadata that names their images (bundles written by \`tar\` of a layout directory) go first to the repository NAMESPACE/${DEFAULT_STAGING_REPOSITORY} and are mounted from there. Tags are set last, only when every blob and child manifest is in place.
+
+${EXIT_CODE_HELP}`;
+
+  static override examples = [
+    '<%= config.bin %> push --source bmpackages_1.30.tar.xz --private-registry 172.18.0.20:5000/test-namespace',
+    '<%= config.bin %> push --source bundle.tar.xz --private-registry https://registry.local:5000/v2/mirror --cacert ca.crt --username admin --password-stdin < pass.txt',
+    '<%= config.bin %> push --source images.tar --private-registry http://10.0.0.5:5000 --need-credential=false --report report.json',
+    '<%= config.bin %> push --source demo.tar.xz --private-registry oci:./out --dry-run',
+  ];
+
+  static override flags = {
+    source: Flags.string({ char: 's', aliases: ['images'], summary: 'Bundle file or directory to push.', required: true }),
+    'private-registry': Flags.string({
+      char: 'r',
+      summary: 'Where to push: HOST[:PORT][/NAMESPACE], http(s)://HOST[:PORT][/v2]/NAMESPACE, or oci:DIR.',
+      required: true,
+    }),
+    'dry-run': Flags.boolean({ summary: 'Read the bundle and print where each image would land; send nothing.' }),
+    jobs: Flags.integer({ char: 'j', summary: 'Concurrent uploads and registry requests.', default: DEFAULT_JOBS, min: 1, max: 64 }),
+    report: Flags.string({ summary: 'Write a JSON report (source -> destination, digests, children) to this file.' }),
+    'layer-compression': Flags.string({
+      summary: 'How uncompressed docker-save layers are pushed (changes their digests unless none).',
+      options: ['gzip', 'zstd', 'none'],
+      default: 'gzip',
+    }),
+    'compression-level': Flags.integer({ summary: 'Level for --layer-compression (gzip 1-9, zstd 1-19).', min: 1, max: 19 }),
+    'upload-mode': Flags.string({ summary: 'monolithic (one request per blob) or chunked (resumes a cut upload in place).', options: ['monolithic', 'chunked'], default: 'monolithic' }),
+    'chunk-size': Flags.integer({ summary: 'Chunk size in MiB for --upload-mode chunked.', min: 1, max: 1024 }),
+    decoder: Flags.string({ summary: 'xz decoder: auto (the xz program when installed, multi-threaded), xz, or lzma-native.', options: ['auto', 'xz', 'lzma-native'], default: 'auto' }),
+    'staging-repository': Flags.string({ summary: `Repository under the namespace for blobs met before their metadata.`, default: DEFAULT_STAGING_REPOSITORY }),
+    ...connectionFlags,
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Push);
+    const renderer = new ProgressRenderer({ quiet: flags.json, debug: flags.debug, tty: Boolean(process.stderr.isTTY) });
+    const connection = buildConnection(flags, renderer.sink);
+    let result: PushResult;
+    try {
+      result = await pushBundle({
+        source: flags.source,
+        target: flags['private-registry'],
+        plainHttp: flags['plain-http'],
+        dryRun: flags['dry-run'],
+        jobs: flags.jobs,
+        layerCompression: flags['layer-compression'] as 'gzip' | 'zstd' | 'none',
+        compressionLevel: flags['compression-level'],
+        uploadMode: flags['upload-mode'] as 'monolithic' | 'chunked',
+        chunkSize: flags['chunk-size'] === undefined ? undefined : flags['chunk-size'] * 1024 * 1024,
+        retryTimes: flags['retry-times'],
+        decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
+        stagingRepository: flags['staging-repository'],
+        settings: connection.settings,
+        credentials: connection.credentials,
+        events: renderer.sink,
+        signal: this.abort.signal,
+      });
+    } finally {
+      renderer.stop();
+    }
+    const report = buildReport(result);
+    if (flags.report) await writeReport(flags.report, report);
+    const code = exitCodeOf(result);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);
+    } else {
+      this.printSummary(result, flags.report, renderer.counts.retries);
+    }
+    process.exitCode = code;
+  }
+
+  private printSummary(r: PushResult, reportFile: string | undefined, retries: number): void {
+    const s = summarize(r);
+    const out: string[] = [];
+    if (r.dryRun) {
+      out.push(`Dry run: ${r.images.length} image(s) from ${r.source} would go to ${r.target}:`);
+      for (const i of r.images) {
+        out.push(
+          i.status === 'failed'
+            ? `  ${i.source}: cannot be pushed: ${i.error}`
+            : `  ${i.source} -> ${i.destination} ${shortDigest(i.digest)}${i.children.length ? ` (index, ${i.children.length} manifests)` : ''} ${i.blobs} blob(s)`,
+        );
+      }
+    } else {
+      out.push(`${r.images.length} image(s) to ${r.target}: ${s.pushed} pushed, ${s.skipped} already present, ${s.failed} failed`);
+      const secs = r.durationMs / 1000;
+      out.push(
+        `blobs: ${s.blobsUploaded} uploaded, ${s.blobsMounted} mounted, ${s.blobsSkipped} already present${s.blobsFailed ? `, ${s.blobsFailed} failed` : ''}; ` +
+          `${formatBytes(r.blobs.bytesUploaded)} sent in ${formatDuration(r.durationMs)}` +
+          (secs > 0 ? ` (${formatBytes(r.blobs.bytesUploaded / secs)}/s)` : '') +
+          (r.passes > 1 ? `; bundle read ${r.passes} times` : '') +
+          (retries ? `; ${retries} request(s) retried` : ''),
+      );
+      const converted = r.images.find((i) => i.converted);
+      if (converted) out.push(`note: ${converted.converted}`);
+      for (const i of r.images) if (i.status === 'failed') out.push(`failed: ${i.source}: ${i.error}`);
+    }
+    if (reportFile) out.push(`report: ${reportFile}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+  }
+}

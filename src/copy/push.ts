@@ -1,0 +1,110 @@
+/**
+ * `mirror push`: every image of a bundle into a registry namespace (or an OCI layout), with the source host
+ * dropped and the path kept under the namespace. One call: parse the target, open both ends, run the engine.
+ */
+import type { CredentialResolver } from '../auth/types.js';
+import { MirrorError } from '../errors/index.js';
+import type { EventSink } from '../events/index.js';
+import type { HostSettingsResolver } from '../net/types.js';
+import { describeTarget, formatReference, mapReference, parseTarget, type Target } from '../reference/index.js';
+import type { UploadMode } from '../registry/index.js';
+import type { LayerCompression } from '../transport/bundle/layout-state.js';
+import { openDestination, SOURCES } from '../transport/index.js';
+import type { DestinationImage, ImageDestination, SourceImage } from '../transport/types.js';
+import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
+import type { CopyResult } from './result.js';
+
+/** PushOptions configure {@link pushBundle}. Defaults are the engine's and the client's. */
+export interface PushOptions {
+  /** The bundle: a `.tar[.xz|.gz|.zst]` file or a directory. */
+  source: string;
+  /** `--private-registry`: `host[:port][/ns]`, `http(s)://...`, `https://host/v2/ns`, or `oci:DIR`. */
+  target: string;
+  /** Plain HTTP for the registry. Default: false. */
+  plainHttp?: boolean | undefined;
+  /** Read and plan, send nothing. Default: false. */
+  dryRun?: boolean | undefined;
+  /** Concurrent operations. */
+  jobs?: number | undefined;
+  /** Compression of docker-save layers. Default: gzip. */
+  layerCompression?: LayerCompression | undefined;
+  /** Level for that compression. */
+  compressionLevel?: number | undefined;
+  /** `monolithic` (default) or `chunked` uploads. */
+  uploadMode?: UploadMode | undefined;
+  /** Chunk size for chunked uploads. */
+  chunkSize?: number | undefined;
+  /** Retries per request. */
+  retryTimes?: number | undefined;
+  /** xz decoder. Default: auto. */
+  decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
+  /** Repository (under the namespace) for blobs met before the metadata. Default: {@link DEFAULT_STAGING_REPOSITORY}. */
+  stagingRepository?: string | undefined;
+  /** TLS / proxy settings per host. */
+  settings: HostSettingsResolver;
+  /** Credentials. */
+  credentials: CredentialResolver;
+  events?: EventSink | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** PushResult is the engine's result plus what was pushed where. */
+export interface PushResult extends CopyResult {
+  source: string;
+  target: string;
+  dryRun: boolean;
+}
+
+/** destinationFor maps a source image into a target (registry namespace or layout). */
+export function destinationFor(target: Target, image: SourceImage): DestinationImage | MirrorError {
+  const ref = image.reference;
+  if (!ref) return image.error ?? new MirrorError('BAD_INPUT', `${image.name} has no image name`);
+  if (target.kind === 'oci-layout') {
+    return { repository: `${ref.registry}/${ref.repository}`, tag: ref.tag, name: formatReference(ref), annotationName: formatReference(ref) };
+  }
+  const dest = mapReference(ref, target);
+  if (dest.repository.length > 255) return new MirrorError('BAD_INPUT', `destination repository ${dest.repository} is longer than 255 characters`, { image: image.name });
+  return { repository: dest.repository, tag: ref.tag, name: formatReference({ ...dest, digest: ref.tag ? undefined : ref.digest }) };
+}
+
+/** pushBundle pushes every image of a bundle into a target. */
+export async function pushBundle(options: PushOptions): Promise<PushResult> {
+  const target = parseTarget(options.target, { plainHttp: options.plainHttp });
+  const staging =
+    target.kind === 'registry'
+      ? [target.namespace, options.stagingRepository ?? DEFAULT_STAGING_REPOSITORY].filter((s) => s !== '').join('/')
+      : undefined;
+  // Connect first: a wrong address, certificate or password fails in seconds, before the bundle is read.
+  let dest: ImageDestination | undefined;
+  if (!options.dryRun) {
+    dest = await openDestination(target, {
+      settings: options.settings,
+      credentials: options.credentials,
+      retry: options.retryTimes === undefined ? undefined : { retries: options.retryTimes },
+      uploadMode: options.uploadMode,
+      chunkSize: options.chunkSize,
+      events: options.events,
+      signal: options.signal,
+    });
+  }
+  const source = await SOURCES.bundle(options.source, {
+    layerCompression: options.layerCompression,
+    compressionLevel: options.compressionLevel,
+    decoder: options.decoder,
+    signal: options.signal,
+  });
+  try {
+    const result = await copyImages(source, dest, {
+      map: (img) => destinationFor(target, img),
+      jobs: options.jobs,
+      stagingRepository: staging,
+      dryRun: options.dryRun,
+      events: options.events,
+      signal: options.signal,
+    });
+    return { ...result, source: source.description, target: describeTarget(target), dryRun: options.dryRun ?? false };
+  } finally {
+    await source.close();
+    await dest?.close();
+  }
+}

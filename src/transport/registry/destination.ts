@@ -1,0 +1,91 @@
+/**
+ * A registry namespace as a destination: blobs are checked with HEAD, linked across repositories by mount, and
+ * uploaded (monolithic by default, chunked on request) through the registry client; manifests are put by digest
+ * and tags last. All protocol detail, auth, TLS and retries live in `src/registry` and `src/net`.
+ */
+import type { CredentialResolver } from '../../auth/types.js';
+import type { EventSink } from '../../events/index.js';
+import type { HostSettingsResolver, RetryOptions } from '../../net/types.js';
+import { RegistryClient, type UploadMode, type UploadSession } from '../../registry/index.js';
+import type { RegistryTarget } from '../../reference/destination.js';
+import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
+
+/** RegistryDestinationOptions configure {@link openRegistryDestination}. */
+export interface RegistryDestinationOptions {
+  settings: HostSettingsResolver;
+  credentials: CredentialResolver;
+  retry?: RetryOptions | undefined;
+  /** `monolithic` (default) or `chunked`. */
+  uploadMode?: UploadMode | undefined;
+  /** Chunk size for chunked uploads. */
+  chunkSize?: number | undefined;
+  events?: EventSink | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * openRegistryDestination connects to the registry of `target` and checks it answers (and that credentials are
+ * accepted when it asks for them) before anything is read or sent.
+ */
+export async function openRegistryDestination(target: RegistryTarget, options: RegistryDestinationOptions): Promise<ImageDestination> {
+  const client = new RegistryClient({
+    host: target.host,
+    scheme: target.scheme,
+    settings: options.settings,
+    credentials: options.credentials,
+    retry: options.retry,
+    events: options.events,
+  });
+  await client.ping({ signal: options.signal, authenticate: true });
+  return new RegistryDestination(client, target, options);
+}
+
+class RegistryDestination implements ImageDestination {
+  readonly blobScope = 'repository' as const;
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly target: RegistryTarget,
+    private readonly options: RegistryDestinationOptions,
+  ) {}
+
+  get description(): string {
+    return `registry ${this.target.scheme}://${this.target.host}${this.target.namespace ? `/${this.target.namespace}` : ''}`;
+  }
+
+  async hasBlob(repository: string, digest: string, options: { signal?: AbortSignal | undefined }): Promise<boolean> {
+    return (await this.client.blobExists(repository, digest, { signal: options.signal })) !== undefined;
+  }
+
+  async mountBlob(repository: string, digest: string, from: string, options: { signal?: AbortSignal | undefined }): Promise<MountResult> {
+    return this.client.mountBlob(repository, digest, from, { signal: options.signal });
+  }
+
+  async cancelSession(session: unknown): Promise<void> {
+    await this.client.cancelUpload(session as UploadSession);
+  }
+
+  async putBlob(repository: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody, options: PutBlobOptions): Promise<BlobResult> {
+    return this.client.uploadBlob(repository, body, {
+      digest: expected.digest,
+      size: expected.size,
+      mode: this.options.uploadMode,
+      chunkSize: this.options.chunkSize,
+      session: options.session as UploadSession | undefined,
+      onBytes: options.onBytes,
+      signal: options.signal,
+    });
+  }
+
+  async manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined> {
+    return (await this.client.headManifest(repository, reference, { signal: options.signal }))?.digest;
+  }
+
+  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal | undefined }): Promise<void> {
+    await this.client.putManifest(image.repository, reference, bytes, mediaType, { signal: options.signal });
+  }
+
+  async commit(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

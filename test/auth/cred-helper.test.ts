@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { helperCommand, helperErase, helperGet, helperStore } from '../../src/auth/cred-helper.js';
+import { MirrorError } from '../../src/errors/index.js';
+import { makeTestHelper, tempDir, type TestHelper } from './support.js';
+
+describe('auth/cred-helper', function () {
+  this.timeout(20_000);
+  let cleanup: () => Promise<void>;
+  let helper: TestHelper;
+  beforeEach(async () => {
+    const t = await tempDir();
+    cleanup = t.cleanup;
+    helper = await makeTestHelper(t.dir);
+  });
+  afterEach(async () => {
+    await cleanup();
+  });
+
+  it('stores, gets and erases through the protocol', async () => {
+    const env = helper.env;
+    assert.equal(await helperGet('testhelper', 'reg.io:5000', { env }), undefined, 'not found is no credential');
+    await helperStore('testhelper', { serverUrl: 'reg.io:5000', username: 'robot$ci', secret: 'pa ss"word' }, { env });
+    assert.deepEqual(await helperGet('testhelper', 'reg.io:5000', { env }), { kind: 'basic', username: 'robot$ci', password: 'pa ss"word' });
+    await helperStore('testhelper', { serverUrl: 'tok.io', username: '<token>', secret: 'refresh' }, { env });
+    assert.deepEqual(await helperGet('testhelper', 'tok.io', { env }), { kind: 'identity-token', token: 'refresh' });
+    assert.equal(await helperErase('testhelper', 'reg.io:5000', { env }), true);
+    assert.equal(await helperErase('testhelper', 'reg.io:5000', { env }), false);
+    assert.equal(await helperGet('testhelper', 'reg.io:5000', { env }), undefined);
+  });
+
+  it('a helper that is not installed is a clear AUTH error', async () => {
+    await assert.rejects(helperGet('nosuchhelper', 'reg.io', { env: helper.env, configuredIn: 'credsStore in /x/config.json' }), (e: unknown) => {
+      assert.ok(e instanceof MirrorError);
+      assert.equal(e.code, 'AUTH');
+      assert.equal(e.message, 'credential helper docker-credential-nosuchhelper not found on PATH');
+      assert.equal(e.hint, 'install docker-credential-nosuchhelper or edit credsStore in /x/config.json');
+      return true;
+    });
+  });
+
+  it('a helper that hangs is killed after the timeout', async () => {
+    const started = Date.now();
+    await assert.rejects(helperGet('slowhelper', 'reg.io', { env: helper.env, timeoutMs: 300 }), /did not answer "get" within/);
+    assert.ok(Date.now() - started < 3000);
+  });
+
+  it('a failing helper is an AUTH error that never repeats the secret', async () => {
+    await assert.rejects(
+      helperStore('brokenhelper', { serverUrl: 'reg.io', username: 'u', secret: 'TOPSECRET' }, { env: helper.env }),
+      (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && /backend exploded/.test(e.message) && !e.message.includes('TOPSECRET'),
+    );
+  });
+
+  it('rejects helper names that are paths', () => {
+    assert.throws(() => helperCommand('../../bin/sh'), /invalid credential helper name/);
+    assert.equal(helperCommand('ecr-login'), 'docker-credential-ecr-login');
+  });
+
+  it('an abort kills the helper', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(helperGet('slowhelper', 'reg.io', { env: helper.env, signal: ac.signal }), (e: unknown) => e instanceof MirrorError && e.code === 'INTERRUPTED');
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * A real registry for tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 with a free port and
+ * temporary filesystem storage (delete enabled); plain HTTP by default, TLS (optionally mTLS), htpasswd or token auth.
+ * Its log goes to a file in the temp dir and is shown only when it fails to start.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, run, startProcess } from './proc.js';
+
+/** REGISTRY_BINARY is the registry program. */
+export const REGISTRY_BINARY = 'docker-registry';
+/** REGISTRY_READY_TIMEOUT_MS bounds the wait for `/v2/` to answer. */
+export const REGISTRY_READY_TIMEOUT_MS = 10_000;
+
+/** RegistryOptions choose how the test registry is set up. */
+export interface RegistryOptions {
+  /** Serve TLS with this certificate and key (files). Default: plain HTTP. */
+  tls?: { certFile: string; keyFile: string; clientCaFiles?: string[] | undefined } | undefined;
+  /** htpasswd auth with these users (user -> password), written bcrypt with `htpasswd -Bbn`. */
+  users?: Record<string, string> | undefined;
+  /** Token auth: the registry trusts JWTs signed by a certificate in `rootCertBundle` (a PEM file). */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string } | undefined;
+}
+
+/** TestRegistry is a running registry. */
+export interface TestRegistry {
+  /** `127.0.0.1:PORT` */
+  host: string;
+  /** `http://127.0.0.1:PORT` or `https://...` */
+  url: string;
+  port: number;
+  storageDir: string;
+  logFile: string;
+  /** Stops the registry and removes its temporary directory. */
+  stop(): Promise<void>;
+}
+
+/** yamlString quotes a value for YAML. */
+function q(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** answers tells whether the registry answers at `url` (any HTTP status; for mTLS a handshake refusal counts too). */
+function answers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const isHttps = url.startsWith('https:');
+    const req = (isHttps ? httpsRequest : httpRequest)(`${url}/v2/`, { method: 'GET', rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? '';
+      resolve(isHttps && code !== 'ECONNREFUSED' && code !== 'ECONNRESET' && /SSL|TLS|EPROTO/.test(`${code} ${e.message}`));
+    });
+    req.end();
+  });
+}
+
+/** startRegistry starts a registry and waits until `/v2/` answers (bounded by {@link REGISTRY_READY_TIMEOUT_MS}). */
+export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'mirror-registry-'));
+  const storageDir = join(dir, 'storage');
+  mkdirSync(storageDir);
+  const port = await freePort();
+  const lines: string[] = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${q(storageDir)}`,
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${q(`127.0.0.1:${port}`)}`,
+    `  secret: ${q(randomBytes(16).toString('hex'))}`,
+  ];
+  if (options.tls !== undefined) {
+    lines.push('  tls:', `    certificate: ${q(options.tls.certFile)}`, `    key: ${q(options.tls.keyFile)}`);
+    if (options.tls.clientCaFiles !== undefined && options.tls.clientCaFiles.length > 0) {
+      lines.push('    clientcas:', ...options.tls.clientCaFiles.map((f) => `      - ${q(f)}`));
+    }
+  }
+  if (options.users !== undefined) {
+    const htpasswd = join(dir, 'htpasswd');
+    const entries: string[] = [];
+    for (const [user, password] of Object.entries(options.users)) {
+      entries.push((await run('htpasswd', ['-Bbn', user, password])).trim());
+    }
+    writeFileSync(htpasswd, `${entries.join('\n')}\n`);
+    lines.push('auth:', '  htpasswd:', '    realm: basic-realm', `    path: ${q(htpasswd)}`);
+  } else if (options.token !== undefined) {
+    const t = options.token;
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${q(t.realm)}`,
+      `    service: ${q(t.service)}`,
+      `    issuer: ${q(t.issuer)}`,
+      `    rootcertbundle: ${q(t.rootCertBundle)}`,
+    );
+  }
+  const config = join(dir, 'config.yml');
+  writeFileSync(config, `${lines.join('\n')}\n`);
+  const scheme = options.tls !== undefined ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${port}`;
+  const logFile = join(dir, 'registry.log');
+  let started;
+  try {
+    started = await startProcess({
+      command: REGISTRY_BINARY,
+      args: ['serve', config],
+      logFile,
+      ready: () => answers(url),
+      readyTimeoutMs: REGISTRY_READY_TIMEOUT_MS,
+    });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    host: `127.0.0.1:${port}`,
+    url,
+    port,
+    storageDir,
+    logFile,
+    async stop(): Promise<void> {
+      await started.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
