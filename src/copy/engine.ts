@@ -136,7 +136,7 @@ class CopyRun {
     this.events({ type: 'phase', phase: 'read', detail: src.description });
     this.passes = 1;
     let catalog = await src.scan(
-      { blob: (b) => this.onStreamBlob(b, undefined) },
+      { blob: (b) => this.onStreamBlob(b, undefined), flush: () => this.settleBackground() },
       { signal: this.signal, onSourceBytes: (bytes, total) => this.events({ type: 'source-bytes', bytes, total }) },
     );
     await this.settleBackground();
@@ -248,8 +248,14 @@ class CopyRun {
       );
       return;
     }
-    // A large blob from a one-time stream: send it while it is read.
-    await this.track(b.digest, this.uploadGuarded(repo, b, body));
+    // A large blob from a one-time stream: send it while it is read. Once its last byte has been read the stream
+    // moves on to the next entry while the registry finishes this upload.
+    let readDone!: () => void;
+    const read = new Promise<void>((resolve) => (readDone = resolve));
+    const watched: BlobBody = { kind: 'stream', reopenable: false, open: () => watchEnd(body.open(), readDone) };
+    const job = this.track(b.digest, this.uploadGuarded(repo, b, watched));
+    this.background.push(job);
+    await Promise.race([read, job]);
   }
 
   /** track records an upload in flight for a digest until it settles. */
@@ -548,6 +554,7 @@ class CopyRun {
           // Forget the blob's earlier location so it is uploaded, not mounted from a repository that lacks it.
           if (repos) await this.onStreamBlob(b, new Set([[...repos][0]!]));
         },
+        flush: () => this.settleBackground(),
       },
       { signal: this.signal, only: keys },
     );
@@ -591,5 +598,14 @@ class CopyRun {
       passes: this.passes,
       durationMs: Date.now() - this.started,
     };
+  }
+}
+
+/** watchEnd passes chunks through and calls `done` when the source has ended (or failed, or was left). */
+async function* watchEnd(source: AsyncIterable<Uint8Array>, done: () => void): AsyncGenerator<Uint8Array> {
+  try {
+    yield* source;
+  } finally {
+    done();
   }
 }

@@ -50,7 +50,7 @@ export function parseWwwAuthenticate(header: string | undefined): Challenge[] {
     }
     let j = i;
     while (j < s.length && isSpace(s[j])) j++;
-    if (s[j] === '=' && current !== undefined) {
+    if (s[j] === '=') {
       j++;
       while (j < s.length && isSpace(s[j])) j++;
       let value = '';
@@ -67,11 +67,9 @@ export function parseWwwAuthenticate(header: string | undefined): Challenge[] {
         while (j < s.length && s[j] !== ',' && !isSpace(s[j])) j++;
         value = s.slice(vs, j);
       }
-      current.params[token.toLowerCase()] = value;
+      // A parameter before any scheme is dropped.
+      if (current !== undefined) current.params[token.toLowerCase()] = value;
       i = j;
-    } else if (s[j] === '=') {
-      // a parameter before any scheme: skip it
-      i = j + 1;
     } else {
       current = { scheme: token.toLowerCase(), params: {} };
       out.push(current);
@@ -109,6 +107,8 @@ export function scopeKey(scopes: readonly Scope[]): string {
 /** CachedToken is a bearer token and when it stops being used. */
 interface CachedToken {
   token: string;
+  /** The scopes it was asked for. */
+  scopes: readonly Scope[];
   /** Epoch ms after which the token is renewed before use. */
   renewAt: number;
   /** The credential generation it was fetched with. */
@@ -224,11 +224,23 @@ export class Authenticator {
       return undefined;
     }
     const key = scopeKey(scopes);
-    const cached = this.tokens.get(key);
-    if (cached !== undefined && cached.generation === generation && Date.now() < cached.renewAt) return `Bearer ${cached.token}`;
+    const cached = this.cachedToken(key, scopes, generation);
+    if (cached !== undefined) return `Bearer ${cached.token}`;
     const token = await this.fetchTokenShared(key, scopes, challenge, resolved, generation, signal);
     attempt.fresh = true;
     return `Bearer ${token.token}`;
+  }
+
+  /** cachedToken finds a live token for exactly these scopes, or one asked for a superset (pull,push covers pull). */
+  private cachedToken(key: string, scopes: readonly Scope[], generation: number): CachedToken | undefined {
+    const now = Date.now();
+    const live = (t: CachedToken | undefined): t is CachedToken => t !== undefined && t.generation === generation && now < t.renewAt;
+    const exact = this.tokens.get(key);
+    if (live(exact)) return exact;
+    for (const t of this.tokens.values()) {
+      if (live(t) && covers(t.scopes, scopes)) return t;
+    }
+    return undefined;
   }
 
   /**
@@ -245,7 +257,7 @@ export class Authenticator {
     if (!this.learnChallenge(wwwAuthenticate) && this.challenge === undefined) {
       return { retry: false, error: this.refusedError(failure) };
     }
-    this.tokens.delete(scopeKey(scopes));
+    this.forget(scopes);
     if (this.credential === undefined) {
       await this.resolveCredential(false, options.signal);
       return { retry: true };
@@ -261,6 +273,12 @@ export class Authenticator {
       return { retry: true };
     }
     return { retry: false, error: this.refusedError(failure) };
+  }
+
+  /** forget drops the cached tokens that would be used for these scopes. */
+  private forget(scopes: readonly Scope[]): void {
+    this.tokens.delete(scopeKey(scopes));
+    for (const [k, t] of this.tokens) if (covers(t.scopes, scopes)) this.tokens.delete(k);
   }
 
   /** credentialRefused handles a token server refusal: ask again once, else the AUTH error to throw. */
@@ -448,8 +466,16 @@ export class Authenticator {
       if (!Number.isNaN(t) && t <= Date.now() && t > Date.now() - lifetimeMs) issuedAt = Math.min(t, issuedLocal);
     }
     const margin = Math.min(this.options.tokenMarginMs ?? DEFAULT_TOKEN_MARGIN_MS, lifetimeMs / 4);
-    return { token, renewAt: issuedAt + lifetimeMs - margin, generation };
+    return { token, scopes: [...scopes], renewAt: issuedAt + lifetimeMs - margin, generation };
   }
+}
+
+/** covers tells whether tokens asked for `have` were asked for every action of `need`. */
+function covers(have: readonly Scope[], need: readonly Scope[]): boolean {
+  return need.every((n) => {
+    const h = have.find((s) => s.repository === n.repository);
+    return h !== undefined && n.actions.every((a) => h.actions.includes(a) || h.actions.includes('*'));
+  });
 }
 
 /** basicHeader builds a Basic Authorization header value. */

@@ -147,6 +147,7 @@ export class RegistryTransport {
       const text = method === 'HEAD' ? '' : await res.text(ERROR_BODY_LIMIT);
       if (method === 'HEAD') await res.discard();
       const registryCode = parseErrorBody(text)[0]?.code;
+      this.events({ type: 'debug', message: `${method} ${url.pathname}: 401${registryCode ? ` ${registryCode}` : ''} from ${this.host}, authenticating` });
       const decision = await this.auth.unauthorized(
         res.headers['www-authenticate'],
         opts.scopes,

@@ -79,6 +79,8 @@ export interface StreamBlob {
 export interface StreamSink {
   /** blob handles one blob; a one-time body must not be read after the returned promise resolves. */
   blob(blob: StreamBlob): Promise<void>;
+  /** flush is awaited at the end of the input, before the catalog is built: every started blob is then settled. */
+  flush?(): Promise<void>;
 }
 
 /** ScanOptions tune one read of a stream source. */

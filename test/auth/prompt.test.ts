@@ -111,7 +111,13 @@ describe('auth/prompt', function () {
       let screen = '';
       proc.stdout.on('data', (d: Buffer) => (screen += d.toString('utf8')));
       proc.stderr.on('data', (d: Buffer) => (screen += d.toString('utf8')));
-      const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+      let done = false;
+      const exited = new Promise<void>((resolve) =>
+        proc.on('close', () => {
+          done = true;
+          resolve();
+        }),
+      );
       try {
         let seen = 0;
         for (const step of steps) {
@@ -122,7 +128,7 @@ describe('auth/prompt', function () {
         await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error('prompt child did not exit')), 10_000))]);
       } finally {
         proc.stdin.end();
-        killGroup(proc.pid);
+        if (!done) killGroup(proc.pid);
       }
       return { screen, result: JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown> };
     }

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
+import type { Keychain } from '../../src/auth/keychain.js';
+import type { Credential } from '../../src/auth/types.js';
 import type { ProgressEvent } from '../../src/events/index.js';
 
 /** here is the directory of the compiled test files (dist/test/auth). */
@@ -188,3 +190,20 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
   if (!cond()) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+/** memoryKeychain is a keychain held in a Map. */
+export function memoryKeychain(available = true): Keychain & { entries: Map<string, Credential> } {
+  const entries = new Map<string, Credential>();
+  return {
+    entries,
+    isAvailable: async () => available,
+    unavailableReason: () => (available ? undefined : 'no secret service (test)'),
+    get: async (host) => (available ? entries.get(host) : undefined),
+    store: async (host, credential) => {
+      if (!available) throw new Error('the OS keychain is not available');
+      entries.set(host, credential);
+    },
+    delete: async (host) => available && entries.delete(host),
+  };
+}
+

@@ -12,6 +12,7 @@ import { MirrorError } from '../../errors/index.js';
 import { DigestCounter } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { LayerCompression } from './layout-state.js';
+import { hasParallelGzip, parallelGzip } from './parallel-gzip.js';
 
 /** DEFAULT_GZIP_LEVEL is the gzip level for compressed docker-save layers. */
 export const DEFAULT_GZIP_LEVEL = 1;
@@ -61,6 +62,15 @@ async function writeAll(input: AsyncIterable<Uint8Array>, first: Uint8Array | un
   if (!sink.destroyed) sink.end();
 }
 
+async function* hashed(first: Uint8Array, rest: AsyncIterable<Uint8Array>, counter: DigestCounter): AsyncGenerator<Uint8Array> {
+  counter.update(first);
+  yield first;
+  for await (const c of rest) {
+    counter.update(c);
+    yield c;
+  }
+}
+
 /** convertLayer turns a docker-save layer body into the stream to push. */
 export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertOptions): ConvertedLayerStream {
   const counter = new DigestCounter();
@@ -98,7 +108,13 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
     }
     if (options.compression === 'gzip') {
       mediaType = MediaType.DOCKER_LAYER_GZIP;
-      const gz = zlib.createGzip({ level: options.level ?? DEFAULT_GZIP_LEVEL, chunkSize: 256 * 1024 });
+      const level = options.level ?? DEFAULT_GZIP_LEVEL;
+      if (hasParallelGzip()) {
+        yield* parallelGzip(hashed(first, rest, counter), { level });
+        ended = true;
+        return;
+      }
+      const gz = zlib.createGzip({ level, chunkSize: 256 * 1024 });
       const pump = writeAll(rest, first, gz, counter).catch((e: unknown) => gz.destroy(e instanceof Error ? e : new Error(String(e))));
       try {
         for await (const out of gz) yield out as Uint8Array;

@@ -68,6 +68,7 @@ class BundleSource implements StreamSource {
       this.state.seen.add(entry.name);
       await this.entry(entry, sink);
     }
+    await sink.flush?.();
     return this.state.catalog();
   }
 
