@@ -56,10 +56,24 @@ export interface Connection {
   credentials: CredentialResolver;
 }
 
+/** ConnectionDefaults are per-command defaults for {@link buildConnection}. */
+export interface ConnectionDefaults {
+  /**
+   * Whether a registry that asks for credentials must get some (prompting on a terminal at once) when
+   * `--need-credential` is not given: true for push destinations, as bmctl does. Default: undefined (anonymous
+   * first, then the prompt or an AUTH error when anonymous is refused).
+   */
+  needCredential?: boolean | undefined;
+}
+
 /** buildConnection turns the flags into host settings and a credential chain; warnings go to `events`. */
-export function buildConnection(flags: ConnectionFlagValues, events: EventSink): Connection {
+export function buildConnection(flags: ConnectionFlagValues, events: EventSink, defaults: ConnectionDefaults = {}): Connection {
   if (flags.password !== undefined) events({ type: 'warning', message: passwordFlagWarning() });
-  const need = flags['no-registry-credential'] ? false : flags['need-credential'] === undefined ? undefined : flags['need-credential'] === 'true';
+  const need = flags['no-registry-credential']
+    ? false
+    : flags['need-credential'] === undefined
+      ? defaults.needCredential
+      : flags['need-credential'] === 'true';
   return {
     settings: createHostSettingsResolver({
       cacert: flags.cacert,

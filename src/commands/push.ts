@@ -51,7 +51,7 @@ ${EXIT_CODE_HELP}`;
   async run(): Promise<void> {
     const { flags } = await this.parse(Push);
     const renderer = new ProgressRenderer({ quiet: flags.json, debug: flags.debug, tty: Boolean(process.stderr.isTTY) });
-    const connection = buildConnection(flags, renderer.sink);
+    const connection = buildConnection(flags, renderer.sink, { needCredential: true });
     let result: PushResult;
     try {
       result = await pushBundle({

@@ -75,7 +75,7 @@ function dispatcherKey(origin: string, settings: HostSettings, connectTimeoutMs:
 }
 
 /** tlsOptions builds the TLS connect options for settings: extra CAs on top of the system roots, never instead. */
-function tlsOptions(settings: HostSettings): { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } {
+export function tlsOptions(settings: HostSettings): { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } {
   const tls = settings.tls;
   const out: { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } = {
     rejectUnauthorized: tls.insecureSkipVerify !== true,

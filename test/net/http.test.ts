@@ -1,0 +1,191 @@
+/** The HTTP layer: bodies, timeouts, error mapping and redaction, TLS options, proxies. */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { MirrorError } from '../../src/errors/index.js';
+import { closeAll, request, tlsOptions } from '../../src/net/http.js';
+import { isRetryableError } from '../../src/net/retry.js';
+import type { HostSettings } from '../../src/net/types.js';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
+import { freePort } from '../helpers/proc.js';
+
+const plain: HostSettings = { scheme: 'http', tls: {} };
+
+/** listen starts a server on 127.0.0.1 and gives its base URL. */
+async function listen(server: Server, scheme = 'http'): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** close stops a server and its connections. */
+async function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+describe('net/http', function () {
+  this.timeout(20_000);
+  const servers: Server[] = [];
+  let certs: TestCerts;
+
+  before(async () => {
+    certs = await makeCerts();
+  });
+  after(async () => {
+    await closeAll();
+    await Promise.all(servers.map(close));
+    rmSync(certs.dir, { recursive: true, force: true });
+  });
+
+  const serve = async (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> => {
+    const s = createServer(handler);
+    servers.push(s);
+    return listen(s);
+  };
+
+  it('streams a request body with a known length and reads the response', async () => {
+    const url = await serve((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        const body = Buffer.concat(parts);
+        res.writeHead(201, { 'x-length': String(body.byteLength), 'x-te': req.headers['transfer-encoding'] ?? 'none' });
+        res.end(body.subarray(0, 5));
+      });
+    });
+    async function* source(): AsyncGenerator<Uint8Array, void, undefined> {
+      for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, i);
+    }
+    const res = await request({ method: 'PUT', url: `${url}/x`, settings: plain, headers: { 'content-length': '10000' }, body: source() });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers['x-length'], '10000');
+    assert.equal(res.headers['x-te'], 'none', 'Content-Length, not chunked');
+    assert.equal(await res.text(), '\u0000'.repeat(5));
+  });
+
+  it('a body stream that fails surfaces its own error', async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => res.end());
+    });
+    const boom = new MirrorError('DIGEST_MISMATCH', 'boom');
+    async function* source(): AsyncGenerator<Uint8Array, void, undefined> {
+      yield Buffer.alloc(10);
+      throw boom;
+    }
+    await assert.rejects(request({ method: 'PUT', url: `${url}/x`, settings: plain, headers: { 'content-length': '100' }, body: source() }), (e: unknown) => e === boom);
+  });
+
+  it('a stalled response body becomes a retryable NETWORK error, not a hang', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(10));
+      // and nothing more
+    });
+    const res = await request({ method: 'GET', url: `${url}/slow`, settings: plain, timeouts: { bodyTimeoutMs: 300 } });
+    const started = Date.now();
+    await assert.rejects(
+      (async () => {
+        for await (const _ of res.body) void _;
+      })(),
+      (e: unknown) => {
+        assert.ok(e instanceof MirrorError);
+        assert.equal(e.code, 'NETWORK');
+        assert.match(e.message, /stalled/);
+        assert.ok(isRetryableError(e));
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  it('a server that never answers times out (headers timeout), retryably', async () => {
+    const url = await serve(() => {
+      // never answers
+    });
+    await assert.rejects(request({ method: 'GET', url: `${url}/never`, settings: plain, timeouts: { headersTimeoutMs: 300 } }), (e: unknown) => {
+      assert.ok(e instanceof MirrorError && e.code === 'NETWORK');
+      assert.match(e.message, /timed out/);
+      assert.ok(isRetryableError(e));
+      return true;
+    });
+  });
+
+  it('connection refused is NETWORK, not retryable, and the URL is redacted', async () => {
+    const port = await freePort();
+    await assert.rejects(
+      request({ method: 'PATCH', url: `http://user:hunter2@127.0.0.1:${port}/v2/r/blobs/uploads/u?_state=SECRETSTATE&digest=sha256:ab`, settings: plain }),
+      (e: unknown) => {
+        assert.ok(e instanceof MirrorError);
+        assert.equal(e.code, 'NETWORK');
+        assert.match(e.message, /connection refused/);
+        const text = `${e.message} ${e.describe()} ${e.context.url ?? ''}`;
+        assert.ok(!text.includes('SECRETSTATE') && !text.includes('hunter2'), text);
+        assert.match(text, /_state=REDACTED/);
+        assert.ok(!isRetryableError(e));
+        return true;
+      },
+    );
+  });
+
+  it('an abort is INTERRUPTED', async () => {
+    const url = await serve(() => {
+      // never answers
+    });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    await assert.rejects(request({ method: 'GET', url: `${url}/x`, settings: plain, signal: controller.signal }), (e: unknown) => e instanceof MirrorError && e.code === 'INTERRUPTED');
+  });
+
+  it('extra CAs are added to the system roots, never replacing them', () => {
+    const opts = tlsOptions({ scheme: 'https', tls: { ca: ['EXTRA'] } });
+    assert.equal(opts.ca?.length, rootCertificates.length + 1);
+    assert.ok(opts.ca?.includes('EXTRA'));
+    assert.ok(rootCertificates.every((c) => opts.ca?.includes(c)));
+    assert.equal(opts.rejectUnauthorized, true);
+    assert.equal(tlsOptions({ scheme: 'https', tls: {} }).ca, undefined, 'no extra CA: the default store');
+    assert.equal(tlsOptions({ scheme: 'https', tls: { insecureSkipVerify: true } }).rejectUnauthorized, false);
+  });
+
+  it('goes through a proxy (CONNECT for https) when settings.proxy is set', async () => {
+    const https = createHttpsServer({ cert: certs.server.cert, key: certs.server.key }, (_req, res) => res.end('secure'));
+    servers.push(https as unknown as Server);
+    const target = await listen(https as unknown as Server, 'https');
+    const connects: string[] = [];
+    const proxy = createServer((_req, res) => res.writeHead(405).end());
+    proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+      connects.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = connect(Number(port), host ?? '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    servers.push(proxy);
+    const proxyUrl = await listen(proxy);
+    const res = await request({
+      method: 'GET',
+      url: `${target}/v2/`,
+      settings: { scheme: 'https', tls: { ca: [certs.ca.cert] }, proxy: proxyUrl },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'secure');
+    assert.deepEqual(connects, [new URL(target).host]);
+  });
+
+  it('closeAll closes the cached dispatchers', async () => {
+    const url = await serve((_req, res) => res.end('ok'));
+    const res = await request({ method: 'GET', url, settings: plain });
+    assert.equal(await res.text(), 'ok');
+    await closeAll();
+    const again = await request({ method: 'GET', url, settings: plain });
+    assert.equal(await again.text(), 'ok', 'a new dispatcher is made after closeAll');
+  });
+});
