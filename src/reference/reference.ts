@@ -31,7 +31,10 @@ export interface ParseOptions {
 
 /** isValidDigest tells whether a string is a well-formed digest (`algorithm:encoded`). */
 export function isValidDigest(d: string): boolean {
-  return DIGEST.test(d);
+  if (!DIGEST.test(d)) return false;
+  if (d.startsWith('sha256:')) return SHA256.test(d);
+  if (d.startsWith('sha512:')) return /^sha512:[a-f0-9]{128}$/.test(d);
+  return true;
 }
 
 /** isSha256Digest tells whether a string is a well-formed sha256 digest. */

@@ -68,7 +68,7 @@ async function followRedirects(
       res = await t.send({ method, url: next, scopes, headers, signal });
     } else {
       const settings = await t.settingsFor(next);
-      res = await request({ method, url: next, settings, headers, signal, timeouts: t.timeouts });
+      res = await request({ method, url: next, settings, headers: { ...headers, 'user-agent': t.userAgent }, signal, timeouts: t.timeouts });
     }
   }
   return res;

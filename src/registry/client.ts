@@ -85,7 +85,7 @@ export class RegistryClient {
     }
     return withRetry(
       async () => {
-        const res = await request({ method: 'GET', url, settings, signal: options.signal, timeouts: this.t.timeouts, headers: {} });
+        const res = await request({ method: 'GET', url, settings, signal: options.signal, timeouts: this.t.timeouts, headers: { 'user-agent': this.t.userAgent } });
         if (res.status === 200) {
           await res.discard();
           return { scheme, auth: 'none' as const };

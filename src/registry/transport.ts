@@ -106,6 +106,11 @@ export class RegistryTransport {
     return this.options.settings.forHost(url.host, url.protocol === 'http:' ? 'http' : 'https');
   }
 
+  /** userAgent is the User-Agent header sent. */
+  get userAgent(): string {
+    return this.options.userAgent;
+  }
+
   /** timeouts are the HTTP timeouts used by this transport. */
   get timeouts(): HttpTimeouts | undefined {
     return this.options.timeouts;

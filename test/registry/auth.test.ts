@@ -94,6 +94,7 @@ describe('Basic auth against an htpasswd registry', function () {
     }
     await client.putManifest('basic/app', 'v1', image.manifest.data, image.mediaType);
     assert.deepEqual(resolver.calls, [{ host: registry.host, retry: false }]);
+    assert.deepEqual(await client.ping({ authenticate: true }), { scheme: 'http', auth: 'basic', credentialSource: 'test config /tmp/x/config.json' });
     assert.ok(events.some((e) => e.type === 'debug' && e.message.includes('test config /tmp/x/config.json')), 'the source is named in a debug event');
     assertNoSecrets(events, [PASSWORD]);
     assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/basic/app:v1`, { creds: `alice:${PASSWORD}` }), image.manifest.digest);

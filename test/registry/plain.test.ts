@@ -166,6 +166,23 @@ describe('registry client against a plain-HTTP registry', function () {
     }
   });
 
+  it('an abort stops an upload at once with INTERRUPTED, and nothing lands', async () => {
+    const blob = randomBlob(64 * 1024);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const started = Date.now();
+    await assert.rejects(
+      client.uploadBlob(
+        'test/abort',
+        { kind: 'stream', open: () => chunksOf(blob.data, 1024, 100), reopenable: true },
+        { digest: blob.digest, size: blob.size, signal: controller.signal },
+      ),
+      (e: unknown) => e instanceof MirrorError && e.code === 'INTERRUPTED',
+    );
+    assert.ok(Date.now() - started < 3_000, 'promptly');
+    assert.equal(await client.blobExists('test/abort', blob.digest), undefined);
+  });
+
   it('reports a missing manifest as NOT_FOUND with the registry code', async () => {
     await assert.rejects(client.getManifest('test/image', 'nope'), (e: unknown) => {
       assert.ok(e instanceof MirrorError);
