@@ -213,7 +213,7 @@ function oneLine(text: string, program: string): string {
     .map((l) => l.trim())
     .filter((l) => l !== '');
   let line = lines[0] ?? '';
-  const prefixes = [`${program}: `, `${basename(program)}: `, '(stdin): ', '/*stdin*\\: ', '*stdin*: ', 'stdin: '];
+  const prefixes = [`${program}: `, `${basename(program)}: `];
   for (let changed = true; changed; ) {
     changed = false;
     for (const p of prefixes) {
@@ -221,6 +221,12 @@ function oneLine(text: string, program: string): string {
         line = line.slice(p.length);
         changed = true;
       }
+    }
+    // how decoders name their standard input: xz `(stdin): `, zstd `/*stdin*\ : `
+    const stdin = /^(?:\(stdin\)|\/\*stdin\*\\|\*stdin\*|stdin)\s*:\s*/.exec(line);
+    if (stdin) {
+      line = line.slice(stdin[0].length);
+      changed = true;
     }
   }
   return line.length > 300 ? `${line.slice(0, 300)}...` : line;

@@ -98,7 +98,7 @@ class CopyRun {
   private readonly located = new Map<string, Set<string>>();
   /** HEAD results and in-flight writes per `repo@digest`. */
   private readonly ensured = new Map<string, Promise<void>>();
-  /** Small blobs kept in memory until the run ends (so a refused mount or a retry can send them again). */
+  /** Small blobs held in memory while their first upload is in flight (bounded by the byte budget). */
   private readonly memory = new Map<string, Uint8Array>();
   /** Blobs whose bytes did not verify. */
   private readonly badBlobs = new Map<string, MirrorError>();
@@ -218,8 +218,17 @@ class CopyRun {
     if (body.kind === 'bytes') {
       const size = body.data.byteLength;
       await this.budget.acquire(size, this.signal);
-      if (b.digest !== undefined) this.memory.set(b.digest, body.data);
-      this.background.push(this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, body)).finally(() => this.budget.release(size))));
+      const digest = b.digest;
+      if (digest !== undefined) this.memory.set(digest, body.data);
+      this.background.push(
+        this.track(
+          digest,
+          this.limit(() => this.uploadGuarded(repo, b, body)).finally(() => {
+            if (digest !== undefined) this.memory.delete(digest);
+            this.budget.release(size);
+          }),
+        ),
+      );
       return;
     }
     if (body.reopenable) {
@@ -231,20 +240,23 @@ class CopyRun {
       await this.budget.acquire(b.size, this.signal);
       let data: Uint8Array;
       try {
+        // Not hashed here: the destination verifies every byte it writes, and a blob that fails there is marked bad.
         data = await collect(body.open(), b.size);
-        verifyBytes(data, b.digest, b.size, { phase: 'read' });
       } catch (e) {
         this.budget.release(b.size);
-        if (e instanceof DigestMismatchError) {
-          this.badBlob(b.digest, e);
-          return;
-        }
         throw e;
       }
-      this.memory.set(b.digest, data);
       const size = b.size;
+      const digest = b.digest;
+      this.memory.set(digest, data);
       this.background.push(
-        this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, { kind: 'bytes', data })).finally(() => this.budget.release(size))),
+        this.track(
+          digest,
+          this.limit(() => this.uploadGuarded(repo, b, { kind: 'bytes', data })).finally(() => {
+            this.memory.delete(digest);
+            this.budget.release(size);
+          }),
+        ),
       );
       return;
     }
