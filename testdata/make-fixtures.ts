@@ -585,7 +585,7 @@ export function orderFiles(files: FileMap, order: 'metadata-first' | 'metadata-l
   const names = [...files.keys()];
   const meta = METADATA_FILES.filter((n) => files.has(n));
   const rest = names.filter((n) => !METADATA_FILES.includes(n)).sort();
-  if (order === 'metadata-last') return [...rest, ...meta];
+  if (order === 'metadata-last') return [...rest, ...[...meta].sort()];
   const rank = (n: string): number => {
     const k = jsonKind(files.get(n) ?? Buffer.alloc(0));
     return k === 'manifest' ? 0 : k === 'json' ? 1 : 2;

@@ -197,18 +197,44 @@ export class LayoutState {
     const out: SourceImage[] = [];
     for (const [i, raw] of (this.index?.manifests ?? []).entries()) {
       const desc = parseDescriptor(raw, `index.json manifests[${i}]`, { file: this.file });
-      out.push(this.ociImage(desc, i));
+      const image = this.ociImage(desc, i);
+      // An unnamed index whose own entries carry the names (nested indexes): those entries are the images.
+      const named = image.reference === undefined ? this.namedDescendants(desc, 0) : [];
+      if (named.length > 0) out.push(...named.map((d, j) => this.ociImage(d, i, j)));
+      else out.push(image);
     }
     this.ociImagesCache = out;
     return out;
   }
 
-  private ociImage(desc: Descriptor, i: number): SourceImage {
+  /** namedDescendants finds the named entries under an unnamed index (when its bytes have been read). */
+  private namedDescendants(desc: Descriptor, depth: number): Descriptor[] {
+    if (depth > 8 || !isIndexMediaType(desc.mediaType)) return [];
+    const bytes = this.small.get(desc.digest);
+    if (!bytes) return [];
+    let parsed;
+    try {
+      parsed = parseManifest(bytes, desc.mediaType);
+    } catch {
+      return [];
+    }
+    if (parsed.kind !== 'index') return [];
+    const out: Descriptor[] = [];
+    for (const child of parsed.index.manifests) {
+      const a = child.annotations ?? {};
+      const name = a[ANNOTATION_IMAGE_NAME] ?? a[ANNOTATION_REF_NAME];
+      if (name !== undefined && (a[ANNOTATION_IMAGE_NAME] !== undefined || isFullReference(name))) out.push(child);
+      else out.push(...this.namedDescendants(child, depth + 1));
+    }
+    return out;
+  }
+
+  private ociImage(desc: Descriptor, i: number, nested?: number): SourceImage {
     const a = desc.annotations ?? {};
     const full = a[ANNOTATION_IMAGE_NAME];
     const refName = a[ANNOTATION_REF_NAME];
     const candidate = full ?? (refName !== undefined && isFullReference(refName) ? refName : undefined);
-    const where = `index.json manifests[${i}] (${desc.digest})`;
+    const where = `index.json manifests[${i}]${nested === undefined ? '' : ` entry ${nested}`} (${desc.digest})`;
     if (candidate === undefined) {
       const why = refName !== undefined ? `has only the name "${refName}", not a full image reference` : 'has no image name';
       return {
