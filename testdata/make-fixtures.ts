@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -569,7 +569,7 @@ export interface TarBundleOptions {
 
 const METADATA_FILES = ['oci-layout', 'index.json', 'manifest.json', 'repositories'];
 
-/** isSmallJson tells whether bytes look like a manifest or config (a small JSON object). */
+/** jsonKind tells whether bytes are a manifest or index (`manifest`), another small JSON object (`json`), or neither. */
 function jsonKind(bytes: Buffer): 'manifest' | 'json' | undefined {
   if (bytes.byteLength > 1024 * 1024 || bytes[0] !== 0x7b) return undefined;
   try {
@@ -744,10 +744,15 @@ function describeLayout(file: string, built: BuiltLayout): FixtureDescription {
   return { file, images, blobCount: blobs.size };
 }
 
-/** describeFixture tells what a canonical fixture holds (default: `demo`, i.e. testdata/bundles/demo.tar.xz). */
-export async function describeFixture(name: 'demo' = 'demo'): Promise<FixtureDescription> {
-  void name;
-  return describeLayout('demo.tar.xz', await buildOciLayout(DEMO_SPEC));
+/** describeFixture tells what a canonical OCI fixture holds (default: `demo`, i.e. testdata/bundles/demo.tar.xz). */
+export async function describeFixture(name: 'demo' | 'demo-metadata-first' = 'demo'): Promise<FixtureDescription> {
+  const file = name === 'demo' ? 'demo.tar.xz' : 'demo-metadata-first.tar.zst';
+  return describeLayout(file, await buildOciLayout(DEMO_SPEC));
+}
+
+/** describeDockerSaveFixture tells what testdata/bundles/docker-save.tar holds: per image its tags, config and layers. */
+export async function describeDockerSaveFixture(): Promise<BuiltDockerImage[]> {
+  return (await buildDockerSave(DOCKER_SAVE_SPEC)).images;
 }
 
 /** BadFixtures are the paths (and facts) of the bad inputs {@link writeBadFixtures} writes. */
@@ -867,7 +872,6 @@ export async function writeCanonicalFixtures(dir: string): Promise<Record<string
     ),
   };
   await writeFile(join(dir, 'fixtures.json'), `${JSON.stringify(description, null, 2)}\n`);
-  const { readdir, stat } = await import('node:fs/promises');
   const sizes: Record<string, number> = {};
   const walk = async (d: string, prefix: string): Promise<void> => {
     for (const n of (await readdir(d)).sort()) {

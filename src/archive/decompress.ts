@@ -253,6 +253,10 @@ class CountingTransform extends Transform {
 /** writeProcessed writes one piece into a transform and resolves once the transform has processed it. */
 function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    if (w.destroyed) {
+      reject(new Error('decoder closed'));
+      return;
+    }
     const cleanup = (): void => {
       w.off('error', onError);
       w.off('close', onClose);
@@ -278,6 +282,10 @@ function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
 /** endProcessed ends a transform's input and resolves once everything written has been processed. */
 function endProcessed(w: Duplex): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    if (w.destroyed) {
+      reject(new Error('decoder closed'));
+      return;
+    }
     const cleanup = (): void => {
       w.off('error', onError);
       w.off('close', onClose);

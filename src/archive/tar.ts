@@ -336,11 +336,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, options: ReadT
         const kind = type === 'symlink' ? 'a symbolic link' : 'a hard link';
         if (links === 'reject') throw unsafe(`it is ${kind} to "${linkname}"`);
         if (linkname.startsWith('/')) throw unsafe(`it is ${kind} to an absolute path "${linkname}"`);
-        const joined = type === 'symlink' ? posix.join(posix.dirname(checked.name), linkname) : linkname;
-        const target = normalizeEntryName(posix.normalize(joined));
-        if (!target.ok || joined.startsWith('../') || posix.normalize(joined).startsWith('..')) {
-          throw unsafe(`it is ${kind} to "${linkname}", outside the archive`);
-        }
+        // posix.join normalizes: a target that climbs above the root keeps a leading `..`, which the check refuses.
+        const joined = posix.join(type === 'symlink' ? posix.dirname(checked.name) : '.', linkname);
+        const target = normalizeEntryName(joined);
+        if (!target.ok || target.name === '') throw unsafe(`it is ${kind} to "${linkname}", outside the archive`);
         entryType = type;
         linkTarget = target.name;
       }

@@ -186,6 +186,10 @@ class CopyRun {
     // Whatever the sink leaves unread of a one-time stream, the source drains after the sink returns.
     const skip = async (): Promise<void> => {};
     if (this.options.dryRun || this.dest === undefined) {
+      if (b.digest === undefined && b.knownAs !== undefined) {
+        b.resolved?.(b.knownAs);
+        return;
+      }
       if (b.digest === undefined && b.resolved) {
         // A converted blob's digest is only known by reading it.
         const bytes = await this.measure(body);
@@ -198,6 +202,20 @@ class CopyRun {
 
     const targets = rereadTargets ?? this.targetsOf(b);
     if (targets.size === 0) return skip();
+
+    if (b.digest === undefined && b.knownAs !== undefined && rereadTargets === undefined) {
+      // A converted blob written by an earlier run: present under its recorded digest means nothing to send.
+      const known = b.knownAs;
+      for (const repo of targets) {
+        if (this.isLocated(repo, known.digest) || (await this.dest.hasBlob(repo, known.digest, { signal: this.signal }))) {
+          this.locate(repo, known.digest);
+          this.keyOf.set(known.digest, b.key);
+          this.blobEvent(known.digest, known.size, repo, 'skipped');
+          b.resolved?.(known);
+          return;
+        }
+      }
+    }
 
     if (b.digest !== undefined) {
       const digest = b.digest;

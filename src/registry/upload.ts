@@ -67,6 +67,20 @@ class SessionLostError extends MirrorError {
   }
 }
 
+/** Errors that already went through their own bounded retries: an upload is not started over for them. */
+const spentErrors = new WeakSet<object>();
+
+/** spent marks an error as having used up its retries and returns it. */
+function spent(e: unknown): unknown {
+  if (typeof e === 'object' && e !== null) spentErrors.add(e);
+  return e;
+}
+
+/** isSpent tells whether an error already used up its retries. */
+function isSpent(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && spentErrors.has(e);
+}
+
 /** sessionFromResponse reads the upload session of a 202 answer (Location, OCI-Chunk-Min-Length). */
 export function sessionFromResponse(res: HttpResponse, repository: string): UploadSession {
   const location = res.headers['location'];
@@ -152,7 +166,7 @@ async function uploadStatus(t: RegistryTransport, session: UploadSession, signal
     if (e instanceof RegistryHttpError && e.context.status !== undefined && e.context.status < 500) {
       throw new SessionLostError(`upload session in ${session.repository} is gone`, { cause: e, phase: 'upload' });
     }
-    throw e;
+    throw spent(e);
   }
 }
 
@@ -242,7 +256,7 @@ async function finish(a: Attempt, session: UploadSession, digest: string, size: 
   } catch (e) {
     const landed = await landedAs(a, digest, size);
     if (landed !== undefined) return landed;
-    throw e;
+    throw isSessionLost(e) ? e : spent(e);
   }
 }
 
@@ -393,7 +407,8 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
         progress.reach(pos);
       } catch (e) {
         if (isMirrorError(e) && e.code === 'INTERRUPTED') throw e;
-        if (!isRetryableError(e) || tries >= policy.retries) throw e;
+        if (!isRetryableError(e)) throw e;
+        if (tries >= policy.retries) throw spent(e);
         const delayMs = retryDelay(tries + 1, policy, retryAfterOf(e));
         t.events({ type: 'retry', method: 'PATCH', url: redactUrl(current.location), attempt: tries + 1, delayMs, reason: retryReason(e) });
         await sleep(delayMs, options.signal);
@@ -456,7 +471,14 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
   for (let attempt = 0; ; attempt++) {
     let current: UploadSession | undefined;
     try {
-      current = session ?? (await startUpload(t, repo, options.signal));
+      if (session !== undefined) current = session;
+      else {
+        try {
+          current = await startUpload(t, repo, options.signal);
+        } catch (e) {
+          throw spent(e);
+        }
+      }
       session = undefined;
       return await runOnce({ t, repo, body, options, progress, source }, current);
     } catch (e) {
@@ -478,7 +500,7 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
           { phase: 'upload', digest: options.digest, cause: e },
         );
       }
-      if (attempt >= policy.retries) {
+      if (attempt >= policy.retries || isSpent(e)) {
         await cancelQuietly(t, failed);
         throw e;
       }

@@ -61,6 +61,12 @@ export interface StreamBlob {
   size?: number | undefined;
   /** The media type to report for it, when known. */
   mediaType?: string | undefined;
+  /**
+   * For a blob whose digest is only known once it is written (a layer compressed on the way): what an earlier run
+   * wrote for it. When the destination already holds that digest, the sink may skip the blob and call `resolved`
+   * with it; the source then checks the bytes it reads against what it recorded.
+   */
+  knownAs?: BlobResult | undefined;
   /** Which images need it. */
   wanted: Wanted;
   /**

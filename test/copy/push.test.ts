@@ -163,10 +163,17 @@ describe('mirror push (integration: docker-registry + skopeo)', function () {
       await writeTarBundle(save.files, file, { order: 'metadata-last', compression: 'xz' });
       const ns = `ds-${layerPaths}`;
       const report = join(work, `ds-${layerPaths}.json`);
-      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--report', report]);
+      const env = { XDG_CACHE_HOME: join(work, `cache-${layerPaths}`) };
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--report', report], { env });
       assert.equal(r.code, 0, r.stderr + r.stdout);
       const rep = JSON.parse(await readFile(report, 'utf8')) as Report;
       assert.equal(rep.images.length, 3, 'one image per RepoTag');
+      // A second push finds the compressed layers by the digests recorded on the first, and sends nothing.
+      const again = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--json'], { env });
+      assert.equal(again.code, 0, again.stderr);
+      const second = JSON.parse(again.stdout) as Report;
+      assert.equal(second.summary.blobsUploaded, 0, 'no blob uploaded on the second push');
+      assert.deepEqual(second.images.map((i) => i.digest), rep.images.map((i) => i.digest), 'same manifests as the first push');
       assert.ok(rep.images.every((i) => i.converted?.includes('gzip')), 'the report says layer digests changed');
       for (const img of save.images) {
         for (const ref of img.refs) {

@@ -136,11 +136,12 @@ export function freePort(): Promise<number> {
 /** run runs a command to completion and gives its stdout; throws with stderr when it fails. Bounded by `timeoutMs`. */
 export function run(command: string, args: string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+    const input = options.input;
+    const child = spawn(command, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.once('error', (e) => {
       clearTimeout(timer);
@@ -151,6 +152,10 @@ export function run(command: string, args: string[], options: { input?: string; 
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
       else reject(new Error(`${command} ${args[0] ?? ''} failed (${signal ?? code}): ${Buffer.concat(err).toString('utf8').slice(-2000)}`));
     });
-    child.stdin.end(options.input ?? '');
+    if (input !== undefined && child.stdin !== null) {
+      // A command that exits without reading its input must not crash the test process with EPIPE.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }

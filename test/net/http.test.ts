@@ -37,7 +37,7 @@ describe('net/http', function () {
   after(async () => {
     await closeAll();
     await Promise.all(servers.map(close));
-    rmSync(certs.dir, { recursive: true, force: true });
+    if (certs !== undefined) rmSync(certs.dir, { recursive: true, force: true });
   });
 
   const serve = async (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> => {

@@ -2,6 +2,7 @@
  * One view of a bundle's entries whether it is a tar file (read as a stream, one entry after the other) or a
  * directory (any file at any time, so bodies can be reopened). Directory entries come metadata first.
  */
+import { realpath, stat } from 'node:fs/promises';
 import { openBundleInput, type BundleInput, type TarEntry } from '../../archive/index.js';
 import type { BlobBody } from '../types.js';
 
@@ -24,6 +25,8 @@ export interface BundleEntriesInput {
   readonly description: string;
   /** True for a directory. */
   readonly reopenable: boolean;
+  /** Names this input for local records: real path, size and modification time. */
+  readonly identity: string;
   /** entries starts a pass from the beginning. */
   entries(options: { signal?: AbortSignal | undefined; onSourceBytes?: ((delta: number, total: number | undefined) => void) | undefined }): AsyncIterable<BundleEntry>;
   close(): Promise<void>;
@@ -35,11 +38,19 @@ export async function openBundleEntries(
   options: { decoder?: 'auto' | 'xz' | 'lzma-native' | undefined; signal?: AbortSignal | undefined },
 ): Promise<BundleEntriesInput> {
   const input = await openBundleInput(path, { decoder: options.decoder ?? 'auto', links: 'yield', signal: options.signal });
-  return input.kind === 'file' ? fileEntries(input) : directoryEntries(input);
+  let identity = path;
+  try {
+    const st = await stat(path);
+    identity = `${await realpath(path)}:${st.size}:${Math.round(st.mtimeMs)}`;
+  } catch {
+    /* keep the path */
+  }
+  return input.kind === 'file' ? fileEntries(input, identity) : directoryEntries(input, identity);
 }
 
-function fileEntries(input: Extract<BundleInput, { kind: 'file' }>): BundleEntriesInput {
+function fileEntries(input: Extract<BundleInput, { kind: 'file' }>, identity: string): BundleEntriesInput {
   return {
+    identity,
     description: input.compression === 'none' ? 'tar' : `${input.compression}, decoded by ${input.decoder}`,
     reopenable: false,
     async *entries(options) {
@@ -83,8 +94,9 @@ async function* empty(): AsyncGenerator<Uint8Array> {}
 const METADATA_FIRST = ['oci-layout', 'index.json', 'manifest.json', 'repositories'];
 const SMALL = 4 * 1024 * 1024;
 
-function directoryEntries(input: Extract<BundleInput, { kind: 'directory' }>): BundleEntriesInput {
+function directoryEntries(input: Extract<BundleInput, { kind: 'directory' }>, identity: string): BundleEntriesInput {
   return {
+    identity,
     description: 'directory',
     reopenable: true,
     async *entries(options) {

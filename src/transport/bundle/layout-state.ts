@@ -287,6 +287,24 @@ export class LayoutState {
     return out;
   }
 
+  /** diffIdFromConfig gives a docker-save layer's diff_id from its image's config, when both have been read. */
+  diffIdFromConfig(name: string): string | undefined {
+    for (const entry of this.dockerManifest ?? []) {
+      const i = entry.Layers.findIndex((l) => this.resolveAlias(l) === name);
+      if (i < 0) continue;
+      const config = this.files.get(entry.Config);
+      if (!config) continue;
+      try {
+        const ids = (JSON.parse(Buffer.from(config).toString('utf8')) as { rootfs?: { diff_ids?: unknown[] } }).rootfs?.diff_ids;
+        const id = ids?.[i];
+        if (typeof id === 'string') return id;
+      } catch {
+        /* a bad config fails its image later */
+      }
+    }
+    return undefined;
+  }
+
   /** resolveAlias follows link entries to the entry that holds the bytes. */
   resolveAlias(name: string): string {
     let n = name;

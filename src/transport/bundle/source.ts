@@ -5,7 +5,9 @@
  * handed to the copy engine while it is read.
  */
 import { MirrorError } from '../../errors/index.js';
-import { sha256Digest } from '../../oci/digest.js';
+import { DigestCounter, sha256Digest } from '../../oci/digest.js';
+import { type CachedLayer, defaultLayerCachePath, LayerCache } from './layer-cache.js';
+import { hasParallelGzip } from './parallel-gzip.js';
 import { openBundleEntries, type BundleEntry, type BundleEntriesInput } from './entries.js';
 import { convertLayer, type ConvertedLayerStream } from './convert.js';
 import { blobDigestOfPath, type LayerCompression, LayoutState } from './layout-state.js';
@@ -24,6 +26,8 @@ export interface BundleSourceOptions {
   compressionLevel?: number | undefined;
   /** xz decoder choice: `auto` (the xz program when installed, else lzma-native), `xz`, `lzma-native`. */
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
+  /** The record of earlier layer conversions; null to keep none. Default {@link defaultLayerCachePath}. */
+  layerCachePath?: string | null | undefined;
   /** Largest blob entry kept in memory as metadata. Default {@link DEFAULT_SMALL_ENTRY_MAX}. */
   smallEntryMax?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -41,6 +45,8 @@ class BundleSource implements StreamSource {
   private readonly state: LayoutState;
   private readonly smallMax: number;
   private metadataBytes = 0;
+  private readonly cache: LayerCache;
+  private readonly params: string;
 
   constructor(
     private readonly path: string,
@@ -50,6 +56,14 @@ class BundleSource implements StreamSource {
     this.reopenable = input.reopenable;
     this.state = new LayoutState(path, options.layerCompression ?? 'gzip');
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
+    this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
+    const compression = options.layerCompression ?? 'gzip';
+    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:${hasParallelGzip() ? 'pgzip' : 'gzip'}`;
+  }
+
+  /** fileId names this bundle file (path, size, mtime) for the conversion record. */
+  private get fileId(): string {
+    return this.input.identity;
   }
 
   get description(): string {
@@ -69,6 +83,7 @@ class BundleSource implements StreamSource {
       await this.entry(entry, sink);
     }
     await sink.flush?.();
+    await this.cache.save();
     return this.state.catalog();
   }
 
@@ -164,20 +179,64 @@ class BundleSource implements StreamSource {
       },
     };
     const previous = s.converted.get(e.name);
+    const keys = this.cacheKeys(e.name);
+    const hit: CachedLayer | undefined =
+      previous?.diffId !== undefined ? { ...previous, diffId: previous.diffId } : again ? undefined : await this.cache.get(keys);
+    let viaCache: CachedLayer | undefined;
     await sink.blob({
       key: e.name,
       wanted: again ? { known: false } : s.wantedByLayer(e.name),
       body,
+      knownAs: hit ? { digest: hit.digest, size: hit.size } : undefined,
       resolved: (r) => {
+        if (conv === undefined && hit && r.digest === hit.digest) {
+          // Found in the destination by the recorded digest: trusted once the bytes hash to the recorded diff_id.
+          viaCache = { ...hit };
+          s.recordLayer(e.name, viaCache);
+          return;
+        }
         const layer = { digest: r.digest, size: r.size, mediaType: conv?.mediaType() ?? '', diffId: conv?.diffId() };
         if (previous && previous.digest !== layer.digest) {
           s.failedLayers.set(e.name, new MirrorError('INTERNAL', `layer ${e.name} compressed differently on a second read (${layer.digest}, was ${previous.digest})`));
           return;
         }
         s.recordLayer(e.name, layer);
+        if (layer.diffId !== undefined && layer.mediaType) void this.cache.put([...keys, ...this.diffKeys(layer.diffId)], { ...layer, diffId: layer.diffId });
       },
       rejected: (err) => s.failedLayers.set(e.name, err),
     });
+    if (viaCache !== undefined && conv === undefined) {
+      const counter = new DigestCounter();
+      const input = raw.kind === 'bytes' ? single(raw.data) : raw.open();
+      for await (const chunk of input) counter.update(chunk);
+      const diffId = counter.digest();
+      if (diffId !== viaCache.diffId) {
+        s.converted.delete(e.name);
+        s.failedLayers.set(
+          e.name,
+          new MirrorError('BAD_INPUT', `layer ${e.name} in ${this.path} hashes to ${diffId}, not to ${viaCache.diffId} as recorded; push it again`, { file: this.path }),
+        );
+      }
+    }
+  }
+
+  /** cacheKeys names a docker-save layer for the conversion record: by bundle file and entry, and by its diff_id. */
+  private cacheKeys(name: string): string[] {
+    const keys = [`entry:${this.fileId}:${name}:${this.params}`];
+    const claimed = this.claimedDiffId(name);
+    if (claimed) keys.push(...this.diffKeys(claimed));
+    return keys;
+  }
+
+  private diffKeys(diffId: string): string[] {
+    return [`diff:${diffId}:${this.params}`];
+  }
+
+  /** claimedDiffId is the layer's uncompressed digest as the archive states it (its name, or its config), if any. */
+  private claimedDiffId(name: string): string | undefined {
+    const m = /^([a-f0-9]{64})\.tar$/.exec(name);
+    if (m) return `sha256:${m[1]}`;
+    return this.state.diffIdFromConfig(name);
   }
 }
 
