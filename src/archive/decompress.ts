@@ -238,6 +238,14 @@ function errnoCode(e: unknown): string | undefined {
   return typeof c === 'string' ? c : undefined;
 }
 
+const DOWNSTREAM_CODES = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/** isDownstreamError tells whether an error on the file stream came from a stage after it (a pipe, a decoder). */
+function isDownstreamError(e: unknown): boolean {
+  const err = e as NodeJS.ErrnoException | null | undefined;
+  return (err?.code !== undefined && DOWNSTREAM_CODES.has(err.code)) || err?.syscall === 'write';
+}
+
 /** CountingTransform passes bytes through, counting them. */
 class CountingTransform extends Transform {
   constructor(private readonly onBytes: (n: number) => void) {
@@ -346,7 +354,9 @@ class DecompressionRun implements DecompressedStream {
   ) {
     this.input = handle.createReadStream({ start: 0, highWaterMark: options.readChunkBytes ?? DEFAULT_READ_CHUNK, autoClose: true });
     this.input.on('error', (e) => {
-      this.readError ??= e;
+      // pipeline() destroys the file stream with whatever broke downstream (EPIPE when a decoder exits early): only
+      // the file's own failures are read errors.
+      if (!isDownstreamError(e)) this.readError ??= e;
     });
     const count = (n: number): void => {
       this.bytesRead += n;

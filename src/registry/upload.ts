@@ -231,6 +231,8 @@ interface Attempt {
   options: UploadOptions;
   progress: Progress;
   source: SourceState;
+  /** The session as last known (its location changes after each PATCH), for a cancel after a failure. */
+  latest: { session: UploadSession | undefined };
 }
 
 /** finish commits an upload with PUT <location>?digest=, and checks (HEAD) whether a PUT whose answer was lost landed. */
@@ -351,6 +353,7 @@ async function streamedPatch(a: Attempt, session: UploadSession): Promise<Upload
   if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `to ${repo}` });
   await res.discard();
   const next = { ...session, location: new URL(res.headers['location'] ?? session.location, res.url).toString() };
+  a.latest.session = next;
   const digest = counter.digest();
   checkExpected(options, digest, counter.bytes);
   return finish(a, next, digest, counter.bytes);
@@ -402,6 +405,7 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
         await res.discard();
         const location = res.headers['location'];
         current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
+        a.latest.session = current;
         pos += data.byteLength;
         data = data.subarray(data.byteLength);
         progress.reach(pos);
@@ -420,6 +424,7 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
           );
         }
         current = { ...current, location: status.location };
+        a.latest.session = current;
         pos = status.offset;
         data = chunk.subarray(pos - start);
         progress.reach(pos);
@@ -470,6 +475,7 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
   let session = options.session;
   for (let attempt = 0; ; attempt++) {
     let current: UploadSession | undefined;
+    const latest: { session: UploadSession | undefined } = { session: undefined };
     try {
       if (session !== undefined) current = session;
       else {
@@ -480,9 +486,10 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
         }
       }
       session = undefined;
-      return await runOnce({ t, repo, body, options, progress, source }, current);
+      latest.session = current;
+      return await runOnce({ t, repo, body, options, progress, source, latest }, current);
     } catch (e) {
-      const failed = current;
+      const failed = latest.session ?? current;
       if (isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) {
         await cancelQuietly(t, failed);
         throw e;

@@ -261,5 +261,25 @@ describe('mirror push (integration: docker-registry + skopeo)', function () {
       assert.equal(out.summary.passes, 2, 'the bundle was read a second time');
       await assertPushed(layout, 'big');
     });
+
+    it('with --upload-mode chunked, a cut upload resumes in place from the offset the registry reports', async () => {
+      const layout = await buildOciLayout({
+        seed: 'chunked',
+        images: [{ ref: 'gcr.io/big/chunked:1', layers: [{ files: 1, sizeBytes: 20 * 1024 * 1024 }] }],
+      });
+      const file = join(work, 'chunked.tar');
+      await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'none' });
+      proxy = await startFaultProxy({
+        upstream: registry.url,
+        rules: [{ kind: 'cut-request', method: 'PATCH', pathIncludes: '/blobs/uploads/', nth: [2], afterBytes: 1024 * 1024, forwardBeforeCut: false }],
+      });
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${proxy.host}/chunked`, '--upload-mode', 'chunked', '--chunk-size', '4', '--json']);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(proxy.injected['cut-request'], 1);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(out.summary.passes, 1, 'no second read of the bundle');
+      assert.ok(proxy.requests.filter((q) => q.method === 'PATCH').length >= 5, 'sent in chunks');
+      await assertPushed(layout, 'chunked');
+    });
   });
 });
