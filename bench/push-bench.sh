@@ -59,13 +59,14 @@ out = sys.argv[1]; size = 2 * 1024**3
 # One 2 GiB layer of pseudo-random bytes (content does not matter to the registry), streamed into the tar.
 BLOCK = b''.join(hashlib.sha256(i.to_bytes(4, 'big')).digest() for i in range(1 << 15))  # 1 MiB, fixed
 class Gen(io.RawIOBase):
-    def __init__(self): self.left = size; self.block = BLOCK
+    def __init__(self): self.left = size; self.pos = 0
     def readable(self): return True
     def readinto(self, b):
-        n = min(len(b), self.left, len(self.block)); b[:n] = self.block[:n]; self.left -= n; return n
+        n = min(len(b), self.left, len(BLOCK) - self.pos); b[:n] = BLOCK[self.pos:self.pos + n]
+        self.pos = (self.pos + n) % len(BLOCK); self.left -= n; return n
 h = hashlib.sha256()
-g = Gen(); left = size
-while left: n = min(left, 1 << 20); h.update(g.block[:n]); left -= n
+left = size
+while left: n = min(left, len(BLOCK)); h.update(BLOCK[:n]); left -= n
 layer = 'sha256:' + h.hexdigest()
 cfg = json.dumps({'architecture': 'amd64', 'os': 'linux', 'rootfs': {'type': 'layers', 'diff_ids': [layer]}}).encode()
 cd = 'sha256:' + hashlib.sha256(cfg).hexdigest()
