@@ -64,6 +64,7 @@ export class ProgressRenderer {
       cliProgress.Presets.shades_classic,
     );
     this.bar.start(Math.max(1, this.readTotal), Math.min(this.readBytes, this.readTotal), this.payload());
+    this.update();
   }
 
   private payload(): Record<string, string | number> {

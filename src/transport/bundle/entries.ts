@@ -55,22 +55,24 @@ function fileEntries(input: Extract<BundleInput, { kind: 'file' }>, identity: st
     reopenable: false,
     async *entries(options) {
       let last = 0;
-      for await (const e of input.entries({ signal: options.signal })) {
+      const report = (): void => {
         const now = input.compressedBytesRead();
         if (now > last) {
           options.onSourceBytes?.(now - last, input.totalBytes);
           last = now;
         }
-        yield tarEntry(e);
+      };
+      for await (const e of input.entries({ signal: options.signal })) {
+        report();
+        yield tarEntry(e, options.onSourceBytes ? report : undefined);
       }
-      const now = input.compressedBytesRead();
-      if (now > last) options.onSourceBytes?.(now - last, input.totalBytes);
+      report();
     },
     close: async () => {},
   };
 }
 
-function tarEntry(e: TarEntry): BundleEntry {
+function tarEntry(e: TarEntry, progress: (() => void) | undefined): BundleEntry {
   let opened = false;
   return {
     name: e.name,
@@ -82,7 +84,7 @@ function tarEntry(e: TarEntry): BundleEntry {
       open: () => {
         if (opened) return empty();
         opened = true;
-        return e.body;
+        return progress && e.size > 1024 * 1024 ? reporting(e.body, progress) : e.body;
       },
     }),
     bytes: (max) => e.bytes(max),
@@ -90,6 +92,19 @@ function tarEntry(e: TarEntry): BundleEntry {
 }
 
 async function* empty(): AsyncGenerator<Uint8Array> {}
+
+/** reporting passes a large body through, reporting read progress every few MiB. */
+async function* reporting(body: AsyncIterable<Uint8Array>, progress: () => void): AsyncGenerator<Uint8Array> {
+  let since = 0;
+  for await (const chunk of body) {
+    since += chunk.byteLength;
+    if (since >= 4 * 1024 * 1024) {
+      since = 0;
+      progress();
+    }
+    yield chunk;
+  }
+}
 
 const METADATA_FIRST = ['oci-layout', 'index.json', 'manifest.json', 'repositories'];
 const SMALL = 4 * 1024 * 1024;
