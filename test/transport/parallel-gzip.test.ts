@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { parallelGzip } from '../../src/transport/bundle/parallel-gzip.js';
+import { convertLayer } from '../../src/transport/bundle/convert.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+
+async function* chunks(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+async function gz(data: Buffer, blockSize: number, chunk = 70_000): Promise<Buffer> {
+  const out: Uint8Array[] = [];
+  for await (const c of parallelGzip(chunks(data, chunk), { level: 1, blockSize })) out.push(c);
+  return Buffer.concat(out);
+}
+
+describe('transport/bundle parallel gzip', () => {
+  // Compressible text with long repeats across block boundaries, plus incompressible bytes.
+  const text = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `line ${i % 977} of a layer file\n`).join(''));
+  const data = Buffer.concat([text, randomBytes(300_000), text]);
+
+  it('writes one gzip member that gunzip reads back exactly', async () => {
+    for (const blockSize of [64 * 1024, 256 * 1024, 4 * 1024 * 1024]) {
+      const out = await gz(data, blockSize);
+      assert.deepEqual(gunzipSync(out), data, `block size ${blockSize}`);
+    }
+    assert.deepEqual(gunzipSync(await gz(Buffer.alloc(0), 1024)), Buffer.alloc(0));
+  });
+
+  it('is deterministic whatever the input chunking', async () => {
+    const a = await gz(data, 128 * 1024, 1000);
+    const b = await gz(data, 128 * 1024, 333_333);
+    assert.equal(sha256Digest(a), sha256Digest(b));
+  });
+
+  it('convertLayer compresses a tar, reports its diff_id, and passes compressed layers through', async () => {
+    const conv = convertLayer(chunks(data, 50_000), { compression: 'gzip', name: 'layer.tar' });
+    const out: Uint8Array[] = [];
+    for await (const c of conv.stream) out.push(c);
+    assert.equal(conv.mediaType(), MediaType.DOCKER_LAYER_GZIP);
+    assert.equal(conv.diffId(), sha256Digest(data));
+    assert.deepEqual(gunzipSync(Buffer.concat(out)), data);
+    const again = convertLayer(chunks(Buffer.concat(out), 10_000), { compression: 'gzip', name: 'x' });
+    const passed: Uint8Array[] = [];
+    for await (const c of again.stream) passed.push(c);
+    assert.deepEqual(Buffer.concat(passed), Buffer.concat(out), 'already gzip: unchanged');
+    assert.equal(again.diffId(), undefined);
+    const none = convertLayer(chunks(data, 50_000), { compression: 'none', name: 'y' });
+    for await (const _ of none.stream) void _;
+    assert.equal(none.mediaType(), MediaType.OCI_LAYER);
+    assert.equal(none.diffId(), sha256Digest(data));
+  });
+});
