@@ -192,6 +192,30 @@ describe('mirror push (integration: docker-registry + skopeo)', function () {
     });
   }
 
+  for (const compression of ['zstd', 'none'] as const) {
+    it(`pushes a docker save archive with --layer-compression ${compression}`, async () => {
+      const save = await buildDockerSave(DOCKER_SAVE_SPEC);
+      const file = join(work, `save-${compression}.tar`);
+      await writeTarBundle(save.files, file, { order: 'metadata-first', compression: 'none' });
+      const ns = `lc-${compression}`;
+      const env = { XDG_CACHE_HOME: join(work, `cache-lc-${compression}`) };
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--layer-compression', compression], { env });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const ref = save.images[0]!.refs[0]!;
+      const manifest = JSON.parse((await skopeoInspectRaw(`docker://${registry.host}/${destPath(ref, ns)}`)).toString('utf8')) as {
+        mediaType: string;
+        config: { digest: string };
+        layers: Array<{ mediaType: string; digest: string }>;
+      };
+      assert.equal(manifest.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+      assert.equal(manifest.config.digest, save.images[0]!.configDigest);
+      if (compression === 'none') assert.deepEqual(manifest.layers.map((l) => l.digest), save.images[0]!.diffIds, 'uncompressed: layer digests are the diff_ids');
+      else assert.ok(manifest.layers.every((l) => l.mediaType.endsWith('+zstd')));
+      const { skopeoCopyToOci } = await import('../helpers/skopeo.js');
+      await skopeoCopyToOci(`docker://${registry.host}/${destPath(ref, ns)}`, join(work, `out-lc-${compression}`));
+    });
+  }
+
   it('--dry-run prints the mapping and sends nothing', async () => {
     const proxy = await startFaultProxy({ upstream: registry.url });
     try {
