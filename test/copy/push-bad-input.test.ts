@@ -138,3 +138,72 @@ async function listRepos(registry: TestRegistry): Promise<string[]> {
   }
   return tagged;
 }
+
+describe('mirror push: interruption', function () {
+  this.timeout(60_000);
+  it('Ctrl-C stops with exit code 130 and leaves no index naming anything incomplete', async () => {
+    const { spawn } = await import('node:child_process');
+    const { writeTarBundle } = await import('../../testdata/make-fixtures.js');
+    const { BIN } = await import('../helpers/cli.js');
+    const { existsSync } = await import('node:fs');
+    const work = await mkdtemp(join(tmpdir(), 'mirror-int-'));
+    try {
+      const file = join(work, 'big.tar.xz');
+      await writeTarBundle(await bigLayout(32 * 1024 * 1024), file, { order: 'metadata-last', compression: 'xz' });
+      const out = join(work, 'out');
+      const child = spawn(process.execPath, [BIN, 'push', '--source', file, '--private-registry', `oci:${out}`, '--decoder', 'lzma-native'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      // Interrupt once the push has started writing.
+      for (let i = 0; i < 100 && !existsSync(join(out, 'oci-layout')); i++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      assert.equal(code, ExitCode.INTERRUPTED, stderr);
+      assert.match(stderr, /interrupted/);
+      assert.equal(existsSync(join(out, 'index.json')), false, 'no index.json was written');
+      const leftovers = (await readdir(join(out, 'blobs'))).filter((n) => n.startsWith('.tmp-'));
+      assert.deepEqual(leftovers, [], 'no temporary blob files left');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+/** bigLayout is a one-image OCI layout whose one layer is `size` random bytes (made fast; registries do not look inside). */
+async function bigLayout(size: number): Promise<Map<string, Buffer>> {
+  const { randomBytes } = await import('node:crypto');
+  const { sha256Digest } = await import('../../src/oci/digest.js');
+  const layer = randomBytes(size);
+  const layerDigest = sha256Digest(layer);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layerDigest] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Digest(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size }],
+    }),
+  );
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: sha256Digest(manifest),
+          size: manifest.length,
+          annotations: { 'io.containerd.image.name': 'gcr.io/int/big:1', 'org.opencontainers.image.ref.name': '1' },
+        },
+      ],
+    }),
+  );
+  const blob = (b: Buffer): string => `blobs/sha256/${sha256Digest(b).slice(7)}`;
+  return new Map([
+    ['oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}')],
+    ['index.json', index],
+    [blob(manifest), manifest],
+    [blob(config), config],
+    [blob(layer), layer],
+  ]);
+}

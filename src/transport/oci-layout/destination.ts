@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { errorMessage, MirrorError } from '../../errors/index.js';
+import { abortError, errorMessage, MirrorError } from '../../errors/index.js';
 import { DigestCounter, digestHex, verifyingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { Descriptor } from '../../oci/manifest.js';
@@ -80,23 +81,24 @@ class LayoutDestination implements ImageDestination {
     const counter = new DigestCounter();
     const input = body.kind === 'bytes' ? once1(body.data) : body.open();
     const checked = expected.digest !== undefined ? verifyingStream(input, expected.digest, expected.size, { phase: 'write' }) : input;
-    const out = createWriteStream(tmp, { flags: 'wx' });
-    try {
+    const signal = options.signal;
+    async function* counted(): AsyncGenerator<Uint8Array> {
       for await (const chunk of checked) {
-        options.signal?.throwIfAborted();
+        signal?.throwIfAborted();
         counter.update(chunk);
-        if (!out.write(chunk)) await once(out, 'drain');
+        yield chunk;
         options.onBytes?.(chunk.byteLength);
       }
-      out.end();
-      await once(out, 'close');
+    }
+    try {
+      await pipeline(Readable.from(counted()), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
       const digest = expected.digest ?? counter.digest();
       await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
       await rename(tmp, algHexPath(this.dir, digest));
       return { digest, size: counter.bytes };
     } catch (e) {
-      out.destroy();
       await rm(tmp, { force: true });
+      if (signal?.aborted) throw abortError(signal);
       throw e;
     }
   }
