@@ -53,7 +53,7 @@ export abstract class MirrorCommand extends Command {
       // oclif's own parse errors: bad flags or arguments.
       code = err.oclif?.exit ?? ExitCode.USAGE;
       if (code === 0) return;
-      line = errorMessage(err).replace(/\s*\n\s*/g, ' ');
+      line = (err.message || errorMessage(err)).replace(/\s*\n\s*/g, ' ').trim();
       stable = 'USAGE';
       if (code !== ExitCode.USAGE && code !== ExitCode.FAILURE) stable = 'FAILURE';
     } else {

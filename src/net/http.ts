@@ -4,7 +4,9 @@
  * one-line {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import * as nodeTls from 'node:tls';
 import { rootCertificates } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
@@ -74,16 +76,62 @@ function dispatcherKey(origin: string, settings: HostSettings, connectTimeoutMs:
   return h.digest('hex');
 }
 
+let defaultCas: string[] | undefined;
+
+/**
+ * defaultCaCertificates is what Node trusts when no `ca` is given: the bundled roots plus `NODE_EXTRA_CA_CERTS` (and
+ * the OS store when Node is told to use it). Node drops all of them as soon as a `ca` option is passed, so extra CAs
+ * are appended to this list. Node >= 22.15 says it itself (`tls.getCACertificates('default')`); older Node gets the
+ * bundled roots plus the `NODE_EXTRA_CA_CERTS` file, read once.
+ */
+export function defaultCaCertificates(): string[] {
+  if (defaultCas !== undefined) return defaultCas;
+  const get = (nodeTls as { getCACertificates?: (type?: string) => string[] }).getCACertificates;
+  if (typeof get === 'function') {
+    defaultCas = get('default');
+    return defaultCas;
+  }
+  const list = [...rootCertificates];
+  const extraFile = process.env['NODE_EXTRA_CA_CERTS'];
+  if (extraFile) {
+    try {
+      const text = readFileSync(extraFile, 'utf8');
+      list.push(...(text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []));
+    } catch {
+      // Node already warned about an unreadable NODE_EXTRA_CA_CERTS at startup.
+    }
+  }
+  defaultCas = list;
+  return list;
+}
+
 /** tlsOptions builds the TLS connect options for settings: extra CAs on top of the system roots, never instead. */
 export function tlsOptions(settings: HostSettings): { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } {
   const tls = settings.tls;
   const out: { ca?: string[]; cert?: string; key?: string; rejectUnauthorized: boolean } = {
     rejectUnauthorized: tls.insecureSkipVerify !== true,
   };
-  if (tls.ca !== undefined && tls.ca.length > 0) out.ca = [...rootCertificates, ...tls.ca];
+  if (tls.ca !== undefined && tls.ca.length > 0) out.ca = [...defaultCaCertificates(), ...tls.ca];
   if (tls.cert !== undefined) out.cert = tls.cert;
   if (tls.key !== undefined) out.key = tls.key;
   return out;
+}
+
+/**
+ * connectTlsOptions are {@link tlsOptions} made once into a SecureContext shared by every connection of a dispatcher:
+ * given `ca`/`cert`/`key`, Node would otherwise build a new context (parsing every root certificate) per connection.
+ * Material Node refuses (a key that does not match its certificate) is passed as is, so the connection fails with the
+ * usual mapped TLS error.
+ */
+function connectTlsOptions(settings: HostSettings): ReturnType<typeof tlsOptions> | { secureContext: nodeTls.SecureContext; rejectUnauthorized: boolean } {
+  const tls = tlsOptions(settings);
+  if (tls.ca === undefined && tls.cert === undefined && tls.key === undefined) return tls;
+  try {
+    const { rejectUnauthorized, ...material } = tls;
+    return { secureContext: nodeTls.createSecureContext(material), rejectUnauthorized };
+  } catch {
+    return tls;
+  }
 }
 
 /** dispatcherFor gives the cached dispatcher for a URL's origin with these settings, making it on first use. */
@@ -92,7 +140,7 @@ export function dispatcherFor(url: URL, settings: HostSettings, timeouts: HttpTi
   const key = dispatcherKey(url.origin, settings, connectTimeoutMs);
   const existing = dispatchers.get(key);
   if (existing !== undefined) return existing;
-  const tls = tlsOptions(settings);
+  const tls = connectTlsOptions(settings);
   let dispatcher: Dispatcher;
   if (settings.proxy !== undefined && settings.proxy !== '') {
     dispatcher = new ProxyAgent({
