@@ -5,11 +5,11 @@
  * stays bounded because every stage respects backpressure (file -> counter -> decoder -> consumer).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, delimiter, join } from 'node:path';
-import { type Duplex, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { abortError, MirrorError, throwIfAborted } from '../errors/index.js';
@@ -76,6 +76,21 @@ const STDERR_KEEP = 4096;
 const KILL_GRACE_MS = 2000;
 
 const programCache = new Map<string, string | undefined>();
+
+/** canShareFd tells whether a decoder program can read our descriptor and /proc can tell how far it got (Linux). */
+function canShareFd(fd: number): boolean {
+  return process.platform === 'linux' && fdPosition(fd) !== undefined;
+}
+
+/** fdPosition reads the file offset of one of our descriptors from /proc (shared with a child that inherited it). */
+function fdPosition(fd: number): number | undefined {
+  try {
+    const m = /^pos:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** findProgram finds an executable on PATH (once per name; the answer is cached), or undefined. */
 export function findProgram(name: string): string | undefined {
@@ -343,6 +358,8 @@ class DecompressionRun implements DecompressedStream {
   private killedByUs = false;
   private started = false;
   private readonly onAbort = (): void => this.abort();
+  /** The file descriptor the decoder program reads directly, when it does. */
+  private readonly directFd: number | undefined;
 
   constructor(
     private readonly file: string,
@@ -352,7 +369,13 @@ class DecompressionRun implements DecompressedStream {
     private readonly plan: DecoderPlan,
     private readonly options: OpenDecompressedOptions,
   ) {
-    this.input = handle.createReadStream({ start: 0, highWaterMark: options.readChunkBytes ?? DEFAULT_READ_CHUNK, autoClose: true });
+    // A decoder program on Linux reads the file itself (its stdin is our descriptor), so the compressed bytes never
+    // pass through this process; the shared file offset, read from /proc, tells how far it got.
+    this.directFd = plan.kind === 'program' && options.onCompressedBytes === undefined && canShareFd(handle.fd) ? handle.fd : undefined;
+    this.input =
+      this.directFd !== undefined
+        ? Readable.from([])
+        : handle.createReadStream({ start: 0, highWaterMark: options.readChunkBytes ?? DEFAULT_READ_CHUNK, autoClose: true });
     this.input.on('error', (e) => {
       // pipeline() destroys the file stream with whatever broke downstream (EPIPE when a decoder exits early): only
       // the file's own failures are read errors.
@@ -367,7 +390,7 @@ class DecompressionRun implements DecompressedStream {
     };
     if (plan.kind === 'program') {
       const child = spawn(plan.program, plan.args, {
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: [this.directFd ?? 'pipe', 'pipe', 'pipe'],
         windowsHide: true,
         env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
       });
@@ -389,10 +412,20 @@ class DecompressionRun implements DecompressedStream {
       child.stdin?.on('error', () => {});
       const stdin = child.stdin;
       const stdout = child.stdout;
-      if (stdin === null || stdout === null) throw new MirrorError('INTERNAL', `cannot run ${plan.label}: no pipes`);
+      if ((stdin === null && this.directFd === undefined) || stdout === null) throw new MirrorError('INTERNAL', `cannot run ${plan.label}: no pipes`);
       this.output = stdout;
-      // The pipe from the file into the program fails with EPIPE when the program stops early; its exit status says why.
-      this.feeding = pipeline(this.input, new CountingTransform(count), stdin).catch(() => {});
+      if (this.directFd !== undefined || stdin === null) {
+        // The program holds its own copy of the descriptor; ours is closed once it has exited.
+        this.feeding = this.exited
+          .then(() => {
+            this.compressedBytesRead();
+            return handle.close();
+          })
+          .catch(() => {});
+      } else {
+        // The pipe from the file into the program fails with EPIPE when the program stops early; its exit status says why.
+        this.feeding = pipeline(this.input, new CountingTransform(count), stdin).catch(() => {});
+      }
     } else if (plan.kind === 'library') {
       const decoder = plan.create();
       decoder.on('error', record);
@@ -444,6 +477,10 @@ class DecompressionRun implements DecompressedStream {
   }
 
   compressedBytesRead(): number {
+    if (this.directFd !== undefined) {
+      const pos = fdPosition(this.directFd);
+      if (pos !== undefined) this.bytesRead = Math.max(this.bytesRead, Math.min(pos, this.totalBytes));
+    }
     return this.bytesRead;
   }
 

@@ -449,7 +449,23 @@ class CopyRun {
   private async finishImage(p: PlannedImage): Promise<'done' | 'deferred' | 'failed'> {
     const dest = this.dest!;
     const target = p.dest!;
+    const signal = this.signal;
+    const root = p.manifests[p.manifests.length - 1]!;
+    const done = (pushed: boolean): 'done' => {
+      const status = pushed ? 'pushed' : 'skipped';
+      p.outcome = this.outcome(p, status);
+      this.events({ type: 'image', source: p.image.name, destination: target.name, digest: root.digest, status });
+      return 'done';
+    };
     try {
+      // Already in place (the tag, or for a digest-only image the manifest, names this root): nothing to send.
+      // A registry only accepts a manifest whose blobs and children it holds, so this covers the whole image.
+      const rootRef = target.tag ?? root.digest;
+      if ((await dest.manifestDigest(target.repository, rootRef, { signal })) === root.digest) {
+        this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'skipped' });
+        if (target.tag === undefined && dest.blobScope === 'global') await dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal, root: true });
+        return done(false);
+      }
       const waits = p.blobs.map((b) => this.limit(() => this.ensureBlob(target.repository, b)));
       const results = await Promise.allSettled(waits);
       let deferred = false;
@@ -460,33 +476,16 @@ class CopyRun {
         }
       }
       if (deferred) return 'deferred';
-      let pushed = false;
-      for (const m of p.manifests) {
-        const have = await dest.manifestDigest(target.repository, m.digest, { signal: this.signal });
-        if (have === m.digest) {
-          this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'skipped' });
-          continue;
-        }
-        await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal: this.signal }));
-        pushed = true;
+      // Children first (by digest), then the root: by its tag when it has one (which also stores it by digest).
+      for (const m of p.manifests.slice(0, -1)) {
+        const have = await dest.manifestDigest(target.repository, m.digest, { signal });
+        if (have === m.digest) continue;
+        await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal }));
         this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
       }
-      const root = p.manifests[p.manifests.length - 1]!;
-      if (target.tag !== undefined) {
-        const current = await dest.manifestDigest(target.repository, target.tag, { signal: this.signal });
-        if (current !== root.digest) {
-          await this.limit(() => dest.putManifest(target, target.tag!, root.bytes, root.mediaType, { signal: this.signal, root: true }));
-          pushed = true;
-          this.events({ type: 'manifest', reference: `${target.repository}:${target.tag}`, digest: root.digest, action: 'pushed' });
-        }
-      } else if (dest.blobScope === 'global') {
-        // A destination that keeps names (an OCI layout) records digest-only images too.
-        await dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal: this.signal, root: true });
-      }
-      const status = pushed ? 'pushed' : 'skipped';
-      p.outcome = this.outcome(p, status);
-      this.events({ type: 'image', source: p.image.name, destination: target.name, digest: root.digest, status });
-      return 'done';
+      await this.limit(() => dest.putManifest(target, rootRef, root.bytes, root.mediaType, { signal, root: true }));
+      this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'pushed' });
+      return done(true);
     } catch (e) {
       if (isFatal(e)) throw e;
       this.fail(p, isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: p.image.name }));
@@ -518,13 +517,15 @@ class CopyRun {
       await inflight.catch(() => {});
       if (this.isLocated(repo, d)) return;
     }
-    if (await dest.hasBlob(repo, d, { signal: this.signal })) {
+    const from = [...(this.located.get(d) ?? [])].find((r) => r !== this.repoKey(repo));
+    // With a repository of this registry known to hold it, mount at once: a mount of a blob the repository already
+    // holds answers 201 too, so a HEAD first would only add a request.
+    if (from === undefined && (await dest.hasBlob(repo, d, { signal: this.signal }))) {
       this.locate(repo, d);
       this.blobEvent(d, desc.size, repo, 'skipped');
       return;
     }
     const bytes = this.memory.get(d) ?? this.catalog?.bytes(d);
-    const from = [...(this.located.get(d) ?? [])].find((r) => r !== this.repoKey(repo));
     let session: unknown;
     if (from !== undefined && dest.blobScope === 'repository') {
       const m = await dest.mountBlob(repo, d, from, { signal: this.signal });
