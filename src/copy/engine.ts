@@ -110,6 +110,8 @@ class CopyRun {
   private readonly needReread = new Map<string, Set<string>>();
   /** Uploads in flight per digest, so a second repository mounts instead of sending the bytes again. */
   private readonly uploading = new Map<string, Promise<void>>();
+  /** Uploads of converted blobs (digest known only once written), settled before the catalog is built. */
+  private readonly conversions: Promise<void>[] = [];
   /** Background uploads started while a stream is read. */
   private readonly background: Promise<void>[] = [];
   private readonly stats = { uploaded: 0, mounted: 0, skipped: 0, bytesUploaded: 0, blobsSeen: 0 };
@@ -136,10 +138,11 @@ class CopyRun {
     this.events({ type: 'phase', phase: 'read', detail: src.description });
     this.passes = 1;
     let catalog = await src.scan(
-      { blob: (b) => this.onStreamBlob(b, undefined), flush: () => this.settleBackground() },
+      { blob: (b) => this.onStreamBlob(b, undefined), flush: () => this.settleConversions() },
       { signal: this.signal, onSourceBytes: (bytes, total) => this.events({ type: 'source-bytes', bytes, total }) },
     );
-    await this.settleBackground();
+    // Uploads of blobs whose digests were known may still be finishing: images that need them wait for them
+    // (ensureBlob awaits the upload in flight) while the others are finished.
     const maxPasses = this.options.rereadPasses ?? DEFAULT_REREAD_PASSES;
     // Blobs cut halfway while the stream went by are read again before planning: a converted layer's digest, which
     // its manifest needs, is only known once it has been sent whole.
@@ -173,6 +176,7 @@ class CopyRun {
       this.catalog = await this.rereadPass(src);
       pending = deferred;
     }
+    await this.settleBackground();
     await this.dest.commit({ signal: this.signal });
     return this.result(plans.map((p) => p.outcome ?? this.outcome(p, 'failed', new MirrorError('INTERNAL', 'image was not finished'))));
   }
@@ -290,7 +294,11 @@ class CopyRun {
 
   /** track records an upload in flight for a digest until it settles. */
   private track(digest: string | undefined, job: Promise<void>): Promise<void> {
-    if (digest === undefined) return job;
+    if (digest === undefined) {
+      // A blob converted on the way: the source needs its digest before it can build the catalog.
+      this.conversions.push(job);
+      return job;
+    }
     this.uploading.set(digest, job);
     const clear = (): void => {
       if (this.uploading.get(digest) === job) this.uploading.delete(digest);
@@ -348,6 +356,11 @@ class CopyRun {
   private badBlob(digest: string, e: MirrorError): void {
     this.badBlobs.set(digest, e);
     this.events({ type: 'warning', message: errorMessage(e) });
+  }
+
+  private async settleConversions(): Promise<void> {
+    const results = await Promise.allSettled(this.conversions.splice(0));
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 
   private async settleBackground(): Promise<void> {

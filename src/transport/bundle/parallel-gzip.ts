@@ -36,19 +36,30 @@ export async function* parallelGzip(input: AsyncIterable<Uint8Array>, options: P
   if (!crc32) throw new Error('zlib.crc32 is not available');
   const blockSize = options.blockSize ?? DEFAULT_GZIP_BLOCK;
   const concurrency = Math.max(1, options.concurrency ?? 4);
-  const pending: Array<Promise<Buffer>> = [];
+  const pending: Array<{ out: Promise<Buffer>; block: Buffer }> = [];
+  // Blocks are reused once compressed: a block is only read by its own deflate and, as a dictionary (copied when
+  // the next deflate starts), by the next one, which is always started before this one's output is taken.
+  const free: Buffer[] = [];
+  const take = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(blockSize);
   let crc = 0;
   let total = 0;
   let previous: Buffer | undefined;
-  let block = Buffer.allocUnsafe(blockSize);
+  let block = take();
   let fill = 0;
 
-  const launch = (data: Buffer): void => {
+  const launch = (data: Buffer, owner: Buffer): void => {
     crc = crc32(data, crc);
     total = (total + data.byteLength) % 0x100000000;
     const dictionary = previous ? previous.subarray(Math.max(0, previous.byteLength - WINDOW)) : undefined;
-    pending.push(deflateRaw(data, { level: options.level, finishFlush: zlib.constants.Z_SYNC_FLUSH, ...(dictionary ? { dictionary } : {}) }));
+    const out = deflateRaw(data, { level: options.level, finishFlush: zlib.constants.Z_SYNC_FLUSH, ...(dictionary ? { dictionary } : {}) });
+    pending.push({ out, block: owner });
     previous = data;
+  };
+  const next = async (): Promise<Buffer> => {
+    const head = pending.shift()!;
+    const out = await head.out;
+    if (head.block !== previous && free.length < concurrency + 1) free.push(head.block);
+    return out;
   };
 
   yield HEADER;
@@ -60,15 +71,15 @@ export async function* parallelGzip(input: AsyncIterable<Uint8Array>, options: P
       fill += n;
       off += n;
       if (fill === blockSize) {
-        launch(block);
-        block = Buffer.allocUnsafe(blockSize);
+        launch(block, block);
+        block = take();
         fill = 0;
-        while (pending.length >= concurrency) yield await pending.shift()!;
+        while (pending.length >= concurrency) yield await next();
       }
     }
   }
-  if (fill > 0) launch(block.subarray(0, fill));
-  while (pending.length > 0) yield await pending.shift()!;
+  if (fill > 0) launch(block.subarray(0, fill), block);
+  while (pending.length > 0) yield await next();
   // An empty final block ends the deflate stream.
   yield await deflateRaw(Buffer.alloc(0), { level: options.level, finishFlush: zlib.constants.Z_FINISH });
   const trailer = Buffer.allocUnsafe(8);
