@@ -114,7 +114,7 @@ class CopyRun {
   private readonly conversions: Promise<void>[] = [];
   /** Background uploads started while a stream is read. */
   private readonly background: Promise<void>[] = [];
-  private readonly stats = { uploaded: 0, mounted: 0, skipped: 0, bytesUploaded: 0, blobsSeen: 0 };
+  private readonly stats = { uploaded: 0, mounted: 0, skipped: 0, bytesUploaded: 0 };
   private passes = 0;
   private catalog: Catalog | undefined;
 
@@ -184,11 +184,9 @@ class CopyRun {
   // ---------------------------------------------------------------- reading the stream
 
   private async onStreamBlob(b: StreamBlob, rereadTargets: Set<string> | undefined): Promise<void> {
-    this.stats.blobsSeen++;
     if (b.digest !== undefined) this.keyOf.set(b.digest, b.key);
     const body = b.body;
-    // Whatever the sink leaves unread of a one-time stream, the source drains after the sink returns.
-    const skip = async (): Promise<void> => {};
+    // Returning without reading is how a blob is skipped: the source drains what the sink leaves unread.
     if (this.options.dryRun || this.dest === undefined) {
       if (b.digest === undefined && b.knownAs !== undefined) {
         b.resolved?.(b.knownAs);
@@ -200,12 +198,12 @@ class CopyRun {
         b.resolved(bytes);
         return;
       }
-      return skip();
+      return;
     }
-    if (b.digest !== undefined && (this.badBlobs.has(b.digest) || this.failedBlobs.has(b.digest))) return skip();
+    if (b.digest !== undefined && (this.badBlobs.has(b.digest) || this.failedBlobs.has(b.digest))) return;
 
     const targets = rereadTargets ?? this.targetsOf(b);
-    if (targets.size === 0) return skip();
+    if (targets.size === 0) return;
 
     if (b.digest === undefined && b.knownAs !== undefined && rereadTargets === undefined) {
       // A converted blob written by an earlier run: present under its recorded digest means nothing to send.
@@ -224,19 +222,19 @@ class CopyRun {
     if (b.digest !== undefined) {
       const digest = b.digest;
       for (const repo of targets) {
-        if (this.isLocated(repo, digest)) return skip();
+        if (this.isLocated(repo, digest)) return;
       }
       for (const repo of targets) {
         if (await this.dest.hasBlob(repo, digest, { signal: this.signal })) {
           this.locate(repo, digest);
           this.blobEvent(digest, b.size ?? 0, repo, 'skipped');
-          return skip();
+          return;
         }
       }
     }
     const repo = [...targets][0]!;
 
-    // A reopenable body (a directory): upload in the background, retried whole on failure.
+    // Bytes already read (a small entry): upload in the background within the memory budget.
     if (body.kind === 'bytes') {
       const size = body.data.byteLength;
       await this.budget.acquire(size, this.signal);
@@ -253,6 +251,7 @@ class CopyRun {
       );
       return;
     }
+    // A reopenable body (a directory): upload in the background, retried whole on failure.
     if (body.reopenable) {
       this.background.push(this.track(b.digest, this.limit(() => this.uploadGuarded(repo, b, body))));
       return;

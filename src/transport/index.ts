@@ -2,26 +2,14 @@
  * The table of ends. Adding a kind of destination is a folder and one line in {@link DESTINATIONS}; adding a kind
  * of source, one line in {@link SOURCES}.
  */
-import type { CredentialResolver } from '../auth/types.js';
-import type { EventSink } from '../events/index.js';
-import type { HostSettingsResolver, RetryOptions } from '../net/types.js';
 import type { Target } from '../reference/destination.js';
-import type { UploadMode } from '../registry/index.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
-import { openRegistryDestination } from './registry/destination.js';
+import { openRegistryDestination, type RegistryDestinationOptions } from './registry/destination.js';
 import type { ImageDestination, StreamSource } from './types.js';
 
-/** DestinationContext is what opening any destination may need. */
-export interface DestinationContext {
-  settings: HostSettingsResolver;
-  credentials: CredentialResolver;
-  retry?: RetryOptions | undefined;
-  uploadMode?: UploadMode | undefined;
-  chunkSize?: number | undefined;
-  events?: EventSink | undefined;
-  signal?: AbortSignal | undefined;
-}
+/** DestinationContext is what opening any destination may need (a registry needs the most). */
+export type DestinationContext = RegistryDestinationOptions;
 
 type Opener<T extends Target> = (target: T, ctx: DestinationContext) => Promise<ImageDestination>;
 
