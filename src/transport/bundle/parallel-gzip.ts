@@ -12,6 +12,7 @@ const deflateRaw = promisify(zlib.deflateRaw) as (buf: Uint8Array, options: zlib
 /** DEFAULT_GZIP_BLOCK is the uncompressed size of one independently deflated block. */
 export const DEFAULT_GZIP_BLOCK = 1024 * 1024;
 const WINDOW = 32 * 1024;
+const OUTPUT_CHUNK = 256 * 1024;
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]);
 
 /** ParallelGzipOptions tune {@link parallelGzip}. */
@@ -51,7 +52,14 @@ export async function* parallelGzip(input: AsyncIterable<Uint8Array>, options: P
     crc = crc32(data, crc);
     total = (total + data.byteLength) % 0x100000000;
     const dictionary = previous ? previous.subarray(Math.max(0, previous.byteLength - WINDOW)) : undefined;
-    const out = deflateRaw(data, { level: options.level, finishFlush: zlib.constants.Z_SYNC_FLUSH, ...(dictionary ? { dictionary } : {}) });
+    // zlib hands its output back to the main thread chunk by chunk: the default 16 KiB chunks cost dozens of
+    // round trips per block (measured: 1.4 s of main-thread time for 434 MB); 256 KiB chunks cost a few.
+    const out = deflateRaw(data, {
+      level: options.level,
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: OUTPUT_CHUNK,
+      ...(dictionary ? { dictionary } : {}),
+    });
     pending.push({ out, block: owner });
     previous = data;
   };
