@@ -401,3 +401,48 @@ function oneLine(message: string): string {
 function scrub(text: string): string {
   return text.replace(/\/\/[^/\s@]+@/g, '//');
 }
+
+/** PROBE_TIMEOUT_MS bounds {@link probeTlsRefusal}. */
+export const PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * probeTlsRefusal explains an https connection the server closed without an answer: it opens one TLS connection
+ * (same TLS settings), sends a request, and reports a certificate alert the server sends back — with TLS 1.3 a
+ * registry that wants a client certificate says so only after the handshake, which HTTP clients see as a plain
+ * "connection closed". Gives a one-line cause, or undefined when the probe shows nothing about certificates.
+ */
+export async function probeTlsRefusal(url: URL, settings: HostSettings): Promise<string | undefined> {
+  if (url.protocol !== 'https:') return undefined;
+  const { connect } = await import('node:tls');
+  const opts = tlsOptions(settings);
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (why: string | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const socket = connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 443),
+      servername: /^[\d.]+$|:/.test(url.hostname) ? undefined : url.hostname,
+      ...opts,
+    });
+    const timer = setTimeout(() => finish(undefined), PROBE_TIMEOUT_MS);
+    socket.once('secureConnect', () => socket.write(`GET /v2/ HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`));
+    socket.once('data', () => finish(undefined));
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      const text = `${e.code ?? ''} ${e.message}`;
+      if (/CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|HANDSHAKE_FAILURE/i.test(text)) {
+        finish(
+          settings.tls.cert === undefined
+            ? 'the registry asks for a client certificate and none was given'
+            : 'the registry refused the client certificate',
+        );
+      } else finish(undefined);
+    });
+    socket.once('close', () => finish(undefined));
+  });
+}

@@ -1,9 +1,10 @@
 /** RegistryClient: the distribution API of one registry host, for pushing and reading images. */
 import { anonymousResolver, type CredentialResolver } from '../auth/types.js';
 import { noEvents, type EventSink } from '../events/index.js';
-import { request, type HttpTimeouts } from '../net/http.js';
+import { isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
+import { probeTlsRefusal, request, type HttpTimeouts } from '../net/http.js';
 import { withRetry } from '../net/retry.js';
-import type { HostSettingsResolver, RetryOptions } from '../net/types.js';
+import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/types.js';
 import { blobExists, getBlob, mountBlob, type BlobReader, type GetBlobOptions, type MountResult, type SignalOption } from './blob.js';
 import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, type FetchedManifest, type ManifestInfo } from './manifest.js';
@@ -74,6 +75,26 @@ export class RegistryClient {
   async ping(options: SignalOption & { authenticate?: boolean | undefined } = {}): Promise<PingResult> {
     const { base, settings } = await this.t.endpoint();
     const url = new URL('/v2/', base);
+    try {
+      return await this.pingOnce(url, settings, options);
+    } catch (e) {
+      // A TLS registry that closes the connection without an answer usually refused (or missed) a client certificate.
+      if (isMirrorError(e) && e.code === 'NETWORK' && !options.signal?.aborted) {
+        const why = await probeTlsRefusal(url, settings).catch(() => undefined);
+        if (why !== undefined) {
+          throw new MirrorError('TLS', `TLS with ${this.host} failed: ${why}`, {
+            phase: 'ping',
+            url: redactUrl(url),
+            cause: e,
+            hint: '--cert FILE --key FILE, or client.cert and client.key in a certs.d directory (--cert-dir)',
+          });
+        }
+      }
+      throw e;
+    }
+  }
+
+  private async pingOnce(url: URL, settings: HostSettings, options: SignalOption & { authenticate?: boolean | undefined }): Promise<PingResult> {
     const scheme = settings.scheme;
     if (options.authenticate === true) {
       await this.t.call(
