@@ -10,7 +10,6 @@ import { type EventSink, noEvents } from '../events/index.js';
 import { DigestCounter, verifyBytes } from '../oci/digest.js';
 import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
 import {
-  type AnySource,
   type BlobBody,
   type Catalog,
   type DestinationImage,
@@ -82,7 +81,7 @@ interface PlannedImage {
  * copyImages copies every image of `source` into `destination`. Per-image failures are recorded in the result
  * (the other images go on); failures that concern everything (authentication, TLS, network, interruption) throw.
  */
-export async function copyImages(source: AnySource, destination: ImageDestination | undefined, options: CopyOptions): Promise<CopyResult> {
+export async function copyImages(source: StreamSource, destination: ImageDestination | undefined, options: CopyOptions): Promise<CopyResult> {
   const run = new CopyRun(source, destination, options);
   return run.run();
 }
@@ -119,7 +118,7 @@ class CopyRun {
   private catalog: Catalog | undefined;
 
   constructor(
-    private readonly source: AnySource,
+    private readonly source: StreamSource,
     private readonly dest: ImageDestination | undefined,
     private readonly options: CopyOptions,
   ) {
@@ -131,9 +130,6 @@ class CopyRun {
   }
 
   async run(): Promise<CopyResult> {
-    if (this.source.kind !== 'stream') {
-      throw new MirrorError('UNSUPPORTED', `${this.source.description}: random-access sources are not supported by this engine yet`);
-    }
     const src = this.source;
     this.events({ type: 'phase', phase: 'read', detail: src.description });
     this.passes = 1;

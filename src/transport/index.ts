@@ -30,4 +30,4 @@ export const SOURCES = {
   bundle: (path: string, options: BundleSourceOptions): Promise<StreamSource> => openBundleSource(path, options),
 } as const;
 
-export type { AnySource, ImageDestination, StreamSource } from './types.js';
+export type { ImageDestination, StreamSource } from './types.js';

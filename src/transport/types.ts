@@ -98,7 +98,11 @@ export interface ScanOptions {
   onSourceBytes?: ((delta: number, total: number | undefined) => void) | undefined;
 }
 
-/** StreamSource is a source read front to back (a bundle file or directory). */
+/**
+ * StreamSource is what the engine reads: a bundle file read front to back (one-time bodies), or any source that can
+ * open its blobs at will (a directory; a registry or an OCI layout for `copy` and `sync`), which hands out reopenable
+ * bodies and so gets concurrent uploads and whole-blob retries.
+ */
 export interface StreamSource {
   readonly kind: 'stream';
   /** What it is, for messages (`bundle demo.tar.xz (xz, OCI layout)`). */
@@ -110,22 +114,6 @@ export interface StreamSource {
   /** close releases files and subprocesses. */
   close(): Promise<void>;
 }
-
-/** RandomSource is a source that can open any manifest or blob at any time (a registry, an OCI layout directory). */
-export interface RandomSource {
-  readonly kind: 'random';
-  readonly description: string;
-  /** images lists the images to copy. */
-  images(options: { signal?: AbortSignal | undefined }): Promise<SourceImage[]>;
-  /** manifest gives the bytes of a manifest (the engine verifies them). */
-  manifest(image: SourceImage, descriptor: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<Uint8Array>;
-  /** blob gives a body for a blob (reopenable). */
-  blob(image: SourceImage, descriptor: Descriptor): BlobBody;
-  close(): Promise<void>;
-}
-
-/** ImageSourceAny is either kind of source. */
-export type AnySource = StreamSource | RandomSource;
 
 /** DestinationImage is where one image goes in a destination. */
 export interface DestinationImage {
