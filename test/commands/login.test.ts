@@ -13,7 +13,7 @@ import { ExitCode } from '../../src/errors/index.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { buildOciLayout, DEMO_SPEC, type BuiltLayout, writeTarBundle } from '../../testdata/make-fixtures.js';
 import { commandExists, makeTestHelper } from '../auth/support.js';
-import { assertNoSecrets, assertOneLineError, childEnv, isolatedEnv, runCliOnPty, runInKeyringSession, writeCertDir } from '../helpers/auth-env.js';
+import { assertNoSecrets, assertOneLineError, childEnv, isolatedEnv, runCliOnPty, runInKeyringSession, homeMaker, writeCertDir } from '../helpers/auth-env.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { stopAll } from '../helpers/proc.js';
@@ -47,13 +47,8 @@ describe('mirror login / mirror logout (integration: docker-registry, token serv
   let tokenReg: TestRegistry;
   let demo: BuiltLayout;
   let bundle: string;
-  let homes = 0;
-
-  const home = (): string => {
-    const dir = join(work, `home-${++homes}`);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  };
+  /** home makes a fresh HOME for one run (no config files, no keychain). */
+  const home = homeMaker(() => work);
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'mirror-login-'));

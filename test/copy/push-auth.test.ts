@@ -19,7 +19,7 @@ import { createHostSettingsResolver } from '../../src/net/settings.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { buildOciLayout, DEMO_SPEC, type BuiltLayout, writeTarBundle } from '../../testdata/make-fixtures.js';
 import { commandExists, makeTestHelper } from '../auth/support.js';
-import { assertNoSecrets, assertOneLineError, childEnv, isolatedEnv, runCliOnPty, runInKeyringSession, writeCertDir } from '../helpers/auth-env.js';
+import { assertNoSecrets, assertOneLineError, childEnv, isolatedEnv, runCliOnPty, runInKeyringSession, homeMaker, writeCertDir } from '../helpers/auth-env.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.js';
@@ -55,14 +55,9 @@ describe('mirror push: credentials, TLS and proxies (integration: docker-registr
   /** skopeo's --cert-dir: the test CA as ca.crt. */
   let caDir: string;
   let tlsReg: TestRegistry;
-  let homes = 0;
-
   /** home makes a fresh HOME for one run (no config files, no keychain). */
-  const home = (): string => {
-    const dir = join(work, `home-${++homes}`);
-    mkdirSync(dir, { recursive: true });
-    return dir;
-  };
+  const home = homeMaker(() => work);
+  let copies = 0;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'mirror-push-auth-'));
@@ -102,7 +97,7 @@ describe('mirror push: credentials, TLS and proxies (integration: docker-registr
     }
     // skopeo copies the multi-platform image out, checking every blob against its digest.
     const multi = layout.images.find((i) => i.manifests.length > 1) ?? layout.images[0];
-    if (multi?.ref) await skopeoCopyToOci(`docker://${host}/${destPath(multi.ref, ns)}`, join(work, `out-${ns}-${homes}`), skopeo);
+    if (multi?.ref) await skopeoCopyToOci(`docker://${host}/${destPath(multi.ref, ns)}`, join(work, `out-${ns}-${++copies}`), skopeo);
   }
 
   const authed: SkopeoOptions = { tlsVerify: true, creds: `${USER}:${PASSWORD}` };

@@ -30,6 +30,16 @@ const CLEARED = [
   'GNOME_KEYRING_CONTROL',
 ];
 
+/** homeMaker gives a function that makes a fresh, empty HOME under `work()` on each call. */
+export function homeMaker(work: () => string): () => string {
+  let n = 0;
+  return () => {
+    const dir = join(work(), `home-${++n}`);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+}
+
 /**
  * isolatedEnv gives the environment of one CLI run: HOME (and XDG dirs) under `home`, a session bus address that
  * does not exist (so the keychain is quickly "not available" and the developer's real keychain is never touched),

@@ -9,7 +9,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
-import { freePort } from './proc.js';
+import { listenLocal } from './proc.js';
 
 /** ConnectProxyOptions tune the proxy. */
 export interface ConnectProxyOptions {
@@ -185,11 +185,7 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
     });
   });
 
-  const port = await freePort();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+  const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}`,

@@ -7,7 +7,7 @@
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { freePort } from './proc.js';
+import { listenLocal } from './proc.js';
 
 /** FaultKind is what a rule does to a request. */
 export type FaultKind = 'status-503' | 'status-429' | 'cut-request' | 'cut-response';
@@ -215,11 +215,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  const port = await freePort();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+  const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}`,

@@ -159,3 +159,14 @@ export function run(command: string, args: string[], options: { input?: string; 
     }
   });
 }
+
+/** listenLocal starts a server on 127.0.0.1 with a port the kernel picks (no race) and gives that port. */
+export async function listenLocal(server: import('node:net').Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return address.port;
+}

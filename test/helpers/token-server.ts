@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeSigningCert } from './certs.js';
-import { freePort } from './proc.js';
+import { listenLocal } from './proc.js';
 
 /** DEFAULT_TOKEN_LIFETIME_S is the token lifetime when none is given. */
 export const DEFAULT_TOKEN_LIFETIME_S = 300;
@@ -222,11 +222,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     });
   };
   const server: Server = options.https !== undefined ? createHttpsServer({ cert: options.https.cert, key: options.https.key }, listener) : createHttpServer(listener);
-  const port = await freePort();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+  const port = await listenLocal(server);
   const scheme = options.https !== undefined ? 'https' : 'http';
   return {
     realm: `${scheme}://127.0.0.1:${port}/token`,
