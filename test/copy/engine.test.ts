@@ -1,0 +1,163 @@
+/**
+ * The engine's decisions, against an in-memory destination that can refuse mounts (answering like a 202) or cut
+ * uploads: the paths a real distribution registry does not take. Acceptance runs against the real registry
+ * (push.test.ts); these pin the logic.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyImages } from '../../src/copy/engine.js';
+import { destinationFor } from '../../src/copy/push.js';
+import { MirrorError } from '../../src/errors/index.js';
+import { DigestCounter } from '../../src/oci/digest.js';
+import { parseTarget } from '../../src/reference/destination.js';
+import { openBundleSource } from '../../src/transport/bundle/source.js';
+import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult } from '../../src/transport/types.js';
+import { buildOciLayout, writeTarBundle } from '../../testdata/make-fixtures.js';
+
+/** MemoryRegistry keeps blobs per repository and manifests per reference, and counts what it was asked. */
+class MemoryRegistry implements ImageDestination {
+  readonly description = 'memory registry';
+  readonly blobScope = 'repository' as const;
+  readonly blobs = new Map<string, Set<string>>();
+  readonly manifests = new Map<string, string>();
+  readonly uploads: Array<{ repo: string; digest: string }> = [];
+  mounts = 0;
+  /** Answer every mount with an upload session instead of linking (as a registry ignoring mounts does). */
+  refuseMounts = false;
+  /** Cut the first upload of a stream body larger than this many bytes, after reading it. */
+  cutStreamsOver: number | undefined;
+
+  private has(repo: string, digest: string): boolean {
+    return this.blobs.get(repo)?.has(digest) ?? false;
+  }
+  private add(repo: string, digest: string): void {
+    let s = this.blobs.get(repo);
+    if (!s) this.blobs.set(repo, (s = new Set()));
+    s.add(digest);
+  }
+  async hasBlob(repo: string, digest: string): Promise<boolean> {
+    return this.has(repo, digest);
+  }
+  async mountBlob(repo: string, digest: string, from: string): Promise<MountResult> {
+    this.mounts++;
+    if (this.refuseMounts || !this.has(from, digest)) return { mounted: false, session: { repo } };
+    this.add(repo, digest);
+    return { mounted: true };
+  }
+  async cancelSession(): Promise<void> {}
+  async putBlob(repo: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody): Promise<BlobResult> {
+    const c = new DigestCounter();
+    if (body.kind === 'bytes') c.update(body.data);
+    else {
+      for await (const chunk of body.open()) {
+        c.update(chunk);
+        if (this.cutStreamsOver !== undefined && c.bytes > this.cutStreamsOver && !body.reopenable) {
+          this.cutStreamsOver = undefined;
+          throw Object.assign(new MirrorError('NETWORK', 'connection cut'), { streamConsumed: true });
+        }
+      }
+    }
+    const digest = c.digest();
+    if (expected.digest !== undefined && digest !== expected.digest) throw new MirrorError('DIGEST_MISMATCH', `bad ${expected.digest}`);
+    this.add(repo, digest);
+    this.uploads.push({ repo, digest });
+    return { digest, size: c.bytes };
+  }
+  async manifestDigest(repo: string, reference: string): Promise<string | undefined> {
+    return this.manifests.get(`${repo}:${reference}`);
+  }
+  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array): Promise<void> {
+    const c = new DigestCounter();
+    c.update(bytes);
+    const digest = c.digest();
+    this.manifests.set(`${image.repository}:${reference}`, digest);
+    this.manifests.set(`${image.repository}:${digest}`, digest);
+  }
+  async commit(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+describe('copy engine (in-memory destination)', function () {
+  this.timeout(120_000);
+  let work: string;
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'mirror-engine-'));
+  });
+  after(async () => rm(work, { recursive: true, force: true }));
+
+  async function bundle(name: string, order: 'metadata-first' | 'metadata-last', layerBytes: number): Promise<{ file: string; refs: string[] }> {
+    const layout = await buildOciLayout({
+      seed: name,
+      images: [
+        { ref: 'gcr.io/a/base:1', layers: [{ files: 1, sizeBytes: layerBytes }] },
+        { ref: 'gcr.io/b/child:1', sharedBaseWith: 'gcr.io/a/base:1', layers: [{ files: 1, sizeBytes: 2000 }] },
+      ],
+    });
+    const file = join(work, `${name}.tar`);
+    await writeTarBundle(layout.files, file, { order, compression: 'none' });
+    return { file, refs: layout.images.map((i) => i.ref!) };
+  }
+
+  const target = parseTarget('registry.local:5000/ns');
+  const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number) => {
+    const source = await openBundleSource(file, { layerCachePath: null });
+    try {
+      return await copyImages(source, dest, {
+        map: (img) => destinationFor(target, img),
+        stagingRepository: 'ns/mirror-staging',
+        memoryBlobMax,
+      });
+    } finally {
+      await source.close();
+    }
+  };
+
+  it('uploads each blob once and mounts it into the other repositories (metadata first)', async () => {
+    const { file } = await bundle('first', 'metadata-first', 50_000);
+    const dest = new MemoryRegistry();
+    const r = await run(file, dest);
+    assert.deepEqual(r.images.map((i) => i.status), ['pushed', 'pushed']);
+    const perDigest = new Map<string, number>();
+    for (const u of dest.uploads) perDigest.set(u.digest, (perDigest.get(u.digest) ?? 0) + 1);
+    assert.ok([...perDigest.values()].every((n) => n === 1), 'no blob uploaded twice');
+    assert.equal(r.blobs.mounted, 1, 'the shared base layer was mounted into the second repository');
+    assert.equal(r.passes, 1);
+  });
+
+  it('when mounts are refused (202), reads the bundle again for the layers that went to staging and tags every image', async () => {
+    const { file } = await bundle('refused', 'metadata-last', 300_000);
+    const dest = new MemoryRegistry();
+    dest.refuseMounts = true;
+    // Everything over 100 kB counts as large here, so the shared base layer is streamed.
+    const r = await run(file, dest, 100_000);
+    assert.deepEqual(r.images.map((i) => i.status), ['pushed', 'pushed']);
+    assert.ok(r.passes >= 2, `the bundle was read again (${r.passes} passes)`);
+    for (const repo of ['ns/a/base', 'ns/b/child']) {
+      assert.ok(dest.manifests.get(`${repo}:1`), `${repo}:1 is tagged`);
+    }
+  });
+
+  it('reads the bundle again for a large blob whose upload was cut, and tags nothing before it is in place', async () => {
+    // Entries up to 4 MiB are read whole by the bundle source, and blobs up to memoryBlobMax by the engine: a
+    // 5 MiB layer with a 1 MiB memoryBlobMax is streamed.
+    const { file } = await bundle('cut', 'metadata-last', 5 * 1024 * 1024);
+    const dest = new MemoryRegistry();
+    dest.cutStreamsOver = 1024 * 1024;
+    const r = await run(file, dest, 1024 * 1024);
+    assert.deepEqual(r.images.map((i) => i.status), ['pushed', 'pushed']);
+    assert.equal(dest.cutStreamsOver, undefined, 'the cut happened');
+    assert.equal(r.passes, 2);
+  });
+
+  it('a second run over the same destination uploads nothing and skips every image', async () => {
+    const { file } = await bundle('again', 'metadata-last', 50_000);
+    const dest = new MemoryRegistry();
+    await run(file, dest);
+    const before = dest.uploads.length;
+    const r = await run(file, dest);
+    assert.equal(dest.uploads.length, before);
+    assert.deepEqual(r.images.map((i) => i.status), ['skipped', 'skipped']);
+  });
+});
