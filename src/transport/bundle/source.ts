@@ -58,7 +58,7 @@ class BundleSource implements StreamSource {
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
     const compression = options.layerCompression ?? 'gzip';
-    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:${hasParallelGzip() ? 'pgzip' : 'gzip'}`;
+    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:${hasParallelGzip() ? 'pgzip-m9' : 'gzip'}`;
   }
 
   /** fileId names this bundle file (path, size, mtime) for the conversion record. */
