@@ -273,8 +273,11 @@ class CountingTransform extends Transform {
   }
 }
 
-/** writeProcessed writes one piece into a transform and resolves once the transform has processed it. */
-function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
+/**
+ * untilProcessed runs `act` on a transform and resolves when `act` reports completion, or rejects when the transform
+ * fails or closes first.
+ */
+function untilProcessed(w: Duplex, act: (done: (e?: Error | null) => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (w.destroyed) {
       reject(new Error('decoder closed'));
@@ -294,7 +297,7 @@ function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
     };
     w.on('error', onError);
     w.on('close', onClose);
-    w.write(piece, (e?: Error | null) => {
+    act((e) => {
       cleanup();
       if (e) reject(e);
       else resolve();
@@ -302,33 +305,15 @@ function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
   });
 }
 
+/** writeProcessed writes one piece into a transform and resolves once the transform has processed it. */
+function writeProcessed(w: Duplex, piece: Buffer): Promise<void> {
+  return untilProcessed(w, (done) => w.write(piece, done));
+}
+
 /** endProcessed ends a transform's input and resolves once everything written has been processed. */
 function endProcessed(w: Duplex): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (w.destroyed) {
-      reject(new Error('decoder closed'));
-      return;
-    }
-    const cleanup = (): void => {
-      w.off('error', onError);
-      w.off('close', onClose);
-      w.off('finish', onFinish);
-    };
-    const onError = (e: unknown): void => {
-      cleanup();
-      reject(e);
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new Error('decoder closed'));
-    };
-    const onFinish = (): void => {
-      cleanup();
-      resolve();
-    };
-    w.on('error', onError);
-    w.on('close', onClose);
-    w.on('finish', onFinish);
+  return untilProcessed(w, (done) => {
+    w.once('finish', () => done());
     w.end();
   });
 }

@@ -34,8 +34,3 @@ export const MANIFEST_ACCEPT: readonly string[] = [
 export function isIndexMediaType(mt: string | undefined): boolean {
   return mt !== undefined && INDEX_MEDIA_TYPES.has(mt);
 }
-
-/** isManifestMediaType tells whether a media type is any manifest (index or image). */
-export function isManifestMediaType(mt: string | undefined): boolean {
-  return mt !== undefined && (INDEX_MEDIA_TYPES.has(mt) || IMAGE_MANIFEST_MEDIA_TYPES.has(mt));
-}

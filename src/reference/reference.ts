@@ -122,8 +122,3 @@ export function formatReference(ref: ImageReference): string {
   if (ref.digest !== undefined) s += `@${ref.digest}`;
   return s;
 }
-
-/** withDigest returns the reference pinned to a digest, keeping its tag. */
-export function withDigest(ref: ImageReference, digest: string): ImageReference {
-  return { ...ref, digest };
-}

@@ -8,16 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode } from '../../src/errors/index.js';
 import { type BadFixtures, writeBadFixtures } from '../../testdata/make-fixtures.js';
-import { runCli } from '../helpers/cli.js';
+import { assertOneLineError, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRawDigest, skopeoListTags } from '../helpers/skopeo.js';
 
-function assertOneLineError(stderr: string, ...mustName: string[]): void {
-  const errorLines = stderr.split('\n').filter((l) => l.startsWith('mirror: error:'));
-  assert.equal(errorLines.length, 1, `one error line in:\n${stderr}`);
-  for (const n of mustName) assert.ok(errorLines[0]!.includes(n), `the error names ${n}: ${errorLines[0]}`);
-  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
-}
 
 describe('mirror push: bad input', function () {
   this.timeout(120_000);

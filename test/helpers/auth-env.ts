@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { runBounded, type RunResult } from '../auth/support.js';
 import { BIN } from './cli.js';
 
+export { assertOneLineError } from './cli.js';
+
 /** CLEARED are the variables a developer's shell may set that would change what a test run does. */
 const CLEARED = [
   'MIRROR_USERNAME',
@@ -88,18 +90,6 @@ export function assertNoSecrets(what: string, text: string, secrets: string[], u
   assert.ok(!JWT.test(text), `${what} contains a bearer token`);
 }
 
-/** assertOneLineError checks stderr holds exactly one `mirror: error:` line naming each of `mustName`, and no stack. */
-export function assertOneLineError(stderr: string, ...mustName: Array<string | RegExp>): string {
-  const lines = stderr.split('\n').filter((l) => l.startsWith('mirror: error:'));
-  assert.equal(lines.length, 1, `one error line in:\n${stderr}`);
-  const line = lines[0] ?? '';
-  for (const n of mustName) {
-    if (typeof n === 'string') assert.ok(line.includes(n), `the error names "${n}": ${line}`);
-    else assert.match(line, n);
-  }
-  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
-  return line;
-}
 
 /** PtyStep waits for `after` on the screen (after the previous step's match), then types `send`. */
 export interface PtyStep {

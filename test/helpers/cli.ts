@@ -1,4 +1,5 @@
 /** Runs the built `mirror` binary as a user would, with a bounded time, and gives its exit code and output. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,4 +39,17 @@ export function runCli(args: string[], options: { input?: string; env?: NodeJS.P
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** assertOneLineError checks stderr holds exactly one `mirror: error:` line naming each of `mustName`, and no stack. */
+export function assertOneLineError(stderr: string, ...mustName: Array<string | RegExp>): string {
+  const lines = stderr.split('\n').filter((l) => l.startsWith('mirror: error:'));
+  assert.equal(lines.length, 1, `one error line in:\n${stderr}`);
+  const line = lines[0] ?? '';
+  for (const n of mustName) {
+    if (typeof n === 'string') assert.ok(line.includes(n), `the error names "${n}": ${line}`);
+    else assert.match(line, n);
+  }
+  assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
+  return line;
 }

@@ -12,7 +12,7 @@ import { MirrorError } from '../../errors/index.js';
 import { DigestCounter } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { LayerCompression } from './layout-state.js';
-import { hasParallelGzip, parallelGzip } from './parallel-gzip.js';
+import { parallelGzip } from './parallel-gzip.js';
 
 /** DEFAULT_GZIP_LEVEL is the gzip level for compressed docker-save layers. */
 export const DEFAULT_GZIP_LEVEL = 1;
@@ -97,31 +97,13 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
     }
     if (options.compression === 'none') {
       mediaType = MediaType.OCI_LAYER;
-      counter.update(first);
-      yield first;
-      for await (const c of rest) {
-        counter.update(c);
-        yield c;
-      }
+      yield* hashed(first, rest, counter);
       ended = true;
       return;
     }
     if (options.compression === 'gzip') {
       mediaType = MediaType.DOCKER_LAYER_GZIP;
-      const level = options.level ?? DEFAULT_GZIP_LEVEL;
-      if (hasParallelGzip()) {
-        yield* parallelGzip(hashed(first, rest, counter), { level });
-        ended = true;
-        return;
-      }
-      const gz = zlib.createGzip({ level, chunkSize: 256 * 1024 });
-      const pump = writeAll(rest, first, gz, counter).catch((e: unknown) => gz.destroy(e instanceof Error ? e : new Error(String(e))));
-      try {
-        for await (const out of gz) yield out as Uint8Array;
-      } finally {
-        if (!gz.destroyed) gz.destroy();
-        await pump;
-      }
+      yield* parallelGzip(hashed(first, rest, counter), { level: options.level ?? DEFAULT_GZIP_LEVEL });
       ended = true;
       return;
     }
@@ -163,9 +145,4 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
       return diff;
     },
   };
-}
-
-/** readableOf wraps an async iterable as a Readable. */
-export function readableOf(it: AsyncIterable<Uint8Array>): Readable {
-  return Readable.from(it, { objectMode: false });
 }

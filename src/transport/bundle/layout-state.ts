@@ -8,7 +8,7 @@ import { sha256Digest } from '../../oci/digest.js';
 import { isIndexMediaType, MediaType } from '../../oci/media-types.js';
 import { type Descriptor, decodeJson, type ImageIndex, parseDescriptor, parseManifest, blobDescriptors } from '../../oci/manifest.js';
 import { DEFAULT_TAG, formatReference, isFullReference, isValidTag, parseReference } from '../../reference/reference.js';
-import type { BlobResult, Catalog, SourceImage, Wanted } from '../types.js';
+import type { Catalog, SourceImage, Wanted } from '../types.js';
 
 /** ANNOTATION_IMAGE_NAME carries the full image reference in containerd's and Docker's OCI exports. */
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
@@ -398,11 +398,3 @@ export class LayoutState {
     };
   }
 }
-
-/** isIndexDescriptor tells whether a descriptor points at an index. */
-export function isIndexDescriptor(d: Descriptor): boolean {
-  return isIndexMediaType(d.mediaType);
-}
-
-/** BlobResultWithType is a blob result with its layer media type. */
-export type BlobResultWithType = BlobResult & { mediaType: string };

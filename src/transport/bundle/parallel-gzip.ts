@@ -28,11 +28,6 @@ export interface ParallelGzipOptions {
 
 const crc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
-/** hasParallelGzip tells whether this Node.js has what {@link parallelGzip} needs (zlib.crc32, Node 20.15+). */
-export function hasParallelGzip(): boolean {
-  return typeof crc32 === 'function';
-}
-
 /** parallelGzip compresses a stream into one gzip member, several blocks at a time. */
 export async function* parallelGzip(input: AsyncIterable<Uint8Array>, options: ParallelGzipOptions): AsyncGenerator<Uint8Array> {
   if (!crc32) throw new Error('zlib.crc32 is not available');

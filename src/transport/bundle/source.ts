@@ -7,7 +7,6 @@
 import { MirrorError } from '../../errors/index.js';
 import { DigestCounter, sha256Digest } from '../../oci/digest.js';
 import { type CachedLayer, defaultLayerCachePath, LayerCache } from './layer-cache.js';
-import { hasParallelGzip } from './parallel-gzip.js';
 import { openBundleEntries, type BundleEntry, type BundleEntriesInput } from './entries.js';
 import { convertLayer, type ConvertedLayerStream } from './convert.js';
 import { blobDigestOfPath, type LayerCompression, LayoutState } from './layout-state.js';
@@ -58,7 +57,7 @@ class BundleSource implements StreamSource {
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
     const compression = options.layerCompression ?? 'gzip';
-    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:${hasParallelGzip() ? 'pgzip-m9' : 'gzip'}`;
+    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:pgzip-m9`;
   }
 
   /** fileId names this bundle file (path, size, mtime) for the conversion record. */
