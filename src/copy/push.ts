@@ -9,6 +9,7 @@ import type { HostSettingsResolver } from '../net/types.js';
 import { describeTarget, formatReference, mapReference, parseTarget, type Target } from '../reference/index.js';
 import type { UploadMode } from '../registry/index.js';
 import type { LayerCompression } from '../transport/bundle/layout-state.js';
+import type { GzipEncoder } from '../transport/bundle/convert.js';
 import { openDestination, SOURCES } from '../transport/index.js';
 import type { DestinationImage, ImageDestination, SourceImage } from '../transport/types.js';
 import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
@@ -30,6 +31,8 @@ export interface PushOptions {
   layerCompression?: LayerCompression | undefined;
   /** Level for that compression. */
   compressionLevel?: number | undefined;
+  /** What makes gzip layers: `auto` (default: igzip when installed and no level is set, else zlib), `igzip`, `zlib`. */
+  gzipEncoder?: GzipEncoder | undefined;
   /** `monolithic` (default) or `chunked` uploads. */
   uploadMode?: UploadMode | undefined;
   /** Chunk size for chunked uploads. */
@@ -90,6 +93,7 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
   const source = await SOURCES.bundle(options.source, {
     layerCompression: options.layerCompression,
     compressionLevel: options.compressionLevel,
+    gzipEncoder: options.gzipEncoder,
     decoder: options.decoder,
     signal: options.signal,
   });

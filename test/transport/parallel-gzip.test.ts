@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { parallelGzip } from '../../src/transport/bundle/parallel-gzip.js';
-import { convertLayer } from '../../src/transport/bundle/convert.js';
+import { compressorId, convertLayer, type ConvertOptions } from '../../src/transport/bundle/convert.js';
+import { findProgram } from '../../src/archive/decompress.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 
@@ -51,5 +52,39 @@ describe('transport/bundle parallel gzip', () => {
     for await (const _ of none.stream) void _;
     assert.equal(none.mediaType(), MediaType.OCI_LAYER);
     assert.equal(none.diffId(), sha256Digest(data));
+  });
+
+  async function convert(input: Buffer, options: Omit<ConvertOptions, 'name'>): Promise<{ out: Buffer; diffId: string | undefined; mediaType: string }> {
+    const conv = convertLayer(chunks(input, 40_000), { ...options, name: 'layer.tar' });
+    const out: Uint8Array[] = [];
+    for await (const c of conv.stream) out.push(c);
+    return { out: Buffer.concat(out), diffId: conv.diffId(), mediaType: conv.mediaType() };
+  }
+
+  it('compresses with igzip when it is installed and no level is asked for: valid, deterministic gzip with no timestamp', async function () {
+    if (findProgram('igzip') === undefined) this.skip();
+    const id = compressorId({ compression: 'gzip' });
+    assert.match(id, /^gzip:igzip-\d+\.\d+[.\d]*:1$/);
+    const a = await convert(data, { compression: 'gzip' });
+    const b = await convert(data, { compression: 'gzip', gzipEncoder: 'igzip' });
+    assert.equal(a.mediaType, MediaType.DOCKER_LAYER_GZIP);
+    assert.deepEqual(gunzipSync(a.out), data);
+    assert.equal(a.diffId, sha256Digest(data));
+    assert.equal(sha256Digest(a.out), sha256Digest(b.out), 'same bytes every time');
+    assert.deepEqual([...a.out.subarray(4, 8)], [0, 0, 0, 0], 'no modification time in the gzip header');
+    const z = await convert(data, { compression: 'gzip', gzipEncoder: 'zlib' });
+    assert.deepEqual(gunzipSync(z.out), data);
+    assert.notEqual(sha256Digest(z.out), sha256Digest(a.out), 'zlib makes other bytes, so it must be recorded under another name');
+    assert.notEqual(compressorId({ compression: 'gzip', gzipEncoder: 'zlib' }), id);
+  });
+
+  it('takes zlib for an explicit gzip level, and refuses an igzip level it does not have', async function () {
+    assert.match(compressorId({ compression: 'gzip', level: 6 }), /^gzip:zlib-.*:6$/);
+    assert.match(compressorId({ compression: 'gzip', gzipEncoder: 'zlib' }), /^gzip:zlib-.*:1$/);
+    const six = await convert(data, { compression: 'gzip', level: 6 });
+    assert.deepEqual(gunzipSync(six.out), data);
+    if (findProgram('igzip') === undefined) this.skip();
+    assert.match(compressorId({ compression: 'gzip', gzipEncoder: 'igzip', level: 3 }), /:igzip-.*:3$/);
+    assert.throws(() => compressorId({ compression: 'gzip', gzipEncoder: 'igzip', level: 6 }), /igzip has levels 0-3, not 6/);
   });
 });

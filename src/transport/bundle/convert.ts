@@ -3,7 +3,7 @@
  * (gzip by default), hashing the uncompressed bytes so the config's diff_ids can be checked. Layers that are
  * already compressed pass through unchanged.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Readable, type Writable } from 'node:stream';
 import zlib from 'node:zlib';
@@ -19,13 +19,108 @@ export const DEFAULT_GZIP_LEVEL = 1;
 /** DEFAULT_ZSTD_LEVEL is the zstd level for compressed docker-save layers. */
 export const DEFAULT_ZSTD_LEVEL = 3;
 
+/** DEFAULT_IGZIP_LEVEL is igzip's level for gzip layers (its scale is 0-3; 1 compresses about as well as zlib's 1). */
+export const DEFAULT_IGZIP_LEVEL = 1;
+
+/**
+ * GzipEncoder chooses what makes gzip layers: `auto` (default) takes `igzip` (Intel ISA-L, Debian package `isal`)
+ * when it is on PATH and no level was asked for, and zlib on all cores otherwise; `igzip` insists on it (levels 0-3);
+ * `zlib` insists on zlib (levels 1-9). Measured on a 204 MB layer: igzip -1 takes 0.35 CPU-s for 99.5 MB, zlib level 1
+ * about 3 CPU-s for 99.1 MB.
+ */
+export type GzipEncoder = 'auto' | 'igzip' | 'zlib';
+
 /** ConvertOptions tune {@link convertLayer}. */
 export interface ConvertOptions {
   compression: LayerCompression;
-  /** gzip level 1-9 (default {@link DEFAULT_GZIP_LEVEL}) or zstd level 1-19 (default {@link DEFAULT_ZSTD_LEVEL}). */
+  /**
+   * gzip level (zlib 1-9, default {@link DEFAULT_GZIP_LEVEL}; igzip 0-3, default {@link DEFAULT_IGZIP_LEVEL}) or
+   * zstd level 1-19 (default {@link DEFAULT_ZSTD_LEVEL}).
+   */
   level?: number | undefined;
+  /** What makes gzip layers. Default: `auto`. */
+  gzipEncoder?: GzipEncoder | undefined;
   /** Entry name, for messages. */
   name: string;
+}
+
+/** The compressor a {@link ConvertOptions} resolves to. */
+type Compressor =
+  | { kind: 'none'; id: string }
+  | { kind: 'zlib'; level: number; id: string }
+  | { kind: 'program'; program: string; args: string[]; label: string; id: string }
+  | { kind: 'zlib-zstd'; level: number; id: string };
+
+let igzipFound: { path: string; version: string } | null | undefined;
+
+/** igzip finds the igzip program and its version (once; the answer is cached), or undefined. */
+function igzip(): { path: string; version: string } | undefined {
+  if (igzipFound === undefined) {
+    const path = findProgram('igzip');
+    igzipFound = null;
+    if (path !== undefined) {
+      try {
+        const out = execFileSync(path, ['-V'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+        igzipFound = { path, version: /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? 'unknown' };
+      } catch {
+        // not usable
+      }
+    }
+  }
+  return igzipFound ?? undefined;
+}
+
+/**
+ * resolveCompressor picks the compressor for a layer conversion, or throws UNSUPPORTED. Its `id` names everything
+ * the compressed bytes depend on (program and version, level, block scheme), so recorded conversions are reused only
+ * where the same bytes would come out again.
+ */
+function resolveCompressor(options: Omit<ConvertOptions, 'name'>): Compressor {
+  const { level } = options;
+  switch (options.compression) {
+    case 'none':
+      return { kind: 'none', id: 'none' };
+    case 'gzip': {
+      const encoder = options.gzipEncoder ?? 'auto';
+      const ig = encoder === 'zlib' || (encoder === 'auto' && level !== undefined) ? undefined : igzip();
+      if (ig !== undefined) {
+        const l = level ?? DEFAULT_IGZIP_LEVEL;
+        if (l > 3) throw new MirrorError('UNSUPPORTED', `igzip has levels 0-3, not ${l}`);
+        return { kind: 'program', program: ig.path, args: ['-c', '-n', `-${l}`], label: 'igzip', id: `gzip:igzip-${ig.version}:${l}` };
+      }
+      if (encoder === 'igzip') throw new MirrorError('UNSUPPORTED', 'the igzip program is not on PATH', { hint: 'install the isal package' });
+      const l = level ?? DEFAULT_GZIP_LEVEL;
+      return { kind: 'zlib', level: l, id: `gzip:zlib-${process.versions.zlib}:pgzip-m9:${l}` };
+    }
+    case 'zstd': {
+      const l = level ?? DEFAULT_ZSTD_LEVEL;
+      const program = findProgram('zstd');
+      if (program) return { kind: 'program', program, args: ['-q', '-c', `-${l}`, '-T0'], label: 'zstd', id: `zstd:program:${l}` };
+      if (nodeZstdCompress()) return { kind: 'zlib-zstd', level: l, id: `zstd:zlib-${process.versions.zstd ?? ''}:${l}` };
+      throw new MirrorError('UNSUPPORTED', '--layer-compression zstd needs the zstd program or Node.js 22.15+');
+    }
+  }
+}
+
+/**
+ * compressorId names the compressor that {@link convertLayer} would use with these options (see resolveCompressor);
+ * throws UNSUPPORTED when there is none.
+ */
+export function compressorId(options: Omit<ConvertOptions, 'name'>): string {
+  return resolveCompressor(options).id;
+}
+
+type ZstdCompressFactory = (o?: { params?: Record<number, number> }) => NodeJS.ReadWriteStream;
+
+/** zstdLevelOptions sets the level of node:zlib's zstd compressor (its constants are missing from Node 20's types). */
+function zstdLevelOptions(level: number): { params?: Record<number, number> } {
+  const key = (zlib.constants as unknown as Record<string, number | undefined>).ZSTD_c_compressionLevel;
+  return key === undefined ? {} : { params: { [key]: level } };
+}
+
+function nodeZstdCompress(): ZstdCompressFactory | undefined {
+  const f = (zlib as unknown as { createZstdCompress?: ZstdCompressFactory }).createZstdCompress;
+  return typeof f === 'function' ? f : undefined;
 }
 
 /** ConvertedLayerStream is a layer body as it will be pushed. */
@@ -95,44 +190,42 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
       ended = true;
       return;
     }
-    if (options.compression === 'none') {
-      mediaType = MediaType.OCI_LAYER;
-      yield* hashed(first, rest, counter);
-      ended = true;
-      return;
-    }
-    if (options.compression === 'gzip') {
-      mediaType = MediaType.DOCKER_LAYER_GZIP;
-      yield* parallelGzip(hashed(first, rest, counter), { level: options.level ?? DEFAULT_GZIP_LEVEL });
-      ended = true;
-      return;
-    }
-    // zstd
-    mediaType = MediaType.OCI_LAYER_ZSTD;
-    const level = options.level ?? DEFAULT_ZSTD_LEVEL;
-    const program = findProgram('zstd');
-    const zlibZstd = (zlib as unknown as { createZstdCompress?: (o?: object) => NodeJS.ReadWriteStream }).createZstdCompress;
-    if (program) {
-      const child = spawn(program, ['-q', '-c', `-${level}`, '-T0'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 2000)));
-      const exit = once(child, 'close');
-      const pump = writeAll(rest, first, child.stdin, counter).catch(() => child.kill());
-      try {
-        for await (const out of child.stdout as Readable) yield out as Uint8Array;
-        await pump;
-        const [code] = (await exit) as [number | null];
-        if (code !== 0) throw new MirrorError('INTERNAL', `zstd failed compressing layer ${options.name}: ${stderr.trim().split('\n')[0] ?? code}`);
-      } finally {
-        if (child.exitCode === null) child.kill();
+    const c = resolveCompressor(options);
+    switch (c.kind) {
+      case 'none':
+        mediaType = MediaType.OCI_LAYER;
+        yield* hashed(first, rest, counter);
+        break;
+      case 'zlib':
+        mediaType = MediaType.DOCKER_LAYER_GZIP;
+        yield* parallelGzip(hashed(first, rest, counter), { level: c.level });
+        break;
+      case 'program': {
+        mediaType = options.compression === 'gzip' ? MediaType.DOCKER_LAYER_GZIP : MediaType.OCI_LAYER_ZSTD;
+        const child = spawn(c.program, c.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 2000)));
+        const exit = once(child, 'close');
+        const pump = writeAll(rest, first, child.stdin, counter).catch(() => child.kill());
+        try {
+          for await (const out of child.stdout as Readable) yield out as Uint8Array;
+          await pump;
+          const [code] = (await exit) as [number | null];
+          if (code !== 0) throw new MirrorError('INTERNAL', `${c.label} failed compressing layer ${options.name}: ${stderr.trim().split('\n')[0] ?? code}`);
+        } finally {
+          if (child.exitCode === null) child.kill();
+        }
+        break;
       }
-    } else if (zlibZstd) {
-      const z = zlibZstd() as unknown as Writable & AsyncIterable<Uint8Array>;
-      const pump = writeAll(rest, first, z, counter).catch(() => z.destroy());
-      for await (const out of z) yield out;
-      await pump;
-    } else {
-      throw new MirrorError('UNSUPPORTED', `--layer-compression zstd needs the zstd program or Node.js 22.15+ (layer ${options.name})`);
+      case 'zlib-zstd': {
+        mediaType = MediaType.OCI_LAYER_ZSTD;
+        const z = (nodeZstdCompress() as ZstdCompressFactory)(zstdLevelOptions(c.level)) as unknown as Writable &
+          AsyncIterable<Uint8Array>;
+        const pump = writeAll(rest, first, z, counter).catch(() => z.destroy());
+        for await (const out of z) yield out;
+        await pump;
+        break;
+      }
     }
     ended = true;
   })();

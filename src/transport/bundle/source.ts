@@ -8,7 +8,7 @@ import { MirrorError } from '../../errors/index.js';
 import { DigestCounter, sha256Digest } from '../../oci/digest.js';
 import { type CachedLayer, defaultLayerCachePath, LayerCache } from './layer-cache.js';
 import { openBundleEntries, type BundleEntry, type BundleEntriesInput } from './entries.js';
-import { convertLayer, type ConvertedLayerStream } from './convert.js';
+import { compressorId, convertLayer, type ConvertedLayerStream, type GzipEncoder } from './convert.js';
 import { blobDigestOfPath, type LayerCompression, LayoutState } from './layout-state.js';
 import type { BlobBody, Catalog, ScanOptions, StreamSink, StreamSource } from '../types.js';
 
@@ -23,6 +23,8 @@ export interface BundleSourceOptions {
   layerCompression?: LayerCompression | undefined;
   /** Compression level for converted layers. Default: the converter's. */
   compressionLevel?: number | undefined;
+  /** What makes gzip layers (igzip or zlib). Default: `auto`, see {@link GzipEncoder}. */
+  gzipEncoder?: GzipEncoder | undefined;
   /** xz decoder choice: `auto` (the xz program when installed, else lzma-native), `xz`, `lzma-native`. */
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
   /** The record of earlier layer conversions; null to keep none. Default {@link defaultLayerCachePath}. */
@@ -45,7 +47,7 @@ class BundleSource implements StreamSource {
   private readonly smallMax: number;
   private metadataBytes = 0;
   private readonly cache: LayerCache;
-  private readonly params: string;
+  private compressor: string | undefined;
 
   constructor(
     private readonly path: string,
@@ -56,8 +58,19 @@ class BundleSource implements StreamSource {
     this.state = new LayoutState(path, options.layerCompression ?? 'gzip');
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
-    const compression = options.layerCompression ?? 'gzip';
-    this.params = `${compression}:${options.compressionLevel ?? 'default'}:zlib-${process.versions.zlib}:pgzip-m9`;
+  }
+
+  /** params names the layer compressor for the conversion record (looked up once, on the first docker-save layer). */
+  private get params(): string {
+    if (this.compressor === undefined) {
+      try {
+        this.compressor = compressorId({ compression: this.state.layerCompression, level: this.options.compressionLevel, gzipEncoder: this.options.gzipEncoder });
+      } catch {
+        // No such compressor here: each layer's conversion fails with the reason; nothing is recorded under this name.
+        this.compressor = 'unavailable';
+      }
+    }
+    return this.compressor;
   }
 
   /** fileId names this bundle file (path, size, mtime) for the conversion record. */
@@ -173,7 +186,7 @@ class BundleSource implements StreamSource {
       reopenable: raw.kind === 'stream' ? raw.reopenable : true,
       open: () => {
         const input = raw.kind === 'bytes' ? single(raw.data) : raw.open();
-        conv = convertLayer(input, { compression: s.layerCompression, level: this.options.compressionLevel, name: e.name });
+        conv = convertLayer(input, { compression: s.layerCompression, level: this.options.compressionLevel, gzipEncoder: this.options.gzipEncoder, name: e.name });
         return conv.stream;
       },
     };
