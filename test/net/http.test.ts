@@ -46,6 +46,28 @@ describe('net/http', function () {
     return listen(s);
   };
 
+  it('keeps the connection after a HEAD (a push sends one per blob and manifest)', async () => {
+    let connections = 0;
+    const s = createServer((req, res) => {
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-length': '157', 'content-type': 'application/json' });
+      res.end(req.method === 'HEAD' ? undefined : Buffer.alloc(157, 0x20));
+    });
+    s.on('connection', () => connections++);
+    servers.push(s);
+    const url = await listen(s);
+    const paths = ['/missing', '/there', '/missing', '/there', '/missing', '/there', '/missing', '/there'];
+    for (const path of paths) {
+      const res = await request({ method: 'HEAD', url: `${url}${path}`, settings: plain });
+      assert.equal(res.status, path === '/missing' ? 404 : 200);
+      await res.discard();
+    }
+    const get = await request({ method: 'GET', url: `${url}/there`, settings: plain });
+    assert.equal((await get.bytes(1000)).byteLength, 157, 'the next response is read whole on the same connection');
+    // undici may open a second connection when a request follows the last one in the same tick; closing after each
+    // HEAD would have opened one per request.
+    assert.ok(connections <= 2, `${paths.length + 1} requests over ${connections} connections`);
+  });
+
   it('streams a request body with a known length and reads the response', async () => {
     const url = await serve((req, res) => {
       const parts: Buffer[] = [];
