@@ -469,9 +469,11 @@ class CopyRun {
       // Already in place (the tag, or for a digest-only image the manifest, names this root): nothing to send.
       // A registry only accepts a manifest whose blobs and children it holds, so this covers the whole image.
       const rootRef = target.tag ?? root.digest;
-      if ((await dest.manifestDigest(target.repository, rootRef, { signal })) === root.digest) {
+      if ((await this.limit(() => dest.manifestDigest(target.repository, rootRef, { signal }))) === root.digest) {
         this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'skipped' });
-        if (target.tag === undefined && dest.blobScope === 'global') await dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal, root: true });
+        if (target.tag === undefined && dest.blobScope === 'global') {
+          await this.limit(() => dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal, root: true }));
+        }
         return done(false);
       }
       const waits = p.blobs.map((b) => this.limit(() => this.ensureBlob(target.repository, b)));
@@ -486,7 +488,7 @@ class CopyRun {
       if (deferred) return 'deferred';
       // Children first (by digest), then the root: by its tag when it has one (which also stores it by digest).
       for (const m of p.manifests.slice(0, -1)) {
-        const have = await dest.manifestDigest(target.repository, m.digest, { signal });
+        const have = await this.limit(() => dest.manifestDigest(target.repository, m.digest, { signal }));
         if (have === m.digest) continue;
         await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal }));
         this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });

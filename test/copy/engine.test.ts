@@ -28,6 +28,11 @@ class MemoryRegistry implements ImageDestination {
   refuseMounts = false;
   /** Cut the first upload of a stream body larger than this many bytes, after reading it. */
   cutStreamsOver: number | undefined;
+  /** Each manifest lookup takes this long (ms), so that overlapping lookups can be counted. */
+  lookupDelayMs = 0;
+  private lookups = 0;
+  /** The most manifest lookups that were in flight at once. */
+  maxLookups = 0;
 
   private has(repo: string, digest: string): boolean {
     return this.blobs.get(repo)?.has(digest) ?? false;
@@ -66,7 +71,13 @@ class MemoryRegistry implements ImageDestination {
     return { digest, size: c.bytes };
   }
   async manifestDigest(repo: string, reference: string): Promise<string | undefined> {
-    return this.manifests.get(`${repo}:${reference}`);
+    this.maxLookups = Math.max(this.maxLookups, ++this.lookups);
+    try {
+      if (this.lookupDelayMs > 0) await new Promise((r) => setTimeout(r, this.lookupDelayMs));
+      return this.manifests.get(`${repo}:${reference}`);
+    } finally {
+      this.lookups--;
+    }
   }
   async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array): Promise<void> {
     const c = new DigestCounter();
@@ -101,13 +112,14 @@ describe('copy engine (in-memory destination)', function () {
   }
 
   const target = parseTarget('registry.local:5000/ns');
-  const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number) => {
+  const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number, jobs?: number) => {
     const source = await openBundleSource(file, { layerCachePath: null });
     try {
       return await copyImages(source, dest, {
         map: (img) => destinationFor(target, img),
         stagingRepository: 'ns/mirror-staging',
         memoryBlobMax,
+        jobs,
       });
     } finally {
       await source.close();
@@ -159,5 +171,20 @@ describe('copy engine (in-memory destination)', function () {
     const r = await run(file, dest);
     assert.equal(dest.uploads.length, before);
     assert.deepEqual(r.images.map((i) => i.status), ['skipped', 'skipped']);
+  });
+
+  it('keeps manifest lookups within --jobs, however many images finish at once', async () => {
+    const layout = await buildOciLayout({
+      seed: 'many',
+      images: Array.from({ length: 12 }, (_, i) => ({ ref: `gcr.io/many/img-${i}:v${i}`, layers: [{ files: 1, sizeBytes: 500 }] })),
+    });
+    const file = join(work, 'many.tar');
+    await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'none' });
+    const dest = new MemoryRegistry();
+    dest.lookupDelayMs = 20;
+    const r = await run(file, dest, undefined, 3);
+    assert.equal(r.images.filter((i) => i.status === 'pushed').length, 12);
+    assert.ok(dest.maxLookups >= 2, `lookups overlap (${dest.maxLookups})`);
+    assert.ok(dest.maxLookups <= 3, `at most 3 manifest lookups at once, saw ${dest.maxLookups}`);
   });
 });
