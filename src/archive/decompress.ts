@@ -35,6 +35,8 @@ export interface OpenDecompressedOptions {
   compression?: Compression;
   /** Size of the reads from the file. Default: 256 KiB. */
   readChunkBytes?: number;
+  /** Decoded bytes are handed on in pieces of at least this size (the last one may be shorter). Default: 256 KiB. */
+  outputChunkBytes?: number;
   /**
    * Largest piece of compressed input handed to an in-process decoder at once. Those decoders expand a whole input
    * piece before looking at backpressure, so pieces are sized from the last piece's expansion ratio to yield about
@@ -69,6 +71,7 @@ export interface DecompressedStream {
 }
 
 const DEFAULT_READ_CHUNK = 256 * 1024;
+const DEFAULT_OUTPUT_CHUNK = 256 * 1024;
 const DEFAULT_LIBRARY_INPUT = 4 * 1024;
 const MIN_LIBRARY_INPUT = 256;
 const LIBRARY_TARGET_OUTPUT = 1024 * 1024;
@@ -539,17 +542,32 @@ class DecompressionRun implements DecompressedStream {
       throwIfAborted(this.options.signal);
       if (this.disposed !== undefined) throw new MirrorError('INTERNAL', `the decompressed stream of ${this.file} was closed before it was read`);
       const it = (this.output as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      // Decoders write small pieces (xz: about 16 KiB); joining them into pieces of `target` bytes costs one copy and
+      // saves every later stage (tar parsing, hashing, HTTP writes, the registry's reads) most of its per-piece work.
+      const target = this.options.outputChunkBytes ?? DEFAULT_OUTPUT_CHUNK;
+      let parts: Buffer[] = [];
+      let held = 0;
+      const take = (): Buffer => {
+        const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, held);
+        parts = [];
+        held = 0;
+        return out;
+      };
       for (;;) {
         let r: IteratorResult<Buffer>;
         try {
           r = await it.next();
         } catch (e) {
+          if (held > 0) yield take(); // the good bytes before the failure still count
           throw (await this.failure(e)) ?? this.corrupt(e);
         }
         if (r.done) break;
         this.bytesOut += r.value.byteLength;
-        yield r.value;
+        parts.push(r.value);
+        held += r.value.byteLength;
+        if (held >= target) yield take();
       }
+      if (held > 0) yield take();
       await this.feeding;
       const err = await this.failure(undefined);
       if (err) throw err;

@@ -142,4 +142,33 @@ describe('archive/decompress', function () {
     assert.equal(await pidAlive(pid2), false, 'xz still running after close()');
     await expectMirrorError(collect(d2.stream), 'INTERNAL', ['closed']);
   });
+
+  for (const decoder of ['xz', 'lzma-native'] as const) {
+    it(`hands on ${decoder}'s output in pieces of at least outputChunkBytes, and the good bytes before a failure`, async function () {
+      if (decoder === 'lzma-native' && !hasLzmaNative()) this.skip();
+      const d = await openDecompressed(join(dir, 'multi.xz'), { decoder, outputChunkBytes: 200_000 });
+      const sizes: number[] = [];
+      const parts: Uint8Array[] = [];
+      for await (const chunk of d.stream) {
+        sizes.push(chunk.byteLength);
+        parts.push(chunk);
+      }
+      assert.deepEqual(Buffer.concat(parts), original);
+      assert.ok(sizes.length >= 2, `several pieces (${sizes.length})`);
+      for (const n of sizes.slice(0, -1)) assert.ok(n >= 200_000, `a piece of ${n} bytes`);
+      // A truncated file: every byte before the cut is handed on before the error, even those not yet a full piece.
+      const t = await openDecompressed(join(dir, 'trunc-multi.xz'), { decoder, outputChunkBytes: 64 * 1024 * 1024 });
+      const got: Uint8Array[] = [];
+      await expectMirrorError(
+        (async () => {
+          for await (const chunk of t.stream) got.push(chunk);
+        })(),
+        'CORRUPT_ARCHIVE',
+        ['trunc-multi.xz'],
+      );
+      const good = Buffer.concat(got);
+      assert.ok(good.byteLength > 0, 'bytes before the cut were handed on');
+      assert.deepEqual(good, original.subarray(0, good.byteLength));
+    });
+  }
 });
