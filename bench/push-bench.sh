@@ -24,10 +24,11 @@ W=$(mktemp -d); trap 'stop_registry; rm -rf "$W"' EXIT
 RESULTS=$W/results.tsv; : > "$RESULTS"
 
 REG_PID=
+REG_DIR=
 start_registry() {
   local port dir
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  dir=$(mktemp -d -p "$W")
+  dir=$(mktemp -d -p "$W"); REG_DIR=$dir
   cat > "$dir/config.yml" <<EOF
 version: 0.1
 log: {level: error}
@@ -39,12 +40,17 @@ EOF
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
   REG=127.0.0.1:$port
 }
-stop_registry() { [ -z "$REG_PID" ] || { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; REG_PID=; }; }
+# Each registry's storage is deleted with it, so that no run pays for writing back the last one's data.
+stop_registry() {
+  [ -z "$REG_PID" ] || { kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; REG_PID=; }
+  [ -z "$REG_DIR" ] || { rm -rf "$REG_DIR"; REG_DIR=; }
+}
 
 # measure NAME BUNDLE CMD...: one timed run, appended to the results.
 measure() {
   local name=$1 bundle=$2; shift 2
   local tf=$W/time.$$
+  sync # start every run with no dirty pages of earlier runs waiting to be written
   if /usr/bin/time -o "$tf" -f '%e %M %O' "$@" >"$W/out.log" 2>&1; then rc=0; else rc=$?; fi
   read -r secs rss blocks < <(tail -n 1 "$tf")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$bundle" "$name" "$secs" "$rss" "$blocks" "$rc" >> "$RESULTS"
