@@ -45,11 +45,12 @@ export interface ConvertOptions {
 }
 
 /** The compressor a {@link ConvertOptions} resolves to. */
-type Compressor =
-  | { kind: 'none'; id: string }
-  | { kind: 'zlib'; level: number; id: string }
-  | { kind: 'program'; program: string; args: string[]; label: string; id: string }
-  | { kind: 'zlib-zstd'; level: number; id: string };
+type Compressor = { id: string; mediaType: string } & (
+  | { kind: 'none' }
+  | { kind: 'zlib'; level: number }
+  | { kind: 'program'; program: string; args: string[]; label: string }
+  | { kind: 'zlib-zstd'; level: number }
+);
 
 let igzipFound: { path: string; version: string } | null | undefined;
 
@@ -79,24 +80,26 @@ function resolveCompressor(options: Omit<ConvertOptions, 'name'>): Compressor {
   const { level } = options;
   switch (options.compression) {
     case 'none':
-      return { kind: 'none', id: 'none' };
+      return { kind: 'none', id: 'none', mediaType: MediaType.OCI_LAYER };
     case 'gzip': {
       const encoder = options.gzipEncoder ?? 'auto';
       const ig = encoder === 'zlib' || (encoder === 'auto' && level !== undefined) ? undefined : igzip();
       if (ig !== undefined) {
         const l = level ?? DEFAULT_IGZIP_LEVEL;
         if (l > 3) throw new MirrorError('UNSUPPORTED', `igzip has levels 0-3, not ${l}`);
-        return { kind: 'program', program: ig.path, args: ['-c', '-n', `-${l}`], label: 'igzip', id: `gzip:igzip-${ig.version}:${l}` };
+        const id = `gzip:igzip-${ig.version}:${l}`;
+        return { kind: 'program', program: ig.path, args: ['-c', '-n', `-${l}`], label: 'igzip', id, mediaType: MediaType.DOCKER_LAYER_GZIP };
       }
       if (encoder === 'igzip') throw new MirrorError('UNSUPPORTED', 'the igzip program is not on PATH', { hint: 'install the isal package' });
       const l = level ?? DEFAULT_GZIP_LEVEL;
-      return { kind: 'zlib', level: l, id: `gzip:zlib-${process.versions.zlib}:pgzip-m9:${l}` };
+      return { kind: 'zlib', level: l, id: `gzip:zlib-${process.versions.zlib}:pgzip-m9:${l}`, mediaType: MediaType.DOCKER_LAYER_GZIP };
     }
     case 'zstd': {
       const l = level ?? DEFAULT_ZSTD_LEVEL;
       const program = findProgram('zstd');
-      if (program) return { kind: 'program', program, args: ['-q', '-c', `-${l}`, '-T0'], label: 'zstd', id: `zstd:program:${l}` };
-      if (nodeZstdCompress()) return { kind: 'zlib-zstd', level: l, id: `zstd:zlib-${process.versions.zstd ?? ''}:${l}` };
+      const mediaType = MediaType.OCI_LAYER_ZSTD;
+      if (program) return { kind: 'program', program, args: ['-q', '-c', `-${l}`, '-T0'], label: 'zstd', id: `zstd:program:${l}`, mediaType };
+      if (nodeZstdCompress()) return { kind: 'zlib-zstd', level: l, id: `zstd:zlib-${process.versions.zstd ?? ''}:${l}`, mediaType };
       throw new MirrorError('UNSUPPORTED', '--layer-compression zstd needs the zstd program or Node.js 22.15+');
     }
   }
@@ -191,17 +194,15 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
       return;
     }
     const c = resolveCompressor(options);
+    mediaType = c.mediaType;
     switch (c.kind) {
       case 'none':
-        mediaType = MediaType.OCI_LAYER;
         yield* hashed(first, rest, counter);
         break;
       case 'zlib':
-        mediaType = MediaType.DOCKER_LAYER_GZIP;
         yield* parallelGzip(hashed(first, rest, counter), { level: c.level });
         break;
       case 'program': {
-        mediaType = options.compression === 'gzip' ? MediaType.DOCKER_LAYER_GZIP : MediaType.OCI_LAYER_ZSTD;
         const child = spawn(c.program, c.args, { stdio: ['pipe', 'pipe', 'pipe'] });
         let stderr = '';
         child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 2000)));
@@ -218,7 +219,6 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
         break;
       }
       case 'zlib-zstd': {
-        mediaType = MediaType.OCI_LAYER_ZSTD;
         const z = (nodeZstdCompress() as ZstdCompressFactory)(zstdLevelOptions(c.level)) as unknown as Writable &
           AsyncIterable<Uint8Array>;
         const pump = writeAll(rest, first, z, counter).catch(() => z.destroy());
