@@ -6,7 +6,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { abortError, MirrorError, throwIfAborted } from '../errors/index.js';
-import { type DecoderChoice, describeDecoder, fileError, openDecompressed } from './decompress.js';
+import { type DecoderChoice, type DecompressedStream, describeDecoder, fileError, openDecompressed } from './decompress.js';
 import { type Compression, looksLikeTar, SNIFF_BYTES, sniffCompression } from './sniff.js';
 import { normalizeEntryName, readTar, type ReadTarOptions, type TarEntry } from './tar.js';
 
@@ -51,6 +51,8 @@ export interface FileBundleInput {
   entries(options?: EntriesOptions): AsyncIterable<TarEntry>;
   /** Compressed bytes read by the current (or last) pass. */
   compressedBytesRead(): number;
+  /** close stops the decoder the open-time check started, when no pass has taken it over; safe to call again. */
+  close(): Promise<void>;
 }
 
 /** DirectoryStat is what {@link DirectoryBundleInput.stat} tells about a file. */
@@ -84,28 +86,48 @@ function notABundle(path: string, why?: string): MirrorError {
   return new MirrorError('BAD_INPUT', `${path} is not a bundle (not a tar archive, compressed or not)${why ? `: ${why}` : ''}`, { file: path });
 }
 
-/** probeTar decodes the first block of a compressed file and checks it is a tar header. */
-async function probeTar(path: string, options: BundleInputOptions): Promise<void> {
-  const d = await openDecompressed(path, { decoder: options.decoder, threads: options.threads, signal: options.signal });
-  const parts: Buffer[] = [];
+/** HeldStream is the decoded stream the open-time check started, kept for the first pass. */
+interface HeldStream {
+  readonly d: DecompressedStream;
+  /** The bytes the check read. */
+  readonly head: Uint8Array[];
+  /** The rest of the stream, from where the check stopped. */
+  readonly rest: AsyncIterator<Uint8Array>;
+}
+
+/**
+ * probeTar decodes the start of a compressed file and checks it is a tar header. The stream is kept open and given
+ * back, so that the first pass goes on from there instead of starting the decoder again.
+ */
+async function probeTar(path: string, compression: Compression, options: BundleInputOptions): Promise<HeldStream> {
+  const d = await openDecompressed(path, { compression, decoder: options.decoder, threads: options.threads, signal: options.signal });
+  const head: Uint8Array[] = [];
   let have = 0;
+  let kept = false;
   try {
-    for await (const chunk of d.stream) {
-      parts.push(Buffer.from(chunk));
-      have += chunk.byteLength;
-      if (have >= SNIFF_BYTES) break;
+    const rest = d.stream[Symbol.asyncIterator]();
+    while (have < SNIFF_BYTES) {
+      const r = await rest.next();
+      if (r.done) break;
+      head.push(r.value);
+      have += r.value.byteLength;
     }
-  } catch (e) {
-    if (e instanceof MirrorError && e.code === 'CORRUPT_ARCHIVE') {
-      // A few good bytes then garbage still tells whether it is a tar; nothing at all means it is not a bundle.
-      if (have < SNIFF_BYTES) throw e;
-    } else {
-      throw e;
-    }
+    if (!looksLikeTar(Buffer.concat(head))) throw notABundle(path, `it is ${d.compression}-compressed, but what is inside is not a tar archive`);
+    kept = true;
+    return { d, head, rest };
   } finally {
-    await d.close();
+    if (!kept) await d.close();
   }
-  if (!looksLikeTar(Buffer.concat(parts))) throw notABundle(path, `it is ${d.compression}-compressed, but what is inside is not a tar archive`);
+}
+
+/** resumed is a held stream as one iterable: the bytes already read, then the rest. */
+async function* resumed(h: HeldStream): AsyncGenerator<Uint8Array, void, undefined> {
+  yield* h.head;
+  for (;;) {
+    const r = await h.rest.next();
+    if (r.done) return;
+    yield r.value;
+  }
 }
 
 /** openFileInput opens a tar bundle file. */
@@ -127,7 +149,7 @@ async function openFileInput(path: string, st: Stats, options: BundleInputOption
   const compression = sniffCompression(head);
   if (compression === 'none' && !looksLikeTar(head)) throw notABundle(path);
   const decoder = describeDecoder(compression, options, path);
-  if (compression !== 'none' && options.probe !== false) await probeTar(path, options);
+  let held = compression !== 'none' && options.probe !== false ? await probeTar(path, compression, options) : undefined;
   let lastRead: (() => number) | undefined;
   const totalBytes = st.size;
   return {
@@ -141,21 +163,34 @@ async function openFileInput(path: string, st: Stats, options: BundleInputOption
       const signal = pass.signal ?? options.signal;
       return {
         async *[Symbol.asyncIterator](): AsyncGenerator<TarEntry, void, undefined> {
-          const d = await openDecompressed(path, {
-            compression,
-            decoder: options.decoder,
-            threads: options.threads,
-            signal,
-            onCompressedBytes: options.onCompressedBytes,
-          });
+          // The first pass takes over the stream the open-time check started (when it answers to the same signal and
+          // progress callback); any other pass starts the decoder again.
+          const h = held;
+          held = undefined;
+          const reuse = h !== undefined && signal === options.signal && options.onCompressedBytes === undefined ? h : undefined;
+          if (h !== undefined && reuse === undefined) await h.d.close();
+          const d =
+            reuse?.d ??
+            (await openDecompressed(path, {
+              compression,
+              decoder: options.decoder,
+              threads: options.threads,
+              signal,
+              onCompressedBytes: options.onCompressedBytes,
+            }));
           lastRead = () => d.compressedBytesRead();
           try {
-            yield* readTar(d.stream, { file: path, signal, links: options.links });
+            yield* readTar(reuse ? resumed(reuse) : d.stream, { file: path, signal, links: options.links });
           } finally {
             await d.close();
           }
         },
       };
+    },
+    async close(): Promise<void> {
+      const h = held;
+      held = undefined;
+      await h?.d.close();
     },
   };
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findProgram } from '../../src/archive/index.js';
 import zlib from 'node:zlib';
 import { openBundleInput, type DirectoryBundleInput, type FileBundleInput } from '../../src/archive/index.js';
 import {
@@ -177,5 +180,46 @@ describe('archive/source', function () {
         for (const [i, p] of img.layerPaths.entries()) assert.equal(sha256(await collect(opened.open(p))), img.diffIds[i]);
       }
     });
+  });
+
+  it('starts the decoder once: the first pass goes on with the stream the open-time check started; close() stops it unused', async function () {
+    const xz = findProgram('xz');
+    if (xz === undefined) this.skip();
+    const file = join(dir, 'once.tar.xz');
+    await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'xz' });
+    // An xz on PATH that records each start (exec keeps the pid), in a fresh process so the program lookup sees it.
+    const bin = join(dir, 'counting-bin');
+    const log = join(dir, 'xz-starts.log');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'xz'), `#!/bin/sh\necho $$ >> '${log}'\nexec '${xz}' "$@"\n`);
+    await chmod(join(bin, 'xz'), 0o755);
+    const source = new URL('../../src/archive/index.js', import.meta.url).href;
+    const child = `
+      import { readFileSync } from 'node:fs';
+      import { openBundleInput } from ${JSON.stringify(source)};
+      const starts = () => readFileSync(${JSON.stringify(log)}, 'utf8').trim().split('\\n').map(Number);
+      const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+      const a = await openBundleInput(process.argv[1]);
+      let entries = 0;
+      for await (const e of a.entries()) entries++;
+      const afterPass = starts().length;
+      const b = await openBundleInput(process.argv[1]);
+      const unused = starts().at(-1);
+      const aliveBefore = alive(unused);
+      await b.close();
+      await b.close();
+      await new Promise((r) => setTimeout(r, 200));
+      console.log(JSON.stringify({ entries, afterPass, aliveBefore, aliveAfter: alive(unused) }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', child, file], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+      timeout: 30_000,
+    });
+    const r = JSON.parse(stdout) as { entries: number; afterPass: number; aliveBefore: boolean; aliveAfter: boolean };
+    assert.ok(r.entries > 5, `the pass read the bundle (${r.entries} entries)`);
+    assert.equal(r.afterPass, 1, 'one decoder for the open-time check and the first pass');
+    assert.equal((await readFile(log, 'utf8')).trim().split('\n').length, 2);
+    assert.equal(r.aliveBefore, true, 'the checked stream is held open for the first pass');
+    assert.equal(r.aliveAfter, false, 'close() stops a held decoder no pass took over');
   });
 });

@@ -68,7 +68,7 @@ function fileEntries(input: Extract<BundleInput, { kind: 'file' }>, identity: st
       }
       report();
     },
-    close: async () => {},
+    close: () => input.close(),
   };
 }
 
