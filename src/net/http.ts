@@ -69,11 +69,17 @@ export interface HttpResponse {
 
 const dispatchers = new Map<string, Dispatcher>();
 
-/** dispatcherKey identifies the connection pool for an origin and its settings. */
+/** The content key of each settings object, made once: its TLS material can be a large CA bundle and a private key. */
+const settingsKeys = new WeakMap<HostSettings, string>();
+
+/** dispatcherKey identifies the connection pool for an origin and its settings (equal settings share one). */
 function dispatcherKey(origin: string, settings: HostSettings, connectTimeoutMs: number): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify([origin, settings.scheme, settings.proxy ?? '', settings.tls, connectTimeoutMs]));
-  return h.digest('hex');
+  let key = settingsKeys.get(settings);
+  if (key === undefined) {
+    key = createHash('sha256').update(JSON.stringify([settings.scheme, settings.proxy ?? '', settings.tls])).digest('hex');
+    settingsKeys.set(settings, key);
+  }
+  return `${origin} ${connectTimeoutMs} ${key}`;
 }
 
 let defaultCas: string[] | undefined;
@@ -416,7 +422,6 @@ export const PROBE_TIMEOUT_MS = 5_000;
  */
 export async function probeTlsRefusal(url: URL, settings: HostSettings): Promise<string | undefined> {
   if (url.protocol !== 'https:') return undefined;
-  const { connect } = await import('node:tls');
   const opts = tlsOptions(settings);
   return new Promise((resolve) => {
     let done = false;
@@ -427,7 +432,7 @@ export async function probeTlsRefusal(url: URL, settings: HostSettings): Promise
       socket.destroy();
       resolve(why);
     };
-    const socket = connect({
+    const socket = nodeTls.connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(url.port || 443),
       servername: /^[\d.]+$|:/.test(url.hostname) ? undefined : url.hostname,
