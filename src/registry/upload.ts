@@ -285,15 +285,8 @@ async function monolithicPut(a: Attempt, session: UploadSession, digest: string,
     replayable = true;
   } else {
     let sent = 0;
-    const verified = verifyingStream(openSource(body, a.source), digest, size, { digest, phase: 'upload' });
-    payload = () =>
-      (async function* counted(): AsyncGenerator<Uint8Array, void, undefined> {
-        for await (const chunk of verified) {
-          yield chunk;
-          sent += chunk.byteLength;
-          progress.reach(sent);
-        }
-      })();
+    const verified = verifyingStream(openSource(body, a.source), digest, size, { digest, phase: 'upload', onBytes: (n) => progress.reach((sent += n)) });
+    payload = () => verified;
     replayable = false;
   }
   let res: HttpResponse;

@@ -78,24 +78,31 @@ class LayoutDestination implements ImageDestination {
 
   async putBlob(_repository: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody, options: PutBlobOptions): Promise<BlobResult> {
     const tmp = join(this.dir, 'blobs', `.tmp-${randomBytes(8).toString('hex')}`);
-    const counter = new DigestCounter();
     const input = body.kind === 'bytes' ? once1(body.data) : body.open();
-    const checked = expected.digest !== undefined ? verifyingStream(input, expected.digest, expected.size, { phase: 'write' }) : input;
+    let size = 0;
+    const onBytes = (n: number): void => {
+      size += n;
+      options.onBytes?.(n);
+    };
+    // A known digest is checked on the way (the last chunk is held until it matches); otherwise it is computed.
+    const counter = expected.digest === undefined ? new DigestCounter() : undefined;
+    const checked =
+      counter === undefined
+        ? verifyingStream(input, expected.digest as string, expected.size, { phase: 'write', onBytes })
+        : (async function* hashed(): AsyncGenerator<Uint8Array> {
+            for await (const chunk of input) {
+              counter.update(chunk);
+              yield chunk;
+              onBytes(chunk.byteLength);
+            }
+          })();
     const signal = options.signal;
-    async function* counted(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of checked) {
-        signal?.throwIfAborted();
-        counter.update(chunk);
-        yield chunk;
-        options.onBytes?.(chunk.byteLength);
-      }
-    }
     try {
-      await pipeline(Readable.from(counted()), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
-      const digest = expected.digest ?? counter.digest();
+      await pipeline(Readable.from(checked), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
+      const digest = expected.digest ?? (counter as DigestCounter).digest();
       await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
       await rename(tmp, algHexPath(this.dir, digest));
-      return { digest, size: counter.bytes };
+      return { digest, size };
     } catch (e) {
       await rm(tmp, { force: true });
       if (signal?.aborted) throw abortError(signal);
