@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { Readable, type Writable } from 'node:stream';
 import zlib from 'node:zlib';
 import { findProgram } from '../../archive/decompress.js';
+import { sniffCompression } from '../../archive/sniff.js';
 import { MirrorError } from '../../errors/index.js';
 import { DigestCounter } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
@@ -136,13 +137,6 @@ export interface ConvertedLayerStream {
   diffId(): string | undefined;
 }
 
-function isGzip(b: Uint8Array): boolean {
-  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
-}
-function isZstd(b: Uint8Array): boolean {
-  return b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd;
-}
-
 async function writeAll(input: AsyncIterable<Uint8Array>, first: Uint8Array | undefined, sink: Writable, counter: DigestCounter): Promise<void> {
   const write = async (c: Uint8Array): Promise<boolean> => {
     counter.update(c);
@@ -185,9 +179,10 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
     }
     const first = head.value;
     const rest: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => it };
-    if (isGzip(first) || isZstd(first)) {
+    const came = sniffCompression(first);
+    if (came === 'gzip' || came === 'zstd') {
       compressedInput = true;
-      mediaType = isGzip(first) ? MediaType.DOCKER_LAYER_GZIP : MediaType.OCI_LAYER_ZSTD;
+      mediaType = came === 'gzip' ? MediaType.DOCKER_LAYER_GZIP : MediaType.OCI_LAYER_ZSTD;
       yield first;
       yield* rest;
       ended = true;

@@ -3,6 +3,7 @@
  * small JSON blobs (manifests and configs) kept in memory. It answers which images need a blob (as far as is known
  * yet) and, at the end, builds the catalog.
  */
+import { normalizeEntryName } from '../../archive/tar.js';
 import { MirrorError } from '../../errors/index.js';
 import { sha256Digest } from '../../oci/digest.js';
 import { isIndexMediaType, MediaType } from '../../oci/media-types.js';
@@ -32,11 +33,6 @@ export interface ConvertedLayer {
   mediaType: string;
   /** sha256 of the uncompressed tar, when it was computed on the way. */
   diffId: string | undefined;
-}
-
-/** normalizeEntryName strips `./` and repeated slashes from an archive path. */
-export function normalizeEntryName(name: string): string {
-  return name.replace(/^(\.\/)+/, '').replace(/\/+/g, '/');
 }
 
 /** blobDigestOfPath gives the digest of an OCI `blobs/<alg>/<hex>` path, or undefined. */
@@ -100,7 +96,13 @@ export class LayoutState {
       const { Config, RepoTags, Layers } = e as Record<string, unknown>;
       if (typeof Config !== 'string' || !Array.isArray(Layers) || !Layers.every((l) => typeof l === 'string')) throw bad(`entry [${i}] lacks Config or Layers`);
       const tags = Array.isArray(RepoTags) ? RepoTags.filter((t): t is string => typeof t === 'string') : [];
-      out.push({ Config: normalizeEntryName(Config), RepoTags: tags, Layers: (Layers as string[]).map(normalizeEntryName) });
+      // The names as the tar reader gives its entries (`./a//b/` -> `a/b`); a name that could leave the archive is
+      // kept as it is and so names no entry (the tar reader refuses such entries): that image fails as incomplete.
+      const entryName = (name: string): string => {
+        const checked = normalizeEntryName(name);
+        return checked.ok ? checked.name : name;
+      };
+      out.push({ Config: entryName(Config), RepoTags: tags, Layers: (Layers as string[]).map(entryName) });
     }
     this.dockerManifest = out;
     this.invalidate();
