@@ -141,12 +141,16 @@ class BundleSource implements StreamSource {
   }
 
   private async metadata(e: BundleEntry): Promise<Buffer> {
-    if (this.metadataBytes + e.size > DEFAULT_METADATA_BUDGET) {
-      throw new MirrorError('BAD_INPUT', `${this.path} holds more than ${DEFAULT_METADATA_BUDGET >> 20} MiB of metadata (at ${e.name})`, { file: this.path });
+    this.holdMetadata(e.name, e.size);
+    return e.bytes(this.smallMax * 4);
+  }
+
+  /** holdMetadata counts metadata kept in memory against {@link DEFAULT_METADATA_BUDGET}. */
+  private holdMetadata(name: string, size: number): void {
+    if (this.metadataBytes + size > DEFAULT_METADATA_BUDGET) {
+      throw new MirrorError('BAD_INPUT', `${this.path} holds more than ${DEFAULT_METADATA_BUDGET >> 20} MiB of metadata (at ${name})`, { file: this.path });
     }
-    const bytes = await e.bytes(this.smallMax * 4);
-    this.metadataBytes += bytes.byteLength;
-    return bytes;
+    this.metadataBytes += size;
   }
 
   /** blobEntry handles an OCI blob or a docker-save layer; `again` marks a re-read pass. */
@@ -169,7 +173,7 @@ class BundleSource implements StreamSource {
             );
             return;
           }
-          this.metadataBytes += bytes.byteLength;
+          this.holdMetadata(e.name, bytes.byteLength);
           s.addSmall(digest, bytes);
           return;
         }
