@@ -9,9 +9,6 @@ import type { Credential } from './types.js';
 /** DEFAULT_HELPER_TIMEOUT_MS bounds one run of a credential helper. */
 export const DEFAULT_HELPER_TIMEOUT_MS = 30_000;
 
-/** HELPER_NOT_FOUND_MESSAGE is what helpers print (exit status 1) when they hold nothing for a server. */
-export const HELPER_NOT_FOUND_MESSAGE = 'credentials not found in native keychain';
-
 /** TOKEN_USERNAME is the username helpers store when the secret is an identity token. */
 export const TOKEN_USERNAME = '<token>';
 

@@ -6,6 +6,7 @@ import { ProgressRenderer } from '../cli/progress.js';
 import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
 import { pushBundle, type PushResult } from '../copy/push.js';
 import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
+import { CREDENTIALS_HELP } from '../auth/chain.js';
 import { EXIT_CODE_HELP } from '../errors/index.js';
 
 /** Push every image of a bundle into a registry namespace. */
@@ -15,6 +16,8 @@ export default class Push extends MirrorCommand {
   static override description = `Reads the bundle (.tar.xz, .tar.gz, .tar.zst, .tar, or a directory; an OCI image layout or a \`docker save\` archive) once, as a stream, without extracting it, and pushes every image with its digests unchanged. The source registry host is dropped and the path kept under the namespace: gcr.io/a/b:1.0 pushed to 172.18.0.20:5000/ns lands at 172.18.0.20:5000/ns/a/b:1.0.
 
 Each blob crosses the wire once per registry; other repositories get it by cross-repository mount. Blobs met before the metadata that names their images (bundles written by \`tar\` of a layout directory) go first to the repository NAMESPACE/${DEFAULT_STAGING_REPOSITORY} and are mounted from there. Tags are set last, only when every blob and child manifest is in place.
+
+${CREDENTIALS_HELP}
 
 ${EXIT_CODE_HELP}`;
 

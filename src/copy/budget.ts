@@ -51,7 +51,7 @@ export class ByteBudget {
 }
 
 /** collect reads a stream into one buffer. */
-export async function collect(stream: AsyncIterable<Uint8Array>, sizeHint?: number): Promise<Uint8Array> {
+export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const c of stream) {
@@ -59,18 +59,11 @@ export async function collect(stream: AsyncIterable<Uint8Array>, sizeHint?: numb
     total += c.byteLength;
   }
   if (chunks.length === 1) return chunks[0]!;
-  const out = Buffer.allocUnsafe(sizeHint !== undefined && sizeHint === total ? sizeHint : total);
+  const out = Buffer.allocUnsafe(total);
   let off = 0;
   for (const c of chunks) {
     out.set(c, off);
     off += c.byteLength;
   }
   return out;
-}
-
-/** drain reads a stream to its end and throws the bytes away. */
-export async function drain(stream: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const _ of stream) {
-    /* discard */
-  }
 }

@@ -258,7 +258,7 @@ class CopyRun {
       let data: Uint8Array;
       try {
         // Not hashed here: the destination verifies every byte it writes, and a blob that fails there is marked bad.
-        data = await collect(body.open(), b.size);
+        data = await collect(body.open());
       } catch (e) {
         this.budget.release(b.size);
         throw e;

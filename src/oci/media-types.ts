@@ -19,8 +19,6 @@ export const MediaType = {
 /** INDEX_MEDIA_TYPES are the media types of manifests that list other manifests. */
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST]);
 
-/** IMAGE_MANIFEST_MEDIA_TYPES are the media types of single-image manifests. */
-export const IMAGE_MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST]);
 
 /** MANIFEST_ACCEPT is the Accept list sent when fetching or checking manifests. */
 export const MANIFEST_ACCEPT: readonly string[] = [

@@ -37,11 +37,6 @@ export function isValidDigest(d: string): boolean {
   return true;
 }
 
-/** isSha256Digest tells whether a string is a well-formed sha256 digest. */
-export function isSha256Digest(d: string): boolean {
-  return SHA256.test(d);
-}
-
 /** isValidTag tells whether a string is a valid tag. */
 export function isValidTag(t: string): boolean {
   return TAG.test(t);
