@@ -87,4 +87,17 @@ describe('transport/bundle parallel gzip', () => {
     assert.match(compressorId({ compression: 'gzip', gzipEncoder: 'igzip', level: 3 }), /:igzip-.*:3$/);
     assert.throws(() => compressorId({ compression: 'gzip', gzipEncoder: 'igzip', level: 6 }), /igzip has levels 0-3, not 6/);
   });
+
+  it('passes a zstd layer through whole, also one that starts with a skippable frame (as pzstd writes)', async () => {
+    const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x01, 0x00, 0x00]);
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]), Buffer.from('pzst'), frame]);
+    for (const layer of [frame, skippable]) {
+      const conv = convertLayer(chunks(layer, 1 << 20), { compression: 'gzip', name: 'layer.tar' });
+      const out: Uint8Array[] = [];
+      for await (const c of conv.stream) out.push(c);
+      assert.deepEqual(Buffer.concat(out), layer, 'unchanged');
+      assert.equal(conv.mediaType(), MediaType.OCI_LAYER_ZSTD);
+      assert.equal(conv.diffId(), undefined);
+    }
+  });
 });
