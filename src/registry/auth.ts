@@ -133,6 +133,8 @@ export interface AuthenticatorOptions {
   userAgent?: string | undefined;
   /** Renew tokens this long before they expire (capped at a quarter of the lifetime). Default: {@link DEFAULT_TOKEN_MARGIN_MS}. */
   tokenMarginMs?: number | undefined;
+  /** The scheme the registry itself is reached with, to warn when its token realm is plain http. Default: not checked. */
+  registryScheme?: (() => Promise<'http' | 'https'>) | undefined;
 }
 
 /** TokenRefusedError says the token server refused the credential (401/403). */
@@ -174,6 +176,8 @@ export class Authenticator {
   private generation = 0;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
+  /** Plain-http token realms already warned about. */
+  private readonly warnedRealms = new Set<string>();
 
   constructor(options: AuthenticatorOptions) {
     this.options = options;
@@ -387,6 +391,16 @@ export class Authenticator {
     }
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
       throw new MirrorError('AUTH', `${this.options.host} named a token realm that is not http(s)`, { phase: 'auth' });
+    }
+    if (realm.protocol === 'http:' && cred.kind !== 'anonymous' && !this.warnedRealms.has(realm.origin)) {
+      const registryScheme = await this.options.registryScheme?.();
+      if (registryScheme === 'https') {
+        this.warnedRealms.add(realm.origin);
+        this.events({
+          type: 'warning',
+          message: `${this.options.host} is reached over https but names a plain-http token realm (${realm.origin}): the credential for it is sent there unencrypted; configure an https realm`,
+        });
+      }
     }
     const service = challenge.params['service'];
     const scopeStrings = scopes.map(scopeString);

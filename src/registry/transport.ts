@@ -2,7 +2,7 @@
  * The request plumbing shared by the registry verbs: where the registry is (scheme chosen through the
  * HostSettingsResolver), the Authorization header for the scopes a request needs, the 401 flow, and bounded retries.
  */
-import { MirrorError, abortError } from '../errors/index.js';
+import { MirrorError, abortError, redactUrl } from '../errors/index.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { request, type HttpResponse, type HttpTimeouts, type RequestBody } from '../net/http.js';
 import { withRetry } from '../net/retry.js';
@@ -54,6 +54,22 @@ export class ReplayNeededError extends MirrorError {
   }
 }
 
+/**
+ * HandedUrlError refuses a URL the registry handed back (an upload `Location`, a `Link`) that would take the request
+ * from https down to plain http on the registry's own host (the sign of a TLS-terminating proxy that does not pass
+ * `X-Forwarded-Proto`), or to a scheme that is not http(s). Nothing is sent there. A `TLS` error: it concerns the
+ * whole run, like other scheme mismatches between client and registry. Not retryable.
+ */
+export class HandedUrlError extends MirrorError {
+  /** Marks the error as final for the retry policy. */
+  readonly retryable = false as const;
+
+  constructor(message: string, options: ConstructorParameters<typeof MirrorError>[2]) {
+    super('TLS', message, options);
+    this.name = 'HandedUrlError';
+  }
+}
+
 /** RegistryTransport sends authenticated requests to one registry host. */
 export class RegistryTransport {
   readonly host: string;
@@ -62,6 +78,8 @@ export class RegistryTransport {
   readonly retry: RetryOptions;
   private readonly options: TransportOptions;
   private base: Promise<{ base: URL; settings: HostSettings }> | undefined;
+  /** Other origins already reported (debug) as reached without credentials. */
+  private readonly elsewhere = new Set<string>();
 
   constructor(options: TransportOptions) {
     this.options = options;
@@ -77,6 +95,7 @@ export class RegistryTransport {
       timeouts: options.timeouts,
       userAgent: options.userAgent,
       tokenMarginMs: options.tokenMarginMs,
+      registryScheme: async () => (await this.endpoint()).settings.scheme,
     });
   }
 
@@ -121,10 +140,12 @@ export class RegistryTransport {
    * credentials lazily, renew tokens, ask once more when refused). Any other status is returned, body unread.
    */
   async send(opts: SendOptions): Promise<HttpResponse> {
-    const { settings } = await this.endpoint();
+    const { base, settings } = await this.endpoint();
     const url = await this.url(opts.url);
-    const attempt = newAuthAttempt();
     const method = opts.method.toUpperCase();
+    // Credentials belong to the registry's scheme, host and port; anything else is reached without them.
+    if (url.origin !== base.origin) return this.sendElsewhere(url, base, method, opts);
+    const attempt = newAuthAttempt();
     for (let round = 0; ; round++) {
       if (opts.signal?.aborted) throw abortError(opts.signal);
       let authorization: string | undefined;
@@ -164,6 +185,56 @@ export class RegistryTransport {
       if (round + 1 >= MAX_AUTH_ROUNDS) throw this.auth.refusedError({ status: 401, registryCode, method, url });
       if (opts.body !== undefined && opts.replayable === false) throw new ReplayNeededError(method, url.toString());
     }
+  }
+
+  /**
+   * sendElsewhere sends a request to a URL the registry handed back that is not on its own origin (an upload
+   * `Location` or a `Link` naming another host, port or scheme), as docker and containerd do: without any
+   * Authorization header, with the TLS and proxy settings of the host actually contacted. An https registry that
+   * hands back plain http on its own host name is refused: sending there would downgrade the upload, and it means a
+   * TLS-terminating proxy in front of the registry is misconfigured. A 401 from the other origin is an AUTH error
+   * that says why no credentials were sent.
+   */
+  private async sendElsewhere(url: URL, base: URL, method: string, opts: SendOptions): Promise<HttpResponse> {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new HandedUrlError(`${this.host} handed back a URL that is not http(s) (${redactUrl(url)}); refusing to follow it`, {
+        method,
+        url: redactUrl(url),
+      });
+    }
+    if (base.protocol === 'https:' && url.protocol === 'http:' && url.hostname === base.hostname) {
+      throw new HandedUrlError(
+        `${this.host} is reached over https but handed back a plain-http URL on its own host (${redactUrl(url)}); nothing is sent there`,
+        {
+          method,
+          url: redactUrl(url),
+          hint: 'a TLS-terminating proxy in front of the registry does not send X-Forwarded-Proto: https (or the registry\'s http.host says http://); fix that configuration',
+        },
+      );
+    }
+    if (!this.elsewhere.has(url.origin)) {
+      this.elsewhere.add(url.origin);
+      this.events({ type: 'debug', message: `${this.host} handed back a URL on ${url.protocol}//${url.host}: sent there without the registry's credentials` });
+    }
+    const settings = await this.settingsFor(url);
+    const res = await request({
+      method,
+      url,
+      settings,
+      headers: { 'user-agent': this.options.userAgent, ...opts.headers },
+      body: opts.body?.(),
+      signal: opts.signal,
+      timeouts: opts.timeouts ?? this.options.timeouts,
+    });
+    if (res.status !== 401) return res;
+    await res.discard();
+    throw new MirrorError('AUTH', `${url.host}, named by ${this.host} in a Location or Link, asks for credentials; credentials for ${this.host} are never sent to another host`, {
+      phase: 'auth',
+      method,
+      url: redactUrl(url),
+      status: 401,
+      hint: `the registry's configured address (http.host, or a proxy's Host / X-Forwarded-* headers) differs from ${base.protocol}//${this.host}: reach it by that address, or fix the configuration`,
+    });
   }
 
   /**
