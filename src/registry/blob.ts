@@ -35,6 +35,8 @@ export interface GetBlobOptions extends SignalOption {
   verify?: boolean | undefined;
   /** The size the blob must have (from its descriptor). */
   size?: number | undefined;
+  /** Start at this byte (a `Range` request); the bytes before it are not verified then. Default: 0. */
+  offset?: number | undefined;
 }
 
 /** blobPath is the API path of a blob. */
@@ -132,13 +134,14 @@ export async function getBlob(t: RegistryTransport, repo: string, digest: string
       },
       { method: 'GET', url, retry: t.retry, events: t.events, signal },
     );
-  let current = await open(0);
+  const start = Math.max(0, options.offset ?? 0);
+  let current = await open(start);
   const length = Number(current.headers['content-length']);
-  const size = options.size ?? (Number.isFinite(length) ? length : undefined);
+  const size = options.size ?? (Number.isFinite(length) ? start + length : undefined);
   const policy = resolveRetryOptions(t.retry);
   let cancelled = false;
   const raw = async function* resuming(): AsyncGenerator<Uint8Array> {
-    let offset = 0;
+    let offset = start;
     for (let resumes = 0; ; ) {
       try {
         for await (const chunk of current.body) {
@@ -156,7 +159,7 @@ export async function getBlob(t: RegistryTransport, repo: string, digest: string
       }
     }
   };
-  const verify = options.verify !== false && digest.startsWith('sha256:');
+  const verify = options.verify !== false && start === 0 && digest.startsWith('sha256:');
   const body = verify ? verifyingStream(raw(), digest, size, { digest, phase: 'download' }) : raw();
   return {
     size,

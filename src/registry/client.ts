@@ -7,8 +7,9 @@ import { withRetry } from '../net/retry.js';
 import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/types.js';
 import { blobExists, getBlob, mountBlob, type BlobReader, type GetBlobOptions, type MountResult, type SignalOption } from './blob.js';
 import { registryError } from './errors.js';
-import { getManifest, headManifest, putManifest, type FetchedManifest, type ManifestInfo } from './manifest.js';
-import { listTags, type ListTagsOptions } from './tags.js';
+import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
+import { fallbackIndex, listReferrers, type ReferrersAnswer } from './referrers.js';
+import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
 import { RegistryTransport } from './transport.js';
 import { cancelUpload, uploadBlob, type BlobBody, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
 
@@ -52,6 +53,8 @@ export class RegistryClient {
   /** The registry `host[:port]`. */
   readonly host: string;
   private readonly t: RegistryTransport;
+  /** Whether the registry answered the referrers API (undefined: not asked yet). */
+  private referrersApi: boolean | undefined;
 
   constructor(options: RegistryClientOptions) {
     this.host = options.host;
@@ -163,8 +166,33 @@ export class RegistryClient {
     return putManifest(this.t, repo, reference, bytes, mediaType, options);
   }
 
+  /** putManifestAnswer stores a manifest and gives the registry's whole answer (digest, `OCI-Subject`). */
+  putManifestAnswer(repo: string, reference: string, bytes: Uint8Array, mediaType: string, options: SignalOption = {}): Promise<PutManifestAnswer> {
+    return putManifestAnswer(this.t, repo, reference, bytes, mediaType, options);
+  }
+
   /** listTags lists every tag of a repository (pagination followed). */
   listTags(repo: string, options: ListTagsOptions = {}): Promise<string[]> {
     return listTags(this.t, repo, options);
+  }
+
+  /** tags gives a repository's tags as they arrive, page by page (pagination followed). */
+  tags(repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
+    return iterateTags(this.t, repo, options);
+  }
+
+  /**
+   * referrers lists the manifests whose subject is `digest`: referrers API, else the fallback tag. A registry found
+   * without the API is not asked again by this client.
+   */
+  async referrers(repo: string, digest: string, options: SignalOption = {}): Promise<ReferrersAnswer> {
+    const answer = await listReferrers(this.t, repo, digest, { ...options, skipApi: this.referrersApi === false });
+    this.referrersApi = answer.via === 'api';
+    return answer;
+  }
+
+  /** fallbackIndex reads the referrers fallback tag index of a subject, if it exists (to merge into it). */
+  fallbackIndex(repo: string, digest: string, options: SignalOption = {}): ReturnType<typeof fallbackIndex> {
+    return fallbackIndex(this.t, repo, digest, options);
   }
 }

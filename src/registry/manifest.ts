@@ -104,6 +104,14 @@ export async function getManifest(t: RegistryTransport, repo: string, reference:
   );
 }
 
+/** PutManifestAnswer is what the registry said to a manifest PUT. */
+export interface PutManifestAnswer {
+  /** The registry's Docker-Content-Digest, or the computed digest. */
+  digest: string;
+  /** The `OCI-Subject` header: the registry indexed the manifest's subject for the referrers API. */
+  subject?: string | undefined;
+}
+
 /**
  * putManifest stores a manifest under a tag or digest with exactly the given media type as Content-Type, and
  * returns its digest (the registry's Docker-Content-Digest, or the computed one). Retried: a PUT is idempotent.
@@ -116,6 +124,18 @@ export async function putManifest(
   mediaType: string,
   options: SignalOption = {},
 ): Promise<string> {
+  return (await putManifestAnswer(t, repo, reference, bytes, mediaType, options)).digest;
+}
+
+/** putManifestAnswer is {@link putManifest} giving the registry's whole answer (the digest and `OCI-Subject`). */
+export async function putManifestAnswer(
+  t: RegistryTransport,
+  repo: string,
+  reference: string,
+  bytes: Uint8Array,
+  mediaType: string,
+  options: SignalOption = {},
+): Promise<PutManifestAnswer> {
   if (mediaType === '') throw new MirrorError('BAD_INPUT', `manifest for ${repo}:${reference} has no media type`, { phase: 'manifest' });
   const computed = digestOf(bytes, isValidDigest(reference) ? reference : 'sha256:');
   if (isValidDigest(reference) && computed !== reference) {
@@ -134,7 +154,7 @@ export async function putManifest(
     },
     async (res) => {
       await res.discard();
-      return res.headers['docker-content-digest'] || computed;
+      return { digest: res.headers['docker-content-digest'] || computed, subject: res.headers['oci-subject'] || undefined };
     },
   );
 }

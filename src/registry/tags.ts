@@ -29,9 +29,23 @@ export function nextLink(link: string | undefined): string | undefined {
 /** listTags lists every tag of a repository, following pagination links (bounded by {@link MAX_TAG_PAGES}). */
 export async function listTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): Promise<string[]> {
   const tags: string[] = [];
+  for await (const tag of iterateTags(t, repo, options)) tags.push(tag);
+  return tags;
+}
+
+/**
+ * iterateTags gives a repository's tags page by page as they arrive (so a caller can start on the first page while
+ * the next is fetched, and never holds more than a page), following `Link: <...>; rel="next"`; a repository the
+ * registry does not know has no tags.
+ */
+export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
   let url: string | undefined = `/v2/${repo}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
+  const seen = new Set<string>();
   for (let page = 0; url !== undefined; page++) {
     if (page >= MAX_TAG_PAGES) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAG_PAGES} pages`, { phase: 'tags' });
+    // A registry whose Link leads back to a page already read would loop: stop there.
+    if (seen.has(url)) return;
+    seen.add(url);
     const current: string = url;
     const result: { tags: string[]; next: string | undefined } = await t.call(
       { method: 'GET', url: current, scopes: [pullScope(repo)], ok: [200], context: { phase: 'tags', what: `of ${repo}` }, signal: options.signal },
@@ -49,8 +63,7 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
         return { tags: page, next: next === undefined ? undefined : new URL(next, res.url).toString() };
       },
     );
-    tags.push(...result.tags);
+    yield* result.tags;
     url = result.next;
   }
-  return tags;
 }

@@ -176,7 +176,14 @@ export interface ImageDestination {
     bytes: Uint8Array,
     mediaType: string,
     options: { signal?: AbortSignal | undefined; root?: boolean | undefined },
-  ): Promise<void>;
+  ): Promise<void | PutManifestResult>;
+  /** What the destination needs from the engine. Default: `{blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true}`. */
+  readonly capabilities?: DestinationCapabilities | undefined;
+  /**
+   * registerReferrer records a referrer of `subject` where the destination does not index subjects itself: merged
+   * into the fallback tag's index (`<alg>-<hex>`), keeping every entry already there.
+   */
+  registerReferrer?(repository: string, subject: string, referrer: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<void>;
   /** commit makes everything written visible (an OCI layout writes index.json). */
   commit(options: { signal?: AbortSignal | undefined }): Promise<void>;
   close(): Promise<void>;
@@ -190,4 +197,83 @@ export interface StreamConsumedMarker {
 /** isStreamConsumed tells whether an error says a one-time stream body was used up and must be read again. */
 export function isStreamConsumed(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as Partial<StreamConsumedMarker>).streamConsumed === true;
+}
+
+// ---------------------------------------------------------------- random-access sources (copy, sync, save)
+
+/** ImageName names an image inside a source: a repository (empty where the source has one namespace) and a tag and/or digest. */
+export interface ImageName {
+  /** Repository path in the source (`library/busybox`); `''` for an OCI layout or archive. */
+  repository: string;
+  tag?: string | undefined;
+  digest?: string | undefined;
+}
+
+/** ManifestBytes is a manifest's exact bytes, verified against its digest, with its media type. */
+export interface ManifestBytes {
+  digest: string;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+/** SourceOpOptions are the options of every source call. */
+export interface SourceOpOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * ImageSource is a source that can be read in any order: a registry, an OCI layout, an archive, or a bundle whose
+ * one pass is over. The engine resolves names, reads manifests, and opens blobs (again, at an offset, to resume).
+ */
+export interface ImageSource {
+  readonly kind: 'random';
+  /** What it is, for messages (`registry https://quay.io`, `OCI layout ./out`). */
+  readonly description: string;
+  /** The registry host when the source is a registry (blobs can then be mounted from it within that registry). */
+  readonly registry?: string | undefined;
+  /** resolve gives the root descriptor an image name points at (a HEAD on a registry); NOT_FOUND when absent. */
+  resolve(name: ImageName, options: SourceOpOptions): Promise<Descriptor>;
+  /** manifest gives a manifest's bytes by digest, verified. */
+  manifest(repository: string, digest: string, options: SourceOpOptions): Promise<ManifestBytes>;
+  /**
+   * openBlob opens a blob's bytes from `offset` (default 0); a consumer cut in the middle opens it again at the offset
+   * it reached. The bytes are not verified here: the destination verifies what it writes.
+   */
+  openBlob(repository: string, desc: Descriptor, options: SourceOpOptions & { offset?: number | undefined }): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * referrers lists the manifests whose `subject` is `digest` (the OCI 1.1 referrers API, else the fallback tag
+   * `<alg>-<hex>`), plus cosign's `<alg>-<hex>.sig|.att|.sbom` tags as descriptors annotated with their tag.
+   */
+  referrers?(repository: string, digest: string, options: SourceOpOptions): Promise<Referrer[]>;
+  /** tags lists the repository's tags, every page. */
+  tags?(repository: string, options: SourceOpOptions): AsyncIterable<string>;
+  close(): Promise<void>;
+}
+
+/** Referrer is a manifest that refers to another: by `subject` (OCI 1.1), or by a cosign-style tag. */
+export interface Referrer {
+  /** The referrer manifest. */
+  descriptor: Descriptor;
+  /** How it was found: the referrers API or fallback tag (`subject`), or a tag named after the subject (`tag`). */
+  via: 'subject' | 'tag';
+  /** For `via: 'tag'`: the tag (`sha256-<hex>.sig`), copied as it is. */
+  tag?: string | undefined;
+}
+
+/** DestinationCapabilities say what a destination needs from the engine, instead of the engine assuming it. */
+export interface DestinationCapabilities {
+  /** `repository`: each repository has its own blobs, others get them by mount (a registry); `global`: one blob store. */
+  blobScope: 'repository' | 'global';
+  /** `blobs-first`: blobs, then manifests, then tags (a registry); `metadata-first`: manifests before blobs (a tar stream). */
+  writeOrder: 'blobs-first' | 'metadata-first';
+  /** Whether several blobs may be written at once. */
+  parallelBlobWrites: boolean;
+  /** The registry host when the destination is a registry (a source on the same registry mounts instead of copying). */
+  registry?: string | undefined;
+}
+
+/** PutManifestResult is what a destination says after a manifest was written. */
+export interface PutManifestResult {
+  /** The registry answered `OCI-Subject` (it indexes referrers itself: no fallback tag needed). */
+  subjectIndexed?: boolean | undefined;
 }

@@ -48,6 +48,10 @@ export interface RecordedRequest {
   path: string;
   /** The fault injected, if any. */
   fault?: FaultKind | undefined;
+  /** The request's Range header, if any. */
+  range?: string | undefined;
+  /** Response body bytes passed back to the client (counted as they go). */
+  bytesOut: number;
 }
 
 /** FaultProxy is a running proxy. */
@@ -111,7 +115,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return undefined;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, cutResponseAfter?: number): ReturnType<typeof httpRequest> => {
+  const forward = (req: IncomingMessage, res: ServerResponse, cutResponseAfter?: number, record?: RecordedRequest): ReturnType<typeof httpRequest> => {
     const up = httpRequest(
       {
         host: upstream.hostname,
@@ -122,6 +126,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         agent,
       },
       (upRes) => {
+        if (record !== undefined) upRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.byteLength));
         if (cutResponseAfter !== undefined) {
           const length = Number(upRes.headers['content-length'] ?? '0');
           if (!(length > cutResponseAfter)) {
@@ -159,9 +164,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const method = (req.method ?? 'GET').toUpperCase();
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const fault = choose(method, path);
-    requests.push({ method, path, fault: fault?.kind });
+    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bytesOut: 0 };
+    requests.push(record);
     if (fault === undefined) {
-      req.pipe(forward(req, res));
+      req.pipe(forward(req, res, undefined, record));
       return;
     }
     const after = fault.afterBytes ?? DEFAULT_CUT_AFTER_BYTES;
@@ -206,7 +212,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return;
       }
       case 'cut-response': {
-        req.pipe(forward(req, res, after));
+        req.pipe(forward(req, res, after, record));
         return;
       }
     }

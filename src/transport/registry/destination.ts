@@ -6,9 +6,19 @@
 import type { CredentialResolver } from '../../auth/types.js';
 import type { EventSink } from '../../events/index.js';
 import type { HostSettingsResolver, RetryOptions } from '../../net/types.js';
-import { RegistryClient, type UploadMode, type UploadSession } from '../../registry/index.js';
+import type { Descriptor } from '../../oci/manifest.js';
+import { fallbackTag, mergeReferrer, RegistryClient, type UploadMode, type UploadSession } from '../../registry/index.js';
 import type { RegistryTarget } from '../../reference/destination.js';
-import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
+import type {
+  BlobBody,
+  BlobResult,
+  DestinationCapabilities,
+  DestinationImage,
+  ImageDestination,
+  MountResult,
+  PutBlobOptions,
+  PutManifestResult,
+} from '../types.js';
 
 /** RegistryDestinationOptions configure {@link openRegistryDestination}. */
 export interface RegistryDestinationOptions {
@@ -27,7 +37,14 @@ export interface RegistryDestinationOptions {
  * openRegistryDestination connects to the registry of `target` and checks it answers (and that credentials are
  * accepted when it asks for them) before anything is read or sent.
  */
-export async function openRegistryDestination(target: RegistryTarget, options: RegistryDestinationOptions): Promise<ImageDestination> {
+export async function openRegistryDestination(
+  target: RegistryTarget,
+  options: RegistryDestinationOptions & {
+    /** A client for the target host that has already pinged and proved its credentials (it is used as it is). */
+    client?: RegistryClient | undefined;
+  },
+): Promise<ImageDestination> {
+  if (options.client !== undefined) return new RegistryDestination(options.client, target, options);
   const client = new RegistryClient({
     host: target.host,
     scheme: target.scheme,
@@ -42,12 +59,15 @@ export async function openRegistryDestination(target: RegistryTarget, options: R
 
 class RegistryDestination implements ImageDestination {
   readonly blobScope = 'repository' as const;
+  readonly capabilities: DestinationCapabilities;
 
   constructor(
     private readonly client: RegistryClient,
     private readonly target: RegistryTarget,
     private readonly options: RegistryDestinationOptions,
-  ) {}
+  ) {
+    this.capabilities = { blobScope: 'repository', writeOrder: 'blobs-first', parallelBlobWrites: true, registry: target.host };
+  }
 
   get description(): string {
     return `registry ${this.target.scheme}://${this.target.host}${this.target.namespace ? `/${this.target.namespace}` : ''}`;
@@ -81,8 +101,16 @@ class RegistryDestination implements ImageDestination {
     return (await this.client.headManifest(repository, reference, { signal: options.signal }))?.digest;
   }
 
-  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal | undefined }): Promise<void> {
-    await this.client.putManifest(image.repository, reference, bytes, mediaType, { signal: options.signal });
+  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal | undefined }): Promise<PutManifestResult> {
+    const answer = await this.client.putManifestAnswer(image.repository, reference, bytes, mediaType, { signal: options.signal });
+    return { subjectIndexed: answer.subject !== undefined };
+  }
+
+  async registerReferrer(repository: string, subject: string, referrer: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<void> {
+    const existing = await this.client.fallbackIndex(repository, subject, { signal: options.signal });
+    const merged = mergeReferrer(existing, referrer);
+    if (merged === undefined) return;
+    await this.client.putManifest(repository, fallbackTag(subject), merged, existing?.mediaType || 'application/vnd.oci.image.index.v1+json', { signal: options.signal });
   }
 
   async commit(): Promise<void> {}

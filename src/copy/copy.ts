@@ -1,0 +1,452 @@
+/**
+ * The copy engine, in three stages over a random-access source:
+ * - *plan* reads manifests only: resolve the source name, HEAD the destination and skip an unchanged image before any
+ *   blob is touched, select platforms, walk the manifest graph (a visited set and a depth limit), find referrers and
+ *   two images claiming one destination tag;
+ * - *transfer* hands every blob to one {@link BlobScheduler} (single flight per digest, mounts within a registry);
+ * - *commit* writes children before parents, the tag last, and referrers after their subject (the referrers API where
+ *   the destination indexes subjects, else merged into the fallback tag).
+ * Jobs come in as an async iterable and outcomes go out as they finish, so a plan of 10,000 tags never sits in memory:
+ * at most `jobs` images are in flight. A failure that concerns the whole run (authentication, TLS, the network after
+ * retries, an interrupt) stops everything in flight at once and is thrown; any other failure fails its image only.
+ */
+import pLimit from 'p-limit';
+import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
+import { type EventSink, noEvents } from '../events/index.js';
+import { sha256Digest } from '../oci/digest.js';
+import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '../oci/manifest.js';
+import { isIndexMediaType } from '../oci/media-types.js';
+import type { ImageReference } from '../reference/reference.js';
+import type { DestinationCapabilities, DestinationImage, ImageDestination, ImageName, ImageSource, Referrer } from '../transport/types.js';
+import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
+import type { ImageOutcome, ManifestNode } from './result.js';
+import { BlobScheduler, type TransferStats } from './transfer.js';
+
+/** DEFAULT_COPY_JOBS is how many images are planned and committed at once. */
+export const DEFAULT_COPY_JOBS = 4;
+/** MAX_MANIFEST_DEPTH bounds index nesting. */
+export const MAX_MANIFEST_DEPTH = 8;
+/** MAX_MANIFESTS_PER_IMAGE bounds the manifests one image may have (an index fanning out without end is refused). */
+export const MAX_MANIFESTS_PER_IMAGE = 4096;
+
+/** CopyJob is one image to copy. */
+export interface CopyJob {
+  /** Where the image is read from. */
+  source: ImageSource;
+  /** The image in the source. */
+  image: ImageName;
+  /** Its name for messages and reports (`quay.io/team/app:1.0`, `oci:./dir:app`). */
+  name: string;
+  /** The structured source reference, when the source has registry names (for reports). */
+  reference?: ImageReference | undefined;
+  /** Where it goes. */
+  destination: DestinationImage;
+}
+
+/** CopyEngineOptions tune {@link copyImagesFrom}. */
+export interface CopyEngineOptions {
+  /** Images planned and committed at once. Default {@link DEFAULT_COPY_JOBS}. */
+  jobs?: number | undefined;
+  /** Blob operations (HEAD, mount, upload) at once. Default: `jobs`. */
+  transfers?: number | undefined;
+  /**
+   * Platforms to copy out of multi-platform images. Undefined: an index is copied whole, digest kept. One platform:
+   * that manifest alone goes under the tag. Several: a new index of just those (its digest differs; the outcome says so).
+   */
+  platforms?: readonly PlatformSpec[] | undefined;
+  /** Copy an index without its platform manifests (skopeo's `--multi-arch index-only`). Default: false. */
+  indexOnly?: boolean | undefined;
+  /** Copy referrers (signatures, SBOMs, attestations) after their subject. Default: true. */
+  referrers?: boolean | undefined;
+  /** Plan only: resolve, compare with the destination, walk manifests; write nothing. Default: false. */
+  dryRun?: boolean | undefined;
+  /** Two images claiming one destination reference: `fail` the later one (default), or keep the `first`. */
+  onConflict?: 'fail' | 'first' | undefined;
+  /** Blobs already at the destination, by digest: the repositories holding them (a bundle's first pass placed them). */
+  located?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+  events?: EventSink | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** CopyOutcome is what happened to one job. */
+export interface CopyOutcome extends ImageOutcome {
+  /** The job. */
+  job: CopyJob;
+  /** Referrers copied (or found present) with it. */
+  referrers: number;
+  /** Bytes uploaded for this image's blobs. */
+  bytes: number;
+  /** Seconds from planning to commit. */
+  seconds: number;
+}
+
+/** CopyRunSummary is what a whole run did, once its outcomes have all been read. */
+export interface CopyRunSummary {
+  blobs: TransferStats & { failed: number };
+  durationMs: number;
+}
+
+/** FATAL_CODES are error codes that stop the whole run instead of failing one image. */
+const FATAL_CODES = new Set(['AUTH', 'TLS', 'INTERRUPTED', 'NETWORK', 'USAGE']);
+
+/** isFatal tells whether an error concerns the whole run. */
+export function isFatal(e: unknown): boolean {
+  return isMirrorError(e) && FATAL_CODES.has(e.code) && (e as { streamConsumed?: boolean }).streamConsumed !== true;
+}
+
+/** Plan is one image (or referrer) ready to be written. */
+interface Plan {
+  job: CopyJob;
+  /** Manifests to write, children first, the root last. */
+  manifests: ManifestNode[];
+  /** Distinct blobs of all of them. */
+  blobs: Descriptor[];
+  /** What changed on the way (a platform selection). */
+  converted?: string | undefined;
+  /** Referrers to write after the root. */
+  referrers: ReferrerPlan[];
+}
+
+/** ReferrerPlan is a referrer and its own manifests and blobs. */
+interface ReferrerPlan {
+  referrer: Referrer;
+  subject: string;
+  manifests: ManifestNode[];
+  blobs: Descriptor[];
+}
+
+/** Ref names a destination reference for messages: `repo:tag` or `repo@digest`. */
+function destRef(repo: string, tag: string | undefined, digest: string): string {
+  return tag !== undefined ? `${repo}:${tag}` : `${repo}@${digest}`;
+}
+
+/**
+ * copyImagesFrom copies each job's image into `destination`, yielding outcomes as images finish. The run's totals
+ * are in `summary()` once the iteration has ended. Failures that concern everything throw out of the iteration.
+ */
+export function copyImagesFrom(
+  jobs: AsyncIterable<CopyJob> | Iterable<CopyJob>,
+  destination: ImageDestination,
+  options: CopyEngineOptions = {},
+): { outcomes: AsyncGenerator<CopyOutcome, void, undefined>; summary: () => CopyRunSummary } {
+  const run = new CopyEngine(destination, options);
+  return { outcomes: run.run(jobs), summary: () => run.summary() };
+}
+
+class CopyEngine {
+  private readonly events: EventSink;
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
+  private readonly caps: DestinationCapabilities;
+  private readonly scheduler: BlobScheduler;
+  private readonly jobs: number;
+  private readonly started = Date.now();
+  /** Destination references claimed in this run: what digest and which source. */
+  private readonly claims = new Map<string, { digest: string; name: string }>();
+  /** Fallback-tag merges in flight per subject, one at a time. */
+  private readonly referrerLocks = new Map<string, Promise<void>>();
+  private failedBlobs = 0;
+
+  constructor(
+    private readonly dest: ImageDestination,
+    private readonly options: CopyEngineOptions,
+  ) {
+    this.events = options.events ?? noEvents;
+    if (options.signal !== undefined) {
+      const outer = options.signal;
+      if (outer.aborted) this.abort.abort(outer.reason);
+      else outer.addEventListener('abort', () => this.abort.abort(outer.reason), { once: true });
+    }
+    this.signal = this.abort.signal;
+    this.caps = dest.capabilities ?? { blobScope: dest.blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true };
+    this.jobs = Math.max(1, options.jobs ?? DEFAULT_COPY_JOBS);
+    this.scheduler = new BlobScheduler(dest, this.caps, {
+      concurrency: this.caps.parallelBlobWrites ? Math.max(1, options.transfers ?? this.jobs) : 1,
+      events: this.events,
+      signal: this.signal,
+      located: options.located,
+    });
+  }
+
+  summary(): CopyRunSummary {
+    return { blobs: { ...this.scheduler.stats, failed: this.failedBlobs }, durationMs: Date.now() - this.started };
+  }
+
+  /** run takes jobs as they come, at most `jobs` in flight, and yields each outcome as it is known. */
+  async *run(jobs: AsyncIterable<CopyJob> | Iterable<CopyJob>): AsyncGenerator<CopyOutcome, void, undefined> {
+    const inflight = new Set<Promise<void>>();
+    const ready: CopyOutcome[] = [];
+    let fatal: unknown;
+    const start = (job: CopyJob): void => {
+      const p = this.one(job).then(
+        (o) => {
+          ready.push(o);
+        },
+        (e: unknown) => {
+          // A failure of the whole run: stop everything in flight now, report it once the others have stopped.
+          if (fatal === undefined) fatal = e;
+          this.abort.abort(e);
+        },
+      );
+      const tracked = p.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+    };
+    try {
+      for await (const job of jobs) {
+        while (inflight.size >= this.jobs) {
+          await Promise.race(inflight);
+          yield* ready.splice(0);
+        }
+        if (fatal !== undefined || this.signal.aborted) break;
+        start(job);
+        yield* ready.splice(0);
+      }
+      while (inflight.size > 0) {
+        await Promise.race(inflight);
+        yield* ready.splice(0);
+      }
+    } finally {
+      if (inflight.size > 0) {
+        // The consumer stopped early (or threw): stop the rest.
+        this.abort.abort(new MirrorError('INTERRUPTED', 'copy stopped'));
+        await Promise.allSettled([...inflight]);
+      }
+    }
+    if (fatal !== undefined) throw fatal;
+    if (this.signal.aborted) throw this.signal.reason instanceof Error ? this.signal.reason : new MirrorError('INTERRUPTED', 'interrupted');
+    yield* ready.splice(0);
+  }
+
+  /** one copies one job: plan, transfer, commit. Per-image failures become a failed outcome; run-wide ones throw. */
+  private async one(job: CopyJob): Promise<CopyOutcome> {
+    const t0 = Date.now();
+    const bytes0 = this.scheduler.stats.bytesUploaded;
+    const finish = (o: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>): CopyOutcome => {
+      const out: CopyOutcome = { ...o, job, seconds: (Date.now() - t0) / 1000, bytes: this.scheduler.stats.bytesUploaded - bytes0 };
+      this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' ? 'skipped' : out.status === 'pushed' ? 'pushed' : out.status, error: out.error });
+      return out;
+    };
+    try {
+      const plan = await this.plan(job);
+      if ('status' in plan) return finish(plan);
+      if (this.options.dryRun) return finish(this.outcomeOf(plan, 'planned'));
+      await this.write(plan);
+      return finish(this.outcomeOf(plan, 'pushed'));
+    } catch (e) {
+      if (isFatal(e) || this.signal.aborted) throw this.signal.aborted && !isFatal(e) ? (this.signal.reason ?? e) : e;
+      const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: job.name });
+      return finish({
+        source: job.name,
+        destination: job.destination.name,
+        digest: undefined,
+        mediaType: undefined,
+        status: 'failed',
+        error: errorMessage(err),
+        errorCode: err.code,
+        children: [],
+        blobs: 0,
+        referrers: 0,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- plan
+
+  /** plan reads manifests only; an unchanged image comes back as its (skipped) outcome. */
+  private async plan(job: CopyJob): Promise<Plan | Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>> {
+    const { source, image, destination: target } = job;
+    const signal = this.signal;
+    const root = await source.resolve(image, { signal });
+    const platforms = this.options.platforms;
+    const selecting = platforms !== undefined && platforms.length > 0;
+    // Unchanged at the destination: nothing else is read (the referrers of an unchanged image still travel).
+    if (!selecting && !this.options.indexOnly) {
+      const have = await this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal });
+      if (have === root.digest) {
+        const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, root.digest);
+        this.claim(job, root.digest);
+        if (!this.options.dryRun && referrers.length > 0) await this.writeReferrers(job, referrers);
+        this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'skipped' });
+        return {
+          source: job.name,
+          destination: target.name,
+          digest: root.digest,
+          mediaType: root.mediaType,
+          status: 'skipped',
+          children: [],
+          blobs: 0,
+          referrers: referrers.length,
+        };
+      }
+    }
+    const top = await this.fetch(source, image.repository, root);
+    let rootNode = top;
+    let converted: string | undefined;
+    let children: Descriptor[] | undefined;
+    if (isIndexMediaType(top.mediaType) && (selecting || this.options.indexOnly)) {
+      const parsed = parseManifest(top.bytes, top.mediaType, { image: job.name, digest: top.digest });
+      if (parsed.kind !== 'index') throw new MirrorError('BAD_INPUT', `${job.name} is not an index`, { image: job.name });
+      if (this.options.indexOnly) children = [];
+      else {
+        const all = parsed.index.manifests;
+        const chosen = all.filter((d) => platforms!.some((p) => platformMatches(p, d.platform)));
+        const missing = platforms!.filter((p) => !all.some((d) => platformMatches(p, d.platform)));
+        if (chosen.length === 0 || missing.length > 0) {
+          const has = all.map((d) => formatPlatform(d.platform ?? {})).join(', ');
+          throw new MirrorError('NOT_FOUND', `${job.name} has no ${missing.map(formatPlatform).join(', ') || 'matching'} platform (it has ${has})`, { image: job.name });
+        }
+        if (chosen.length === all.length) {
+          // Every platform wanted: the index itself, digest kept.
+        } else if (chosen.length === 1) {
+          rootNode = await this.fetch(source, image.repository, chosen[0]!);
+          converted = `platform ${formatPlatform(chosen[0]!.platform ?? {})} of ${top.digest} copied alone (skopeo's default without --all)`;
+        } else {
+          const bytes = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(top.bytes).toString('utf8')), manifests: chosen }));
+          rootNode = { digest: sha256Digest(bytes), mediaType: top.mediaType, size: bytes.byteLength, bytes, platform: undefined };
+          converted = `an index of ${chosen.length} of the ${all.length} platforms was written: digest ${rootNode.digest} instead of ${top.digest}`;
+        }
+      }
+      const have = await this.dest.manifestDigest(target.repository, target.tag ?? rootNode.digest, { signal });
+      if (have === rootNode.digest) {
+        this.claim(job, rootNode.digest);
+        return { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: 0, converted };
+      }
+    }
+    this.claim(job, rootNode.digest);
+    const { manifests, blobs } = await this.walk(job, rootNode, children);
+    const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, rootNode.digest);
+    return { job, manifests, blobs, converted, referrers };
+  }
+
+  /** claim records the destination reference a job writes; a second image claiming it is a conflict. */
+  private claim(job: CopyJob, digest: string): void {
+    const t = job.destination;
+    const key = `${t.repository}:${t.tag ?? digest}`;
+    const prior = this.claims.get(key);
+    if (prior === undefined) {
+      this.claims.set(key, { digest, name: job.name });
+      return;
+    }
+    if (prior.digest === digest) return;
+    const how = this.options.onConflict === 'first' ? `${prior.name} was copied there first (--on-conflict first)` : `${prior.name} (${prior.digest}) claims it too`;
+    throw new MirrorError('BAD_INPUT', `conflict: ${job.name} (${digest}) and another image map to ${t.name}: ${how}`, {
+      image: job.name,
+      hint: 'map them apart (e.g. --keep-registry-host), or choose with --on-conflict first',
+    });
+  }
+
+  /** fetch reads one manifest's verified bytes. */
+  private async fetch(source: ImageSource, repository: string, desc: Descriptor): Promise<ManifestNode> {
+    const m = await source.manifest(repository, desc.digest, { signal: this.signal });
+    return { digest: m.digest, mediaType: m.mediaType || desc.mediaType, size: m.bytes.byteLength, platform: desc.platform, bytes: m.bytes };
+  }
+
+  /**
+   * walk reads the manifest graph under a root (children of an index, fetched a few at a time), with a visited set,
+   * a depth limit and a bound on the count, and gives the manifests children first and the distinct blobs.
+   */
+  private async walk(job: CopyJob, root: ManifestNode, only?: Descriptor[]): Promise<{ manifests: ManifestNode[]; blobs: Descriptor[] }> {
+    const source = job.source;
+    const repo = job.image.repository;
+    const manifests: ManifestNode[] = [];
+    const blobs = new Map<string, Descriptor>();
+    const seen = new Set<string>();
+    const limit = pLimit(4);
+    const visit = async (node: ManifestNode, depth: number): Promise<void> => {
+      if (depth > MAX_MANIFEST_DEPTH) throw new MirrorError('BAD_INPUT', `index nesting deeper than ${MAX_MANIFEST_DEPTH} levels at ${node.digest}`, { image: job.name, digest: node.digest });
+      const parsed = parseManifest(node.bytes, node.mediaType, { image: job.name, digest: node.digest });
+      if (parsed.kind === 'index') {
+        const list = depth === 0 && only !== undefined ? only : parsed.index.manifests;
+        const fresh = list.filter((d) => !seen.has(d.digest));
+        for (const d of fresh) seen.add(d.digest);
+        if (seen.size > MAX_MANIFESTS_PER_IMAGE) throw new MirrorError('BAD_INPUT', `${job.name} lists more than ${MAX_MANIFESTS_PER_IMAGE} manifests`, { image: job.name });
+        const nodes = await Promise.all(fresh.map((d) => limit(() => this.fetch(source, repo, d))));
+        for (const n of nodes) await visit(n, depth + 1);
+      } else {
+        for (const b of blobDescriptors(parsed.manifest)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+      }
+      manifests.push({ ...node, mediaType: parsed.mediaType });
+    };
+    seen.add(root.digest);
+    await visit(root, 0);
+    return { manifests, blobs: [...blobs.values()] };
+  }
+
+  /** referrerPlans finds a subject's referrers at the source and plans each (its manifests and blobs). */
+  private async referrerPlans(job: CopyJob, subject: string): Promise<ReferrerPlan[]> {
+    const found = (await job.source.referrers?.(job.image.repository, subject, { signal: this.signal })) ?? [];
+    const out: ReferrerPlan[] = [];
+    for (const referrer of found) {
+      const node = await this.fetch(job.source, job.image.repository, referrer.descriptor);
+      const { manifests, blobs } = await this.walk(job, node);
+      out.push({ referrer, subject, manifests, blobs });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- transfer and commit
+
+  /** write places the blobs, then the manifests (children first, the root by its tag last), then the referrers. */
+  private async write(plan: Plan): Promise<void> {
+    const { job } = plan;
+    const target = job.destination;
+    const signal = this.signal;
+    const root = plan.manifests[plan.manifests.length - 1]!;
+    await this.placeBlobs(job, plan.blobs);
+    for (const m of plan.manifests.slice(0, -1)) {
+      await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+      this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
+    }
+    await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true });
+    this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'pushed' });
+    await this.writeReferrers(job, plan.referrers);
+  }
+
+  /** placeBlobs has the scheduler place every blob in the job's destination repository; the first failure throws. */
+  private async placeBlobs(job: CopyJob, blobs: Descriptor[]): Promise<void> {
+    const origin = { source: job.source, repository: job.image.repository };
+    const results = await Promise.allSettled(blobs.map((b) => this.scheduler.ensure(job.destination.repository, b, origin)));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    this.failedBlobs += failed.length;
+    const fatal = failed.find((r) => isFatal(r.reason));
+    if (fatal) throw fatal.reason;
+    if (failed[0]) throw failed[0].reason;
+  }
+
+  /** writeReferrers writes each referrer after its subject, and records it where the destination does not index subjects. */
+  private async writeReferrers(job: CopyJob, referrers: ReferrerPlan[]): Promise<void> {
+    const target = job.destination;
+    const signal = this.signal;
+    for (const r of referrers) {
+      await this.placeBlobs(job, r.blobs);
+      for (const m of r.manifests.slice(0, -1)) await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+      const top = r.manifests[r.manifests.length - 1]!;
+      const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
+      const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
+      this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
+      if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed) && this.dest.registerReferrer !== undefined) {
+        const key = `${target.repository}@${r.subject}`;
+        const prior = this.referrerLocks.get(key) ?? Promise.resolve();
+        const desc: Descriptor = { ...r.referrer.descriptor, mediaType: top.mediaType, digest: top.digest, size: top.size };
+        const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, desc, { signal }));
+        this.referrerLocks.set(key, next);
+        await next;
+      }
+    }
+  }
+
+  private outcomeOf(plan: Plan, status: CopyOutcome['status']): Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'> {
+    const root = plan.manifests[plan.manifests.length - 1]!;
+    return {
+      source: plan.job.name,
+      destination: plan.job.destination.name,
+      digest: root.digest,
+      mediaType: root.mediaType,
+      status,
+      converted: plan.converted,
+      children: plan.manifests.slice(0, -1).map((m) => ({ digest: m.digest, mediaType: m.mediaType, platform: m.platform as Platform | undefined })),
+      blobs: plan.blobs.length,
+      referrers: plan.referrers.length,
+    };
+  }
+}

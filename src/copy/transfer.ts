@@ -1,0 +1,153 @@
+/**
+ * The transfer stage: one blob scheduler for a run. Each distinct blob crosses the wire at most once per destination
+ * (single flight per digest); another repository of the same registry gets it by cross-repository mount, from a
+ * destination repository known to hold it or, when source and destination are one registry, from the source
+ * repository; otherwise a HEAD first, and only a missing blob is streamed from the source to the destination
+ * (nothing on local disk; the destination verifies digest and size on the way). Network calls take a slot of the
+ * transfer pool; waiting for another image's transfer never does, so overlapping stages cannot deadlock.
+ */
+import pLimit from 'p-limit';
+import { type EventSink } from '../events/index.js';
+import type { Descriptor } from '../oci/manifest.js';
+import type { BlobBody, DestinationCapabilities, ImageDestination, ImageSource } from '../transport/types.js';
+
+/** BlobOrigin says where a blob can be read: a source and the repository in it. */
+export interface BlobOrigin {
+  source: ImageSource;
+  repository: string;
+}
+
+/** TransferStats count what the scheduler did. */
+export interface TransferStats {
+  uploaded: number;
+  mounted: number;
+  skipped: number;
+  bytesUploaded: number;
+}
+
+/** SchedulerOptions tune a {@link BlobScheduler}. */
+export interface SchedulerOptions {
+  /** Network operations at once (HEAD, mount, upload). */
+  concurrency: number;
+  events: EventSink;
+  signal: AbortSignal;
+  /** Blobs known to be at the destination already, by digest: the repositories that hold them (`''` for a global store). */
+  located?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+}
+
+/** BlobScheduler places blobs at one destination. */
+export class BlobScheduler {
+  readonly stats: TransferStats = { uploaded: 0, mounted: 0, skipped: 0, bytesUploaded: 0 };
+  private readonly pool: ReturnType<typeof pLimit>;
+  private readonly caps: DestinationCapabilities;
+  /** Repositories known to hold a digest (`''` for a destination with one blob store). */
+  private readonly located = new Map<string, Set<string>>();
+  /** The placement of a blob into a repository, once per `repo@digest` (a failure may be tried again). */
+  private readonly ensured = new Map<string, Promise<void>>();
+  /** Uploads in flight by digest: another repository waits, then mounts. */
+  private readonly uploading = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly dest: ImageDestination,
+    caps: DestinationCapabilities,
+    private readonly options: SchedulerOptions,
+  ) {
+    this.caps = caps;
+    this.pool = pLimit(Math.max(1, options.concurrency));
+    for (const [digest, repos] of options.located ?? []) for (const r of repos) this.locate(r, digest);
+  }
+
+  /** holds tells whether the run knows the repository holds the blob. */
+  holds(repo: string, digest: string): boolean {
+    return this.located.get(digest)?.has(this.repoKey(repo)) ?? false;
+  }
+
+  /** locate records that a repository holds a blob. */
+  locate(repo: string, digest: string): void {
+    let set = this.located.get(digest);
+    if (!set) this.located.set(digest, (set = new Set()));
+    set.add(this.repoKey(repo));
+  }
+
+  /** ensure places a blob into a repository of the destination (present, mounted, or streamed from `origin`). */
+  ensure(repo: string, desc: Descriptor, origin: BlobOrigin): Promise<void> {
+    const key = `${this.repoKey(repo)}@${desc.digest}`;
+    let p = this.ensured.get(key);
+    if (p === undefined) {
+      p = this.ensureOnce(repo, desc, origin);
+      this.ensured.set(key, p);
+      p.catch(() => this.ensured.delete(key));
+    }
+    return p;
+  }
+
+  private repoKey(repo: string): string {
+    return this.caps.blobScope === 'global' ? '' : repo;
+  }
+
+  private async ensureOnce(repo: string, desc: Descriptor, origin: BlobOrigin): Promise<void> {
+    const d = desc.digest;
+    const signal = this.options.signal;
+    if (this.holds(repo, d)) return;
+    const inflight = this.uploading.get(d);
+    if (inflight !== undefined) {
+      await inflight.catch(() => {});
+      if (this.holds(repo, d)) return;
+    }
+    let session: unknown;
+    if (this.caps.blobScope === 'repository') {
+      // Another repository of this registry holds it: a mount answers 201 even when this one holds it too.
+      const from = [...(this.located.get(d) ?? [])].find((r) => r !== repo);
+      const sameRegistry = origin.source.registry !== undefined && origin.source.registry === this.caps.registry && origin.repository !== repo;
+      const mountFrom = from ?? (sameRegistry ? origin.repository : undefined);
+      if (mountFrom !== undefined) {
+        const m = await this.pool(() => this.dest.mountBlob(repo, d, mountFrom, { signal }));
+        if (m.mounted) {
+          this.locate(repo, d);
+          this.stats.mounted++;
+          this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'mounted' });
+          return;
+        }
+        session = m.session;
+      }
+    }
+    if (session === undefined && (await this.pool(() => this.dest.hasBlob(repo, d, { signal })))) {
+      this.locate(repo, d);
+      this.stats.skipped++;
+      this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });
+      return;
+    }
+    const job = this.pool(() => this.upload(repo, desc, origin, session));
+    this.uploading.set(d, job);
+    try {
+      await job;
+    } finally {
+      if (this.uploading.get(d) === job) this.uploading.delete(d);
+    }
+  }
+
+  private async upload(repo: string, desc: Descriptor, origin: BlobOrigin, session: unknown): Promise<void> {
+    const signal = this.options.signal;
+    const body: BlobBody = {
+      kind: 'stream',
+      reopenable: true,
+      open: () => lazyBlob(origin, desc, signal),
+    };
+    const r = await this.dest.putBlob(repo, { digest: desc.digest, size: desc.size }, body, {
+      signal,
+      session,
+      onBytes: (n) => {
+        this.stats.bytesUploaded += n;
+        this.options.events({ type: 'bytes', bytes: n });
+      },
+    });
+    this.locate(repo, r.digest);
+    this.stats.uploaded++;
+    this.options.events({ type: 'blob', digest: r.digest, size: r.size, repository: repo, action: 'uploaded' });
+  }
+}
+
+/** lazyBlob opens a blob at the source only when the destination starts reading it. */
+async function* lazyBlob(origin: BlobOrigin, desc: Descriptor, signal: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
+  yield* await origin.source.openBlob(origin.repository, desc, { signal });
+}
