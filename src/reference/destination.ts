@@ -74,22 +74,72 @@ export function parseTarget(input: string, options: TargetOptions = {}): Target 
   return { kind: 'registry', host, namespace: ns, scheme, explicitScheme };
 }
 
+/** MappingOptions choose how a source reference is placed under a registry namespace. */
+export interface MappingOptions {
+  /**
+   * Keep the source registry host as the first path component under the namespace (`quay.io/team/app` into `ns` is
+   * `ns/quay.io/team/app`), so that images of different registries never share a repository; a port becomes `_PORT`
+   * (see {@link registryPathComponent}). Default: false (the host is dropped, as bmctl and actl do).
+   */
+  keepRegistryHost?: boolean | undefined;
+}
+
 /**
- * mapRepository gives the destination repository of a source reference: the source registry host is dropped, the
- * path kept, and the namespace put in front (`gcr.io/a/b` into `ns` is `ns/a/b`; `docker.io/library/x` keeps `library/`).
+ * registryPathComponent gives the repository path component that stands for a source registry host with
+ * {@link MappingOptions.keepRegistryHost}. A host name is a valid component as it is (`quay.io`, `docker.io`); a
+ * port's `:` is not allowed in a repository path, so `localhost:5000` becomes `localhost_5000` (`_` never occurs in
+ * a host name, so no two hosts give the same component). skopeo sync --scoped keeps the host as it is and so fails
+ * on a host with a port ("invalid reference format"). An IPv6 literal (`[::1]:5000`) has no such spelling: undefined.
  */
-export function mapRepository(source: ImageReference, namespace: string): string {
-  return namespace === '' ? source.repository : `${namespace}/${source.repository}`;
+export function registryPathComponent(host: string): string | undefined {
+  if (host.startsWith('[')) return undefined;
+  const component = host.toLowerCase().replace(/:(\d+)$/, '_$1');
+  return isValidRepository(component) && !component.includes('/') ? component : undefined;
+}
+
+/**
+ * mapRepository gives the destination repository of a source reference: the source registry host is dropped (or,
+ * with `keepRegistryHost`, kept as the first component), the path kept, and the namespace put in front
+ * (`gcr.io/a/b` into `ns` is `ns/a/b`, or `ns/gcr.io/a/b`; `docker.io/library/x` keeps `library/`). Throws a
+ * BAD_INPUT error naming the image when the host has no repository spelling (an IPv6 literal).
+ */
+export function mapRepository(source: ImageReference, namespace: string, options: MappingOptions = {}): string {
+  let path = source.repository;
+  if (options.keepRegistryHost) {
+    const host = registryPathComponent(source.registry);
+    if (host === undefined) {
+      throw new MirrorError('BAD_INPUT', `registry host ${source.registry} of ${source.registry}/${source.repository} cannot be kept in a repository path`, {
+        image: `${source.registry}/${source.repository}`,
+        hint: 'push it without --keep-registry-host',
+      });
+    }
+    path = `${host}/${path}`;
+  }
+  return namespace === '' ? path : `${namespace}/${path}`;
 }
 
 /** mapReference gives the full destination reference of a source reference pushed into a registry target. */
-export function mapReference(source: ImageReference, target: RegistryTarget): ImageReference {
+export function mapReference(source: ImageReference, target: RegistryTarget, options: MappingOptions = {}): ImageReference {
   return {
     registry: target.host,
-    repository: mapRepository(source, target.namespace),
+    repository: mapRepository(source, target.namespace, options),
     tag: source.tag,
     digest: source.digest,
   };
+}
+
+/**
+ * TargetEndpoint is a target as data, for reports and for `mirror config`: a registry's scheme, host (with port) and
+ * namespace, or a layout's directory.
+ */
+export type TargetEndpoint =
+  | { kind: 'registry'; scheme: 'http' | 'https'; host: string; namespace: string }
+  | { kind: 'oci-layout'; path: string };
+
+/** targetEndpoint gives a target as data (never with credentials: a target holds none). */
+export function targetEndpoint(t: Target): TargetEndpoint {
+  if (t.kind === 'oci-layout') return { kind: 'oci-layout', path: t.path };
+  return { kind: 'registry', scheme: t.scheme, host: t.host, namespace: t.namespace };
 }
 
 /** describeTarget writes a target back for messages (`http://host:5000/ns`, `oci:./out`). */

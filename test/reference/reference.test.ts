@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { MirrorError } from '../../src/errors/index.js';
 import { formatReference, isFullReference, parseReference } from '../../src/reference/reference.js';
-import { describeTarget, mapReference, parseTarget } from '../../src/reference/destination.js';
+import { describeTarget, mapReference, mapRepository, parseTarget, registryPathComponent, targetEndpoint } from '../../src/reference/destination.js';
 
 describe('reference', () => {
   describe('parseReference normalizes as docker does', () => {
@@ -79,5 +79,38 @@ describe('destination', () => {
     const root = parseTarget('172.18.0.20:5000');
     if (root.kind === 'registry') assert.equal(formatReference(mapReference(parseReference('gcr.io/a/b:1'), root)), '172.18.0.20:5000/a/b:1');
     assert.equal(describeTarget(parseTarget('http://h:1/ns')), 'http://h:1/ns');
+  });
+
+  it('--keep-registry-host keeps the source host as the first component, a port written _PORT', () => {
+    const t = parseTarget('172.18.0.20:5000/ns');
+    assert.equal(t.kind, 'registry');
+    if (t.kind !== 'registry') return;
+    const m = (s: string): string => formatReference(mapReference(parseReference(s), t, { keepRegistryHost: true }));
+    assert.equal(m('quay.io/team/app:1.0'), '172.18.0.20:5000/ns/quay.io/team/app:1.0');
+    assert.equal(m('docker.io/team/app:1.0'), '172.18.0.20:5000/ns/docker.io/team/app:1.0');
+    assert.equal(m('busybox'), '172.18.0.20:5000/ns/docker.io/library/busybox:latest');
+    assert.equal(m('localhost:5000/x:1'), '172.18.0.20:5000/ns/localhost_5000/x:1');
+    assert.equal(m('Registry.Example.com:443/a/b:1'), '172.18.0.20:5000/ns/registry.example.com_443/a/b:1');
+    assert.equal(mapRepository(parseReference('10.0.0.5:5000/a'), '', { keepRegistryHost: true }), '10.0.0.5_5000/a');
+    // Without the option the host is dropped, as before.
+    assert.equal(formatReference(mapReference(parseReference('localhost:5000/x:1'), t)), '172.18.0.20:5000/ns/x:1');
+  });
+
+  it('spells every host as one valid path component, distinct hosts distinctly; IPv6 literals have none', () => {
+    const hosts = ['quay.io', 'docker.io', 'localhost', 'localhost:5000', 'localhost:5001', '10.0.0.5:5000', 'my-reg.example.com:8443', 'a.b.c'];
+    const parts = hosts.map((h) => registryPathComponent(h));
+    for (const [i, p] of parts.entries()) assert.ok(p !== undefined && /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/.test(p), `${hosts[i]!} -> ${String(p)}`);
+    assert.equal(new Set(parts).size, hosts.length, 'no two hosts share a component');
+    assert.equal(registryPathComponent('[::1]:5000'), undefined);
+    assert.throws(
+      () => mapRepository(parseReference('[::1]:5000/x:1'), 'ns', { keepRegistryHost: true }),
+      (e: unknown) => e instanceof MirrorError && e.code === 'BAD_INPUT' && e.message.includes('[::1]:5000'),
+    );
+  });
+
+  it('gives the target as data (scheme, host, namespace; or the layout path)', () => {
+    assert.deepEqual(targetEndpoint(parseTarget('https://r.local:5000/v2/mirror')), { kind: 'registry', scheme: 'https', host: 'r.local:5000', namespace: 'mirror' });
+    assert.deepEqual(targetEndpoint(parseTarget('10.0.0.5:5000', { plainHttp: true })), { kind: 'registry', scheme: 'http', host: '10.0.0.5:5000', namespace: '' });
+    assert.deepEqual(targetEndpoint(parseTarget('oci:./out')), { kind: 'oci-layout', path: './out' });
   });
 });
