@@ -3,7 +3,9 @@ import { MirrorCommand } from '../cli/base.js';
 import { buildConnection, connectionFlags } from '../cli/flags.js';
 import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
 import { ProgressRenderer } from '../cli/progress.js';
+import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY, describeClaims } from '../copy/conflicts.js';
 import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
+import type { ImageOutcome } from '../copy/result.js';
 import { pushBundle, type PushResult } from '../copy/push.js';
 import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
 import { CREDENTIALS_HELP } from '../auth/chain.js';
@@ -14,6 +16,8 @@ export default class Push extends MirrorCommand {
   static override summary = 'Push every image of a bundle into a private registry namespace.';
 
   static override description = `Reads the bundle (.tar.xz, .tar.gz, .tar.zst, .tar, or a directory; an OCI image layout or a \`docker save\` archive) once, as a stream, without extracting it, and pushes every image with its digests unchanged. The source registry host is dropped and the path kept under the namespace: gcr.io/a/b:1.0 pushed to 172.18.0.20:5000/ns lands at 172.18.0.20:5000/ns/a/b:1.0.
+
+Two different images of the bundle that land at one reference (docker.io/team/app:1.0 and quay.io/team/app:1.0 both at NAMESPACE/team/app:1.0, or one name given twice with different digests) are a conflict: by default both fail and the rest is pushed (exit 7); --on-conflict first pushes the first in bundle order and skips the others, and --keep-registry-host keeps the source host in the path (NAMESPACE/quay.io/team/app:1.0; a port is written _PORT: localhost_5000). A tag that already exists at the destination is overwritten, as always.
 
 Each blob crosses the wire once per registry; other repositories get it by cross-repository mount. Blobs met before the metadata that names their images (bundles written by \`tar\` of a layout directory) go first to the repository NAMESPACE/${DEFAULT_STAGING_REPOSITORY} and are mounted from there. Tags are set last, only when every blob and child manifest is in place.
 
@@ -26,6 +30,7 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> push --source bundle.tar.xz --private-registry https://registry.local:5000/v2/mirror --cacert ca.crt --username admin --password-stdin < pass.txt',
     '<%= config.bin %> push --source images.tar --private-registry http://10.0.0.5:5000 --need-credential=false --report report.json',
     '<%= config.bin %> push --source demo.tar.xz --private-registry oci:./out --dry-run',
+    '<%= config.bin %> push --source mixed.tar.xz --private-registry 172.18.0.20:5000/mirror --keep-registry-host',
   ];
 
   static override flags = {
@@ -48,6 +53,14 @@ ${EXIT_CODE_HELP}`;
     'chunk-size': Flags.integer({ summary: 'Chunk size in MiB for --upload-mode chunked.', min: 1, max: 1024 }),
     decoder: Flags.string({ summary: 'xz decoder: auto (the xz program when installed, multi-threaded), xz, or lzma-native.', options: ['auto', 'xz', 'lzma-native'], default: 'auto' }),
     'staging-repository': Flags.string({ summary: `Repository under the namespace for blobs met before their metadata.`, default: DEFAULT_STAGING_REPOSITORY }),
+    'on-conflict': Flags.string({
+      summary: 'When two different images land at one reference: fail (both fail, the rest is pushed) or first (the first in the bundle wins).',
+      options: [...CONFLICT_POLICIES],
+      default: DEFAULT_CONFLICT_POLICY,
+    }),
+    'keep-registry-host': Flags.boolean({
+      summary: 'Keep the source registry host under the namespace: quay.io/a/b:1 lands at NAMESPACE/quay.io/a/b:1 (localhost:5000 as localhost_5000).',
+    }),
     ...connectionFlags,
   };
 
@@ -70,6 +83,8 @@ ${EXIT_CODE_HELP}`;
         retryTimes: flags['retry-times'],
         decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
         stagingRepository: flags['staging-repository'],
+        keepRegistryHost: flags['keep-registry-host'],
+        onConflict: flags['on-conflict'] as ConflictPolicy,
         settings: connection.settings,
         credentials: connection.credentials,
         events: renderer.sink,
@@ -98,11 +113,16 @@ ${EXIT_CODE_HELP}`;
         out.push(
           i.status === 'failed'
             ? `  ${i.source}: cannot be pushed: ${i.error}`
-            : `  ${i.source} -> ${i.destination} ${shortDigest(i.digest)}${i.children.length ? ` (index, ${i.children.length} manifests)` : ''} ${i.blobs} blob(s)`,
+            : i.status === 'skipped-conflict'
+              ? `  ${i.source}: ${conflictSkipLine(i)}`
+              : `  ${i.source} -> ${i.destination} ${shortDigest(i.digest)}${i.children.length ? ` (index, ${i.children.length} manifests)` : ''} ${i.blobs} blob(s)`,
         );
       }
     } else {
-      out.push(`${r.images.length} image(s) to ${r.target}: ${s.pushed} pushed, ${s.skipped} already present, ${s.failed} failed`);
+      out.push(
+        `${r.images.length} image(s) to ${r.target}: ${s.pushed} pushed, ${s.skipped} already present, ${s.failed} failed` +
+          (s.skippedConflict ? `, ${s.skippedConflict} skipped (conflict)` : ''),
+      );
       const secs = r.durationMs / 1000;
       out.push(
         `blobs: ${s.blobsUploaded} uploaded, ${s.blobsMounted} mounted, ${s.blobsSkipped} already present${s.blobsFailed ? `, ${s.blobsFailed} failed` : ''}; ` +
@@ -114,8 +134,18 @@ ${EXIT_CODE_HELP}`;
       const converted = r.images.find((i) => i.converted);
       if (converted) out.push(`note: ${converted.converted}`);
       for (const i of r.images) if (i.status === 'failed') out.push(`failed: ${i.source}: ${i.error}`);
+      for (const i of r.images) if (i.status === 'skipped-conflict') out.push(`skipped: ${i.source}: ${conflictSkipLine(i)}`);
     }
     if (reportFile) out.push(`report: ${reportFile}`);
     process.stdout.write(`${out.join('\n')}\n`);
   }
+}
+
+/** conflictSkipLine says why an image was not pushed under --on-conflict first, naming the winner and both digests. */
+function conflictSkipLine(i: ImageOutcome): string {
+  const c = i.conflict;
+  if (!c) return 'not pushed (conflict)';
+  const winner = c.claims.find((x) => x.source === c.winner);
+  const taker = winner ? describeClaims([winner]) : 'no image';
+  return `not pushed (${shortDigest(i.digest)}): ${c.reference} goes to ${taker}, the first in the bundle`;
 }

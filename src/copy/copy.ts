@@ -223,7 +223,7 @@ class CopyEngine {
     const bytes0 = this.scheduler.stats.bytesUploaded;
     const finish = (o: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>): CopyOutcome => {
       const out: CopyOutcome = { ...o, job, seconds: (Date.now() - t0) / 1000, bytes: this.scheduler.stats.bytesUploaded - bytes0 };
-      this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' ? 'skipped' : out.status === 'pushed' ? 'pushed' : out.status, error: out.error });
+      this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' || out.status === 'skipped-conflict' ? 'skipped' : out.status, error: out.error });
       return out;
     };
     try {

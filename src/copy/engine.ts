@@ -20,7 +20,8 @@ import {
   type StreamSource,
 } from '../transport/types.js';
 import { ByteBudget, collect } from './budget.js';
-import type { CopyResult, ImageOutcome, ManifestNode } from './result.js';
+import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY, settleConflicts } from './conflicts.js';
+import type { CopyResult, ImageConflict, ImageOutcome, ManifestNode } from './result.js';
 
 /** DEFAULT_JOBS is how many blob and image operations run at once. */
 export const DEFAULT_JOBS = 4;
@@ -49,6 +50,8 @@ export interface CopyOptions {
   rereadPasses?: number | undefined;
   /** Read the source, plan, and send nothing. Default false. */
   dryRun?: boolean | undefined;
+  /** What happens to images that claim one destination reference with different digests. Default {@link DEFAULT_CONFLICT_POLICY}. */
+  onConflict?: ConflictPolicy | undefined;
   /** Progress events. */
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
@@ -74,7 +77,14 @@ interface PlannedImage {
   /** Distinct blobs of all manifests. */
   blobs: Descriptor[];
   error: MirrorError | undefined;
+  /** Set when another image of the run claims the same destination reference (see {@link CopyRun.checkConflicts}). */
+  conflict?: ImageConflict | undefined;
   outcome?: ImageOutcome;
+}
+
+/** lostConflict tells whether another image of the run got this image's destination reference (`--on-conflict first`). */
+function lostConflict(p: PlannedImage): boolean {
+  return p.error === undefined && p.conflict?.resolution === 'skipped';
 }
 
 /**
@@ -146,14 +156,16 @@ class CopyRun {
     this.catalog = catalog;
 
     const plans = catalog.images.map((img) => this.planImage(img, catalog));
-    this.events({ type: 'plan', images: plans.length });
+    this.checkConflicts(plans);
+    this.events({ type: 'plan', images: plans.filter((p) => !lostConflict(p)).length });
     if (this.options.dryRun || this.dest === undefined) {
-      return this.result(plans.map((p) => this.outcome(p, p.error ? 'failed' : 'planned', p.error)));
+      return this.result(plans.map((p) => this.outcome(p, p.error ? 'failed' : lostConflict(p) ? 'skipped-conflict' : 'planned', p.error)));
     }
 
     this.events({ type: 'phase', phase: 'finish' });
-    let pending = plans.filter((p) => p.error === undefined);
+    let pending = plans.filter((p) => p.error === undefined && !lostConflict(p));
     for (const p of plans) if (p.error) this.fail(p, p.error);
+    for (const p of plans) if (lostConflict(p)) p.outcome = this.outcome(p, 'skipped-conflict');
     for (let round = 0; pending.length > 0; round++) {
       const deferred: PlannedImage[] = [];
       await Promise.all(
@@ -452,6 +464,33 @@ class CopyRun {
     return plan;
   }
 
+  /**
+   * checkConflicts applies the conflict policy to images that claim one destination reference with different
+   * digests: with `fail` each of them fails, with `first` the first in bundle order keeps it and the others are held.
+   */
+  private checkConflicts(plans: PlannedImage[]): void {
+    const decisions = settleConflicts(
+      plans.map((p) => ({
+        source: p.image.name,
+        sourceRegistry: p.image.reference?.registry,
+        destination: p.dest?.name ?? '',
+        repository: p.dest?.repository ?? '',
+        tag: p.dest?.tag,
+        digest: p.image.descriptor.digest,
+        failed: p.error !== undefined,
+      })),
+      this.options.onConflict ?? DEFAULT_CONFLICT_POLICY,
+    );
+    for (const [i, d] of decisions) {
+      const p = plans[i]!;
+      p.conflict = d.conflict;
+      if (d.error && !p.error) p.error = d.error;
+      if (d.conflict.resolution === 'skipped') {
+        this.events({ type: 'warning', message: `${p.image.name} not pushed: ${d.conflict.reference} goes to ${d.conflict.winner ?? 'no image'} (first in the bundle)` });
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- finishing: blobs into place, manifests, tags
 
   private async finishImage(p: PlannedImage): Promise<'done' | 'deferred' | 'failed'> {
@@ -615,6 +654,9 @@ class CopyRun {
     return {
       source: p.image.name,
       destination: p.dest?.name,
+      sourceReference: p.image.reference,
+      destinationImage: p.dest ? { repository: p.dest.repository, tag: p.dest.tag } : undefined,
+      conflict: p.conflict,
       digest: root?.digest ?? p.image.descriptor.digest,
       mediaType: root?.mediaType ?? p.image.descriptor.mediaType,
       status,

@@ -6,12 +6,22 @@ import type { CredentialResolver } from '../auth/types.js';
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import type { HostSettingsResolver } from '../net/types.js';
-import { describeTarget, formatReference, mapReference, parseTarget, type Target } from '../reference/index.js';
+import {
+  describeTarget,
+  formatReference,
+  mapReference,
+  type MappingOptions,
+  parseTarget,
+  type Target,
+  targetEndpoint,
+  type TargetEndpoint,
+} from '../reference/index.js';
 import type { UploadMode } from '../registry/index.js';
 import type { LayerCompression } from '../transport/bundle/layout-state.js';
 import type { GzipEncoder } from '../transport/bundle/convert.js';
 import { openDestination, SOURCES } from '../transport/index.js';
 import type { DestinationImage, ImageDestination, SourceImage } from '../transport/types.js';
+import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from './conflicts.js';
 import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
 import type { CopyResult } from './result.js';
 
@@ -43,6 +53,10 @@ export interface PushOptions {
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
   /** Repository (under the namespace) for blobs met before the metadata. Default: {@link DEFAULT_STAGING_REPOSITORY}. */
   stagingRepository?: string | undefined;
+  /** Keep the source registry host under the namespace (`ns/quay.io/team/app`). Default: false (the host is dropped). */
+  keepRegistryHost?: boolean | undefined;
+  /** Images claiming one destination reference with different digests: `fail` (default) or `first`. */
+  onConflict?: ConflictPolicy | undefined;
   /** TLS / proxy settings per host. */
   settings: HostSettingsResolver;
   /** Credentials. */
@@ -53,19 +67,34 @@ export interface PushOptions {
 
 /** PushResult is the engine's result plus what was pushed where. */
 export interface PushResult extends CopyResult {
+  /** The bundle, for messages. */
   source: string;
+  /** The target as the user would write it, for messages. */
   target: string;
+  /** The target as data: scheme, host and namespace of a registry, or a layout's directory. */
+  endpoint: TargetEndpoint;
+  /** How source references were mapped, so a reader can map a source registry to its place under the endpoint. */
+  mapping: { keepRegistryHost: boolean; onConflict: ConflictPolicy };
   dryRun: boolean;
 }
 
-/** destinationFor maps a source image into a target (registry namespace or layout). */
-export function destinationFor(target: Target, image: SourceImage): DestinationImage | MirrorError {
+/**
+ * destinationFor maps a source image into a target (registry namespace or layout). A layout keeps full names, so
+ * `keepRegistryHost` changes nothing there.
+ */
+export function destinationFor(target: Target, image: SourceImage, mapping: MappingOptions = {}): DestinationImage | MirrorError {
   const ref = image.reference;
   if (!ref) return image.error ?? new MirrorError('BAD_INPUT', `${image.name} has no image name`);
   if (target.kind === 'oci-layout') {
     return { repository: `${ref.registry}/${ref.repository}`, tag: ref.tag, name: formatReference(ref), annotationName: formatReference(ref) };
   }
-  const dest = mapReference(ref, target);
+  let dest;
+  try {
+    dest = mapReference(ref, target, mapping);
+  } catch (e) {
+    if (e instanceof MirrorError) return e;
+    throw e;
+  }
   if (dest.repository.length > 255) return new MirrorError('BAD_INPUT', `destination repository ${dest.repository} is longer than 255 characters`, { image: image.name });
   return { repository: dest.repository, tag: ref.tag, name: formatReference({ ...dest, digest: ref.tag ? undefined : ref.digest }) };
 }
@@ -99,14 +128,22 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
   });
   try {
     const result = await copyImages(source, dest, {
-      map: (img) => destinationFor(target, img),
+      map: (img) => destinationFor(target, img, { keepRegistryHost: options.keepRegistryHost }),
       jobs: options.jobs,
       stagingRepository: staging,
       dryRun: options.dryRun,
+      onConflict: options.onConflict,
       events: options.events,
       signal: options.signal,
     });
-    return { ...result, source: source.description, target: describeTarget(target), dryRun: options.dryRun ?? false };
+    return {
+      ...result,
+      source: source.description,
+      target: describeTarget(target),
+      endpoint: targetEndpoint(target),
+      mapping: { keepRegistryHost: options.keepRegistryHost ?? false, onConflict: options.onConflict ?? DEFAULT_CONFLICT_POLICY },
+      dryRun: options.dryRun ?? false,
+    };
   } finally {
     await source.close();
     await dest?.close();

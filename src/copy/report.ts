@@ -1,17 +1,79 @@
-/** The `--report` file and the exit code of a run, both derived from a {@link CopyResult}. */
+/**
+ * The `--report` file and the exit code of a run, both derived from a {@link CopyResult}. The format is documented
+ * in the README ("The report"); every field of version 1 keeps its name and type in version 2.
+ */
 import { writeFile, rename } from 'node:fs/promises';
-import { ExitCode, type ExitCodeValue, MirrorError } from '../errors/index.js';
-import type { CopyResult } from './result.js';
+import { type ErrorCode, ExitCode, type ExitCodeValue, MirrorError } from '../errors/index.js';
+import type { TargetEndpoint } from '../reference/destination.js';
+import type { ConflictPolicy } from './conflicts.js';
+import type { ChildManifest, CopyResult, ImageConflict, ImageOutcome } from './result.js';
 
-/** REPORT_VERSION is the version of the report format. */
-export const REPORT_VERSION = 1;
+/**
+ * REPORT_VERSION is the version of the report format. 2 added, to everything version 1 has: `endpoint` and
+ * `mappingOptions` at the top, `mapping` and `conflict` per image, the status `skipped-conflict` and the summary
+ * count `skippedConflict`.
+ */
+export const REPORT_VERSION = 2;
 
-/** buildReport gives the JSON report of a run: source -> destination, digest, media type, children, status. */
-export function buildReport(result: CopyResult & { source?: string; target?: string; dryRun?: boolean }): Record<string, unknown> {
+/** ReportSourceRef is a source reference as data. */
+export type ReportSourceRef = { registry: string; repository: string; tag: string | null; digest: string | null };
+
+/** ReportDestinationRef is a destination reference as data; `registry` is null in an OCI layout. */
+export type ReportDestinationRef = { registry: string | null; repository: string; tag: string | null };
+
+/** ReportImage is one image of the report. */
+export type ReportImage = {
+  /** The source name as the bundle gives it (display string, as in version 1). */
+  source: string;
+  /** The full destination reference (display string, as in version 1), when the image could be mapped. */
+  destination?: string | undefined;
+  digest?: string | undefined;
+  mediaType?: string | undefined;
+  status: ImageOutcome['status'];
+  error?: string | undefined;
+  errorCode?: ErrorCode | undefined;
+  converted?: string | undefined;
+  /** Where the image came from and where it goes, as data; absent when the image has no usable name. */
+  mapping?: { source: ReportSourceRef; destination: ReportDestinationRef | null } | undefined;
+  /** Set when another image of the run claims the same destination reference with a different digest. */
+  conflict?: ImageConflict | undefined;
+  children: ChildManifest[];
+};
+
+/** Report is the whole `--report` document (and the body of `--json`). */
+export type Report = {
+  version: number;
+  /** The bundle, for display. */
+  source?: string | undefined;
+  /** The target as the user would write it, for display. */
+  target?: string | undefined;
+  /** The target as data: where every destination below lives (`mirror config` reads it). */
+  endpoint?: TargetEndpoint | undefined;
+  /** How source references were mapped under the endpoint. */
+  mappingOptions?: { keepRegistryHost: boolean; onConflict: ConflictPolicy } | undefined;
+  dryRun: boolean;
+  summary: Record<string, number>;
+  images: ReportImage[];
+};
+
+/** ReportInput is a run's result with what the push adds to it. */
+export type ReportInput = CopyResult & {
+  source?: string | undefined;
+  target?: string | undefined;
+  endpoint?: TargetEndpoint | undefined;
+  mapping?: { keepRegistryHost: boolean; onConflict: ConflictPolicy } | undefined;
+  dryRun?: boolean | undefined;
+};
+
+/** buildReport gives the JSON report of a run: source -> destination (as text and as data), digest, media type, children, status. */
+export function buildReport(result: ReportInput): Report {
+  const registry = result.endpoint?.kind === 'registry' ? result.endpoint.host : null;
   return {
     version: REPORT_VERSION,
     source: result.source,
     target: result.target,
+    endpoint: result.endpoint,
+    mappingOptions: result.mapping,
     dryRun: result.dryRun ?? false,
     summary: summarize(result),
     images: result.images.map((i) => ({
@@ -22,8 +84,20 @@ export function buildReport(result: CopyResult & { source?: string; target?: str
       status: i.status,
       ...(i.error ? { error: i.error, errorCode: i.errorCode } : {}),
       ...(i.converted ? { converted: i.converted } : {}),
+      ...(i.sourceReference ? { mapping: mappingOf(i, registry) } : {}),
+      ...(i.conflict ? { conflict: i.conflict } : {}),
       children: i.children,
     })),
+  };
+}
+
+/** mappingOf gives an image's source and destination references as data. */
+function mappingOf(i: ImageOutcome, registry: string | null): NonNullable<ReportImage['mapping']> {
+  const s = i.sourceReference!;
+  const d = i.destinationImage;
+  return {
+    source: { registry: s.registry, repository: s.repository, tag: s.tag ?? null, digest: s.digest ?? i.digest ?? null },
+    destination: d ? { registry, repository: d.repository, tag: d.tag ?? null } : null,
   };
 }
 
@@ -34,6 +108,7 @@ export function summarize(result: CopyResult): Record<string, number> {
     images: result.images.length,
     pushed: count('pushed'),
     skipped: count('skipped'),
+    skippedConflict: count('skipped-conflict'),
     failed: count('failed'),
     planned: count('planned'),
     blobsUploaded: result.blobs.uploaded,
@@ -47,7 +122,7 @@ export function summarize(result: CopyResult): Record<string, number> {
 }
 
 /** writeReport writes the report atomically (temporary file, then rename). */
-export async function writeReport(file: string, report: Record<string, unknown>): Promise<void> {
+export async function writeReport(file: string, report: Report | Record<string, unknown>): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`);

@@ -1,6 +1,7 @@
 /** What a copy run reports: per image, per blob kind, and in total. The `--report` file is built from this. */
 import type { ErrorCode } from '../errors/index.js';
 import type { Platform } from '../oci/manifest.js';
+import type { ImageReference } from '../reference/reference.js';
 
 /** ManifestNode is one manifest of an image graph, with its bytes, in push order. */
 export interface ManifestNode {
@@ -18,17 +19,44 @@ export interface ChildManifest {
   platform?: Platform | undefined;
 }
 
+/**
+ * ImageConflict is set on every image that claims a destination reference another image of the run claims with a
+ * different digest (see `./conflicts.ts`).
+ */
+export interface ImageConflict {
+  /** The destination reference claimed (`172.18.0.20:5000/ns/team/app:1.0`). */
+  reference: string;
+  /** Every image of the run that claims it, in bundle order, this one included. */
+  claims: Array<{ source: string; digest: string }>;
+  /**
+   * What the policy decided for this image: `failed` (`--on-conflict fail`), `won` (first in bundle order, or the
+   * same digest as the first) or `skipped` (another image won).
+   */
+  resolution: 'failed' | 'won' | 'skipped';
+  /** With `--on-conflict first`: the source name of the image that got the reference. */
+  winner?: string | undefined;
+}
+
 /** ImageOutcome is what happened to one image. */
 export interface ImageOutcome {
   /** Source name as the bundle gives it. */
   source: string;
   /** Full destination reference, when the image could be mapped. */
   destination: string | undefined;
+  /** The normalized source reference, when the image has a usable name. */
+  sourceReference?: ImageReference | undefined;
+  /** Repository and tag in the destination (no tag: pushed by digest), when the image could be mapped. */
+  destinationImage?: { repository: string; tag?: string | undefined } | undefined;
+  /** Set when another image of the run claims the same destination reference with a different digest. */
+  conflict?: ImageConflict | undefined;
   /** Root manifest digest (unchanged from the source unless `converted` says otherwise). */
   digest: string | undefined;
   mediaType: string | undefined;
-  /** `planned` in a dry run. */
-  status: 'pushed' | 'skipped' | 'failed' | 'planned';
+  /**
+   * `planned` in a dry run; `skipped` when already present; `skipped-conflict` when another image of the run got its
+   * destination reference (`--on-conflict first`).
+   */
+  status: 'pushed' | 'skipped' | 'skipped-conflict' | 'failed' | 'planned';
   /** One-line cause when failed. */
   error?: string | undefined;
   errorCode?: ErrorCode | undefined;
