@@ -8,7 +8,7 @@ import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/ty
 import { blobExists, getBlob, mountBlob, type BlobReader, type GetBlobOptions, type MountResult, type SignalOption } from './blob.js';
 import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
-import { fallbackIndex, listReferrers, type ReferrersAnswer } from './referrers.js';
+import { fallbackIndex, listReferrers, ReferrersSupport, type ReferrersAnswer } from './referrers.js';
 import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
 import { RegistryTransport } from './transport.js';
 import { cancelUpload, uploadBlob, type BlobBody, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
@@ -53,8 +53,8 @@ export class RegistryClient {
   /** The registry `host[:port]`. */
   readonly host: string;
   private readonly t: RegistryTransport;
-  /** Whether the registry answered the referrers API (undefined: not asked yet). */
-  private referrersApi: boolean | undefined;
+  /** Whether the registry answers the referrers API, learnt once for every image this client reads or writes. */
+  private readonly referrersSupport = new ReferrersSupport();
 
   constructor(options: RegistryClientOptions) {
     this.host = options.host;
@@ -183,12 +183,10 @@ export class RegistryClient {
 
   /**
    * referrers lists the manifests whose subject is `digest`: referrers API, else the fallback tag. A registry found
-   * without the API is not asked again by this client.
+   * without the API is not asked again by this client (concurrent first calls share one question).
    */
-  async referrers(repo: string, digest: string, options: SignalOption = {}): Promise<ReferrersAnswer> {
-    const answer = await listReferrers(this.t, repo, digest, { ...options, skipApi: this.referrersApi === false });
-    this.referrersApi = answer.via === 'api';
-    return answer;
+  referrers(repo: string, digest: string, options: SignalOption & { artifactType?: string | undefined } = {}): Promise<ReferrersAnswer> {
+    return listReferrers(this.t, repo, digest, { ...options, support: this.referrersSupport });
   }
 
   /** fallbackIndex reads the referrers fallback tag index of a subject, if it exists (to merge into it). */

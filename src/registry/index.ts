@@ -5,5 +5,5 @@ export { parseWwwAuthenticate, scopeString, pullScope, pushScope, type Challenge
 export type { BlobReader, GetBlobOptions, MountResult, SignalOption } from './blob.js';
 export { DEFAULT_CHUNK_SIZE, type BlobBody, type UploadMode, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
 export { MAX_MANIFEST_SIZE, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
-export { fallbackTag, mergeReferrer, type ReferrersAnswer } from './referrers.js';
+export { fallbackTag, mergeReferrer, mergeReferrers, ReferrersSupport, type FallbackIndex, type ReferrersAnswer } from './referrers.js';
 export { nextLink, type ListTagsOptions } from './tags.js';
