@@ -111,8 +111,41 @@ interface Plan {
 interface ReferrerPlan {
   referrer: Referrer;
   subject: string;
+  /** Already at the destination (listed for its subject there, or its tag points at it): nothing is written. */
+  present: boolean;
+  /** Its manifests, children first (empty when present). */
   manifests: ManifestNode[];
   blobs: Descriptor[];
+}
+
+/** MAX_REFERRER_DEPTH bounds referrers of referrers (a signature of an image's SBOM is at depth 2). */
+export const MAX_REFERRER_DEPTH = 4;
+/** MAX_REFERRERS_PER_IMAGE bounds the referrers one image brings, at every depth together. */
+export const MAX_REFERRERS_PER_IMAGE = 1024;
+
+/** SKIPPABLE_REFERRER_CODES are failures that leave one referrer behind (with a warning) rather than fail its image. */
+const SKIPPABLE_REFERRER_CODES = new Set(['NOT_FOUND', 'BAD_INPUT', 'UNSUPPORTED', 'DIGEST_MISMATCH']);
+
+/**
+ * referrerEntry is how a referrer is listed for its subject in a fallback tag index: `artifactType` from the manifest
+ * (else an image manifest's config media type) and its annotations, as the referrers API lists them; what the source
+ * listed fills what the manifest does not say.
+ */
+function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor {
+  const out: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
+  let doc: { artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown } = {};
+  try {
+    const v = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as unknown;
+    if (typeof v === 'object' && v !== null) doc = v;
+  } catch {
+    // Not JSON: the source's listing is all there is.
+  }
+  const artifactType =
+    typeof doc.artifactType === 'string' && doc.artifactType !== '' ? doc.artifactType : typeof doc.config?.mediaType === 'string' ? doc.config.mediaType : listed.artifactType;
+  if (artifactType !== undefined) out.artifactType = artifactType;
+  const annotations = typeof doc.annotations === 'object' && doc.annotations !== null && !Array.isArray(doc.annotations) ? (doc.annotations as Record<string, string>) : listed.annotations;
+  if (annotations !== undefined) out.annotations = annotations;
+  return out;
 }
 
 /** Ref names a destination reference for messages: `repo:tag` or `repo@digest`. */
@@ -309,7 +342,9 @@ class CopyEngine {
       const have = await this.dest.manifestDigest(target.repository, target.tag ?? rootNode.digest, { signal });
       if (have === rootNode.digest) {
         this.claim(job, rootNode.digest);
-        return { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: 0, converted };
+        const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, rootNode.digest);
+        if (!this.options.dryRun && referrers.length > 0) await this.writeReferrers(job, referrers);
+        return { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: referrers.length, converted };
       }
     }
     this.claim(job, rootNode.digest);
@@ -372,14 +407,64 @@ class CopyEngine {
     return { manifests, blobs: [...blobs.values()] };
   }
 
-  /** referrerPlans finds a subject's referrers at the source and plans each (its manifests and blobs). */
+  /**
+   * referrerPlans finds a subject's referrers at the source (the referrers API or fallback tag, and cosign's tags),
+   * then their own referrers (a signature of an SBOM), level by level down to {@link MAX_REFERRER_DEPTH}, with a
+   * visited set and a bound on the count. A referrer the destination already records for its subject (its referrers
+   * list, or its cosign tag pointing at the same digest) is present: nothing of it is read or written again. Any other
+   * is planned with its manifests and blobs. A referrer the source lists but cannot give (gone, or not a manifest
+   * this tool copies) is left behind with a warning; the image still goes.
+   */
   private async referrerPlans(job: CopyJob, subject: string): Promise<ReferrerPlan[]> {
-    const found = (await job.source.referrers?.(job.image.repository, subject, { signal: this.signal })) ?? [];
+    const signal = this.signal;
+    const repo = job.image.repository;
+    const target = job.destination.repository;
     const out: ReferrerPlan[] = [];
-    for (const referrer of found) {
-      const node = await this.fetch(job.source, job.image.repository, referrer.descriptor);
-      const { manifests, blobs } = await this.walk(job, node);
-      out.push({ referrer, subject, manifests, blobs });
+    const visited = new Set<string>([subject]);
+    let level = [subject];
+    for (let depth = 0; depth < MAX_REFERRER_DEPTH && level.length > 0; depth++) {
+      const next: string[] = [];
+      for (const s of level) {
+        // Cosign attaches its tags to images; below the first level only subjects are followed.
+        const found = (await job.source.referrers?.(repo, s, { signal, tagged: depth === 0 })) ?? [];
+        const fresh = found.filter((r) => {
+          const key = r.tag ?? r.descriptor.digest;
+          if (visited.has(key)) return false;
+          visited.add(key);
+          return true;
+        });
+        if (fresh.length === 0) continue;
+        if (out.length + fresh.length > MAX_REFERRERS_PER_IMAGE) {
+          throw new MirrorError('BAD_INPUT', `${job.name} has more than ${MAX_REFERRERS_PER_IMAGE} referrers`, { image: job.name, hint: '--referrers=false copies the image alone' });
+        }
+        // What the destination records for this subject: one question, whatever the number of referrers.
+        const recorded =
+          fresh.some((r) => r.via === 'subject') && this.dest.referrers !== undefined
+            ? new Set((await this.dest.referrers(target, s, { signal })).descriptors.map((d) => d.digest))
+            : new Set<string>();
+        for (const referrer of fresh) {
+          const digest = referrer.descriptor.digest;
+          const present =
+            referrer.via === 'subject' ? recorded.has(digest) : (await this.dest.manifestDigest(target, referrer.tag ?? digest, { signal })) === digest;
+          if (present) {
+            out.push({ referrer, subject: s, present, manifests: [], blobs: [] });
+          } else {
+            try {
+              const node = await this.fetch(job.source, repo, referrer.descriptor);
+              const { manifests, blobs } = await this.walk(job, node);
+              out.push({ referrer, subject: s, present, manifests, blobs });
+            } catch (e) {
+              if (isFatal(e) || signal.aborted || !isMirrorError(e) || !SKIPPABLE_REFERRER_CODES.has(e.code)) throw e;
+              this.events({ type: 'warning', message: `${job.name}: referrer ${referrer.tag ?? digest} of ${s} left behind: ${errorMessage(e)}` });
+              continue;
+            }
+          }
+          // A referrer's own referrers are found through their subject (cosign's tagged manifests have none).
+          visited.add(digest);
+          if (referrer.via === 'subject') next.push(digest);
+        }
+      }
+      level = next;
     }
     return out;
   }
@@ -413,24 +498,38 @@ class CopyEngine {
     if (failed[0]) throw failed[0].reason;
   }
 
-  /** writeReferrers writes each referrer after its subject, and records it where the destination does not index subjects. */
+  /**
+   * writeReferrers writes each referrer after its subject (a referrer of a referrer after that one): its blobs, its
+   * manifests, the top one by digest or under its cosign tag. Where the destination did not answer `OCI-Subject`
+   * (it does not index subjects), the referrer is merged into the subject's fallback tag index, one merge per subject
+   * at a time, keeping every entry another tool put there. A referrer already present is not written again.
+   */
   private async writeReferrers(job: CopyJob, referrers: ReferrerPlan[]): Promise<void> {
     const target = job.destination;
     const signal = this.signal;
     for (const r of referrers) {
+      const top = r.manifests[r.manifests.length - 1];
+      if (r.present || top === undefined) {
+        const reference = r.referrer.tag !== undefined ? `${target.repository}:${r.referrer.tag}` : `${target.repository}@${r.referrer.descriptor.digest}`;
+        this.events({ type: 'manifest', reference, digest: r.referrer.descriptor.digest, action: 'skipped' });
+        continue;
+      }
       await this.placeBlobs(job, r.blobs);
       for (const m of r.manifests.slice(0, -1)) await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
-      const top = r.manifests[r.manifests.length - 1]!;
       const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
       const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
       this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
       if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed) && this.dest.registerReferrer !== undefined) {
         const key = `${target.repository}@${r.subject}`;
         const prior = this.referrerLocks.get(key) ?? Promise.resolve();
-        const desc: Descriptor = { ...r.referrer.descriptor, mediaType: top.mediaType, digest: top.digest, size: top.size };
-        const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, desc, { signal }));
+        const entry = referrerEntry(top, r.referrer.descriptor);
+        const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, entry, { signal }));
         this.referrerLocks.set(key, next);
-        await next;
+        try {
+          await next;
+        } finally {
+          if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
+        }
       }
     }
   }

@@ -184,6 +184,11 @@ export interface ImageDestination {
    * into the fallback tag's index (`<alg>-<hex>`), keeping every entry already there.
    */
   registerReferrer?(repository: string, subject: string, referrer: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<void>;
+  /**
+   * referrers lists what the destination records as referrers of `subject`: its referrers API when it has one
+   * (`indexed`: it indexes subjects itself), else its fallback tag index.
+   */
+  referrers?(repository: string, subject: string, options: { signal?: AbortSignal | undefined }): Promise<{ indexed: boolean; descriptors: Descriptor[] }>;
   /** commit makes everything written visible (an OCI layout writes index.json). */
   commit(options: { signal?: AbortSignal | undefined }): Promise<void>;
   close(): Promise<void>;
@@ -244,10 +249,16 @@ export interface ImageSource {
    * referrers lists the manifests whose `subject` is `digest` (the OCI 1.1 referrers API, else the fallback tag
    * `<alg>-<hex>`), plus cosign's `<alg>-<hex>.sig|.att|.sbom` tags as descriptors annotated with their tag.
    */
-  referrers?(repository: string, digest: string, options: SourceOpOptions): Promise<Referrer[]>;
+  referrers?(repository: string, digest: string, options: ReferrerQuery): Promise<Referrer[]>;
   /** tags lists the repository's tags, every page. */
   tags?(repository: string, options: SourceOpOptions): AsyncIterable<string>;
   close(): Promise<void>;
+}
+
+/** ReferrerQuery tunes {@link ImageSource.referrers}. */
+export interface ReferrerQuery extends SourceOpOptions {
+  /** Also look for cosign's `<alg>-<hex>.sig|.att|.sbom` tags. Default: true. */
+  tagged?: boolean | undefined;
 }
 
 /** Referrer is a manifest that refers to another: by `subject` (OCI 1.1), or by a cosign-style tag. */

@@ -106,6 +106,11 @@ class RegistryDestination implements ImageDestination {
     return { subjectIndexed: answer.subject !== undefined };
   }
 
+  async referrers(repository: string, subject: string, options: { signal?: AbortSignal | undefined }): Promise<{ indexed: boolean; descriptors: Descriptor[] }> {
+    const answer = await this.client.referrers(repository, subject, { signal: options.signal });
+    return { indexed: answer.via === 'api', descriptors: answer.descriptors };
+  }
+
   async registerReferrer(repository: string, subject: string, referrer: Descriptor, options: { signal?: AbortSignal | undefined }): Promise<void> {
     const existing = await this.client.fallbackIndex(repository, subject, { signal: options.signal });
     const merged = mergeReferrer(existing, referrer);

@@ -7,7 +7,7 @@
 import { MirrorError } from '../../errors/index.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import { fallbackTag, RegistryClient } from '../../registry/index.js';
-import type { ImageName, ImageSource, ManifestBytes, Referrer, SourceOpOptions } from '../types.js';
+import type { ImageName, ImageSource, ManifestBytes, Referrer, ReferrerQuery, SourceOpOptions } from '../types.js';
 
 /** COSIGN_SUFFIXES are the tags cosign attaches to `<alg>-<hex>`: signatures, attestations, SBOMs. */
 export const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'] as const;
@@ -58,17 +58,18 @@ class RegistrySource implements ImageSource {
     return reader.body;
   }
 
-  async referrers(repository: string, digest: string, options: SourceOpOptions): Promise<Referrer[]> {
-    const answer = await this.client.referrers(repository, digest, { signal: options.signal });
-    const out: Referrer[] = answer.descriptors.map((descriptor) => ({ descriptor, via: 'subject' as const }));
+  async referrers(repository: string, digest: string, options: ReferrerQuery): Promise<Referrer[]> {
     const base = fallbackTag(digest);
-    const tagged = await Promise.all(
-      COSIGN_SUFFIXES.map(async (suffix) => {
-        const tag = `${base}${suffix}`;
+    const tags = options.tagged === false ? [] : COSIGN_SUFFIXES.map((suffix) => `${base}${suffix}`);
+    // The list and cosign's tags are asked at once: an unchanged image waits for one round trip, not four.
+    const [answer, ...tagged] = await Promise.all([
+      this.client.referrers(repository, digest, { signal: options.signal }),
+      ...tags.map(async (tag): Promise<Referrer | undefined> => {
         const info = await this.client.headManifest(repository, tag, { signal: options.signal });
-        return info === undefined ? undefined : { descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, via: 'tag' as const, tag };
+        return info === undefined ? undefined : { descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, via: 'tag', tag };
       }),
-    );
+    ]);
+    const out: Referrer[] = answer.descriptors.map((descriptor) => ({ descriptor, via: 'subject' as const }));
     for (const t of tagged) if (t !== undefined) out.push(t);
     return out;
   }
