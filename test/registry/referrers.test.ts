@@ -6,12 +6,15 @@
  * loops, a list that is not an index, a fallback tag that is not an index), and the merge into a fallback tag index.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MirrorError } from '../../src/errors/index.js';
 import { closeAll } from '../../src/net/http.js';
-import { fallbackTag, mergeReferrer, mergeReferrers, RegistryClient } from '../../src/registry/index.js';
+import { fallbackTag, mergeReferrer, mergeReferrers, RegistryClient, type UploadSession } from '../../src/registry/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { staticSettings } from '../helpers/image.js';
+import { chunksOf, randomBlob, staticSettings } from '../helpers/image.js';
 import { listenLocal, stopAll } from '../helpers/proc.js';
 import {
   artifactManifest,
@@ -24,6 +27,7 @@ import {
   type SeedManifest,
 } from '../helpers/referrers-registry.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoCopyToOci, skopeoInspectRawDigest, skopeoListTags } from '../helpers/skopeo.js';
 
 const SBOM = 'application/spdx+json';
 const SIG = 'application/vnd.cncf.notary.signature';
@@ -44,6 +48,61 @@ function attach(subject: SeedManifest, type: string, n: number): SeedManifest {
 
 describe('referrers client', function () {
   this.timeout(60_000);
+
+  describe('the test server speaks the distribution API to real clients (ours, skopeo)', () => {
+    let server: ReferrersRegistry;
+    let work: string;
+    before(async () => {
+      server = await startReferrersRegistry({ tagsPageSize: 2 });
+      work = mkdtempSync(join(tmpdir(), 'mirror-referrers-server-'));
+    });
+    after(async () => {
+      await closeAll();
+      await server?.stop();
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
+
+    it('chunked and monolithic uploads, mounts (201, or a session to upload into), Range reads, manifests, paged tags', async () => {
+      const client = clientFor(server.host);
+      assert.deepEqual(await client.ping(), { scheme: 'http', auth: 'none' });
+      const big = randomBlob(300_000);
+      assert.deepEqual(
+        await client.uploadBlob('srv/a', { kind: 'stream', open: () => chunksOf(big.data, 10_000), reopenable: true }, { digest: big.digest, size: big.size, mode: 'chunked', chunkSize: 64 * 1024 }),
+        { digest: big.digest, size: big.size },
+      );
+      assert.ok(server.requests.filter((r) => r.method === 'PATCH').length >= 4, 'sent in chunks');
+      assert.deepEqual(await client.blobExists('srv/a', big.digest), { size: big.size });
+      assert.deepEqual(await client.mountBlob('srv/b', big.digest, 'srv/a'), { mounted: true });
+      const small = randomBlob(1000);
+      const refused = await client.mountBlob('srv/b', small.digest, 'srv/a');
+      assert.equal(refused.mounted, false);
+      await client.uploadBlob('srv/b', { kind: 'bytes', data: small.data }, { digest: small.digest, session: refused.mounted ? undefined : (refused.session as UploadSession) });
+      assert.deepEqual(await client.blobExists('srv/b', small.digest), { size: small.size });
+      const tail: Uint8Array[] = [];
+      for await (const c of (await client.getBlob('srv/a', big.digest, { offset: 250_000, size: big.size })).body) tail.push(c);
+      assert.ok(Buffer.concat(tail).equals(Buffer.from(big.data.subarray(250_000))));
+      const image = seedImage('server');
+      await seedAll(server.url, 'srv/a', image);
+      const tags = ['a', 'b', 'c', 'd', 'e'];
+      for (const t of tags) assert.equal(await client.putManifest('srv/a', t, image.bytes, image.mediaType), image.digest);
+      assert.deepEqual(await client.headManifest('srv/a', 'c'), { digest: image.digest, mediaType: image.mediaType, size: image.size });
+      assert.deepEqual(Buffer.from((await client.getManifest('srv/a', image.digest)).bytes), image.bytes);
+      server.reset();
+      assert.deepEqual(await client.listTags('srv/a'), tags);
+      assert.equal(server.requests.filter((r) => r.path.endsWith('/tags/list')).length, 3, 'three pages of two');
+      await assert.rejects(client.putManifest('srv/c', 'x', image.bytes, image.mediaType), /MANIFEST_BLOB_UNKNOWN/);
+    });
+
+    it('skopeo lists its tags (every page) and copies an image out of it with every digest verified', async () => {
+      const image = seedImage('skopeo');
+      await seedAll(server.url, 'srv/skopeo', image, 'v1');
+      await seedManifest(server.url, 'srv/skopeo', 'v2', image);
+      await seedManifest(server.url, 'srv/skopeo', 'v3', image);
+      assert.deepEqual((await skopeoListTags(`docker://${server.host}/srv/skopeo`)).sort(), ['v1', 'v2', 'v3']);
+      assert.equal(await skopeoInspectRawDigest(`docker://${server.host}/srv/skopeo:v2`), image.digest);
+      await skopeoCopyToOci(`docker://${server.host}/srv/skopeo:v1`, join(work, 'layout'));
+    });
+  });
 
   describe('the referrers API (spec-following test server)', () => {
     let server: ReferrersRegistry;
