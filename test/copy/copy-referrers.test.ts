@@ -211,9 +211,23 @@ describe('mirror copy with referrers (integration: docker-registry, referrers te
       const without = { source: tally(srcProxy.requests), destination: tally(dstProxy.requests) };
       assert.deepEqual(without.source, { 'GET ping': 1, 'HEAD manifest': 1 });
       assert.deepEqual(without.destination, { 'GET ping': 1, 'HEAD manifest': 1 });
+
+      // An image without any referrer (the common case): the source is asked the list and cosign's tags, the
+      // destination nothing more.
+      const bare = seedImage('bare');
+      await seedAll(src.url, 'app/bare', bare, 'v1');
+      const first = await copy([`docker://${srcProxy.host}/app/bare:v1`, `docker://${dstProxy.host}/mirror/bare:v1`]);
+      assert.equal(first.code, 0, first.stderr + first.stdout);
+      srcProxy.reset();
+      dstProxy.reset();
+      const bareAgain = await copy([`docker://${srcProxy.host}/app/bare:v1`, `docker://${dstProxy.host}/mirror/bare:v1`]);
+      assert.equal(bareAgain.code, 0, bareAgain.stderr + bareAgain.stdout);
+      const none = { source: tally(srcProxy.requests), destination: tally(dstProxy.requests) };
+      assert.deepEqual(none.source, { 'GET ping': 1, 'HEAD manifest': 1, 'GET referrers API': 1, 'GET fallback/cosign tag': 1, 'HEAD fallback/cosign tag': 3 });
+      assert.deepEqual(none.destination, { 'GET ping': 1, 'HEAD manifest': 1 });
       process.stdout.write(
-        `      unchanged image with 3 referrers: source ${total(withReferrers.source)} requests, destination ${total(withReferrers.destination)} ` +
-          `(--referrers=false: ${total(without.source)} and ${total(without.destination)}, pings included)\n`,
+        `      unchanged image, requests source/destination (pings included): 3 referrers ${total(withReferrers.source)}/${total(withReferrers.destination)}, ` +
+          `no referrer ${total(none.source)}/${total(none.destination)}, --referrers=false ${total(without.source)}/${total(without.destination)}\n`,
       );
     });
 
