@@ -11,13 +11,14 @@
  * The registry client calls {@link CredentialResolver.resolve} lazily, when a registry answers `401`, and with
  * `retry: true` when the credential it got was refused. Each answer names its source, never the secret.
  */
-import { MirrorError } from '../errors/index.js';
+import { MirrorError, registerSecret } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { noEvents } from '../events/index.js';
 import { DEFAULT_HELPER_TIMEOUT_MS } from './cred-helper.js';
 import { createDockerConfigSource, normalizeRegistryHost } from './docker-config.js';
 import { type Keychain, createKeychain } from './keychain.js';
 import { type PromptStreams, isInteractive, promptCredential } from './prompt.js';
+import { registerCredentialSecrets } from './secrets.js';
 import type { CredentialResolver, CredentialSource, ResolvedCredential } from './types.js';
 
 /** ENV_USERNAME is the environment variable holding a registry username (used with {@link ENV_PASSWORD}). */
@@ -147,6 +148,8 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
     throw new MirrorError('USAGE', `${options.passwordStdin ? '--password-stdin' : '--password'} needs --username`);
   }
   const env = options.env ?? process.env;
+  // Passwords known from the start are registered at once (see src/errors/sanitize.ts), before any request is made.
+  registerSecret(options.password, env[ENV_PASSWORD]);
   const events = options.events ?? noEvents;
   const keychain = options.keychain === false ? undefined : (options.keychain ?? createKeychain({ timeoutMs: CHAIN_KEYCHAIN_TIMEOUT_MS }));
   const promptStreams = options.prompt === false ? undefined : (options.prompt ?? {});
@@ -233,15 +236,21 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
     });
   };
 
+  // Every answer's secrets are registered as soon as they are known, so no message printed later can show them.
+  const learned = (answer: ResolvedCredential): ResolvedCredential => {
+    registerCredentialSecrets(answer.credential);
+    return answer;
+  };
+
   const first = async (host: string, signal: AbortSignal | undefined): Promise<ResolvedCredential> => {
     for (const source of sources) {
       const found = await source.get(host, signal);
-      if (found) return found;
+      if (found) return learned(found);
     }
     if (options.needCredential !== true) return ANONYMOUS;
     if (canPrompt()) {
       const answer = await promptCredential({ ...promptStreams, host, signal });
-      if (answer) return answer;
+      if (answer) return learned(answer);
     }
     throw noCredentials(host);
   };
@@ -254,7 +263,7 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
       const notice =
         refused === 'anonymous' ? `${host} asks for credentials.` : `The credentials for ${host} from ${refused} were refused.`;
       const answer = await promptCredential({ ...promptStreams, host, notice, signal });
-      if (answer) return answer;
+      if (answer) return learned(answer);
     }
     if (refused === 'anonymous') throw noCredentials(host);
     throw new MirrorError('AUTH', `the credentials for ${host} from ${refused} were refused`, { phase: 'auth', hint: refusedHint(host, refused) });

@@ -3,7 +3,7 @@
  * with the server URL (or, for `store`, a JSON object) on standard input and JSON on standard output.
  */
 import { spawn } from 'node:child_process';
-import { MirrorError, abortError } from '../errors/index.js';
+import { MirrorError, abortError, registerSecret, safeText } from '../errors/index.js';
 import type { Credential } from './types.js';
 
 /** DEFAULT_HELPER_TIMEOUT_MS bounds one run of a credential helper. */
@@ -61,10 +61,10 @@ export async function helperGet(
   serverUrl: string,
   options: CredentialHelperOptions = {},
 ): Promise<Credential | undefined> {
-  const result = await runHelper(name, 'get', serverUrl, options, []);
+  const result = await runHelper(name, 'get', serverUrl, options);
   if (result.code !== 0) {
     if (isNotFound(result.stdout) || isNotFound(result.stderr)) return undefined;
-    throw helperFailed(name, 'get', result, options, []);
+    throw helperFailed(name, 'get', result, options);
   }
   let parsed: unknown;
   try {
@@ -82,19 +82,24 @@ export async function helperGet(
   return credentialFromHelper(username, secret);
 }
 
-/** helperStore hands a credential to a helper (`mirror login` with a configured helper). */
+/**
+ * helperStore hands a credential to a helper (`mirror login` with a configured helper): `store` with
+ * `{"ServerURL","Username","Secret"}` on standard input. The secret is registered first, so what the helper says
+ * on failure (some quote their input) is printed without it.
+ */
 export async function helperStore(name: string, entry: HelperEntry, options: CredentialHelperOptions = {}): Promise<void> {
+  registerSecret(entry.secret);
   const input = JSON.stringify({ ServerURL: entry.serverUrl, Username: entry.username, Secret: entry.secret });
-  const result = await runHelper(name, 'store', input, options, [entry.secret]);
-  if (result.code !== 0) throw helperFailed(name, 'store', result, options, [entry.secret]);
+  const result = await runHelper(name, 'store', input, options);
+  if (result.code !== 0) throw helperFailed(name, 'store', result, options);
 }
 
 /** helperErase removes what a helper holds for a server; false when it held nothing. */
 export async function helperErase(name: string, serverUrl: string, options: CredentialHelperOptions = {}): Promise<boolean> {
-  const result = await runHelper(name, 'erase', serverUrl, options, []);
+  const result = await runHelper(name, 'erase', serverUrl, options);
   if (result.code === 0) return true;
   if (isNotFound(result.stdout) || isNotFound(result.stderr)) return false;
-  throw helperFailed(name, 'erase', result, options, []);
+  throw helperFailed(name, 'erase', result, options);
 }
 
 interface HelperResult {
@@ -111,21 +116,15 @@ function where(options: CredentialHelperOptions): string | undefined {
   return options.configuredIn ? `it is configured as ${options.configuredIn}` : undefined;
 }
 
-function scrub(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length > 0) out = out.split(s).join('***');
-  return out;
-}
-
 function helperFailed(
   name: string,
   action: string,
   result: HelperResult,
   options: CredentialHelperOptions,
-  secrets: string[],
 ): MirrorError {
-  const said = (result.stderr.trim() || result.stdout.trim()).split('\n')[0]?.slice(0, 200) ?? '';
-  const detail = said ? `: ${scrub(said, secrets)}` : '';
+  // Scrubbed before it is cut short, so a cut never leaves half a secret that the scrubber would not recognize.
+  const said = safeText((result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? '').slice(0, 200);
+  const detail = said ? `: ${said}` : '';
   return new MirrorError('AUTH', `credential helper ${helperCommand(name)} failed on "${action}" (exit status ${String(result.code)})${detail}`, {
     phase: 'auth',
     hint: where(options),
@@ -137,7 +136,6 @@ function runHelper(
   action: 'get' | 'store' | 'erase',
   input: string,
   options: CredentialHelperOptions,
-  secrets: string[],
 ): Promise<HelperResult> {
   const command = helperCommand(name);
   const timeoutMs = options.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
@@ -190,7 +188,7 @@ function runHelper(
         } else if (e.code === 'EACCES') {
           reject(new MirrorError('AUTH', `credential helper ${command} is not executable`, { phase: 'auth', cause: e, hint: where(options) }));
         } else {
-          reject(new MirrorError('AUTH', `credential helper ${command} could not be run: ${scrub(e.message, secrets)}`, { phase: 'auth', hint: where(options) }));
+          reject(new MirrorError('AUTH', `credential helper ${command} could not be run: ${e.message}`, { phase: 'auth', hint: where(options) }));
         }
       });
     });

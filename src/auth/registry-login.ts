@@ -14,6 +14,7 @@ import { normalizeRegistryHost } from './docker-config.js';
 import type { Keychain } from './keychain.js';
 import { type LoginResult, type LoginStore, login } from './login.js';
 import { type PromptStreams, isInteractive, promptCredential } from './prompt.js';
+import { registerCredentialSecrets } from './secrets.js';
 import type { Credential, CredentialResolver, ResolvedCredential } from './types.js';
 
 /** LoginTarget is the registry named on the command line. */
@@ -134,6 +135,7 @@ export async function registryLogin(options: RegistryLoginOptions): Promise<Regi
   const target = parseLoginTarget(options.registry, options.plainHttp);
   const events = options.events ?? noEvents;
   const resolved = await credentialFor(target, options);
+  registerCredentialSecrets(resolved.credential);
   const credential: Credential = resolved.credential;
   if (credential.kind !== 'basic') {
     throw new MirrorError('UNSUPPORTED', `${resolved.source} gave a ${credential.kind} for ${target.host}; mirror login stores a username and password`, {

@@ -4,6 +4,7 @@
  */
 import { Command, Flags } from '@oclif/core';
 import { errorMessage, ExitCode, isMirrorError, MirrorError } from '../errors/index.js';
+import { guardOutput, safeBlock, safeLine } from './safe-output.js';
 
 /** MirrorCommand is the base class of all commands. */
 export abstract class MirrorCommand extends Command {
@@ -20,6 +21,7 @@ export abstract class MirrorCommand extends Command {
   };
 
   override async init(): Promise<void> {
+    guardOutput(process.stdout);
     await super.init();
     process.once('SIGINT', this.onSignal);
     process.once('SIGTERM', this.onSignal);
@@ -61,13 +63,14 @@ export abstract class MirrorCommand extends Command {
       line = `internal error: ${errorMessage(err)}`;
       stable = 'INTERNAL';
     }
+    line = safeLine(line);
     if (this.wantsJson()) {
       process.stdout.write(`${JSON.stringify({ status: 'error', code: stable, exitCode: code, message: line })}\n`);
     } else {
       process.stderr.write(`mirror: error: ${line}\n`);
       if (stable === 'USAGE') process.stderr.write(`See: mirror ${this.id ?? ''} --help\n`);
     }
-    if (this.wantsDebug() && err.stack) process.stderr.write(`${err.stack}\n`);
+    if (this.wantsDebug() && err.stack) process.stderr.write(`${safeBlock(err.stack)}\n`);
     process.exitCode = code;
   }
 }

@@ -5,6 +5,7 @@
 import cliProgress from 'cli-progress';
 import type { EventSink, ProgressEvent } from '../events/index.js';
 import { formatBytes, shortDigest } from './format.js';
+import { safeLine } from './safe-output.js';
 
 /** RendererOptions tune {@link ProgressRenderer}. */
 export interface RendererOptions {
@@ -39,6 +40,7 @@ export class ProgressRenderer {
   readonly sink: EventSink = (e) => this.onEvent(e);
 
   private line(text: string): void {
+    text = safeLine(text); // secrets out, control characters escaped (src/errors/sanitize.ts)
     if (this.options.quiet) return;
     if (this.bar) {
       // Print above the bar.

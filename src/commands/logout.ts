@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { logout } from '../auth/login.js';
 import { MirrorCommand } from '../cli/base.js';
+import { safeLine } from '../cli/safe-output.js';
 import { EXIT_CODE_HELP } from '../errors/index.js';
 
 /** Forget the stored credential of a registry. */
@@ -31,7 +32,7 @@ ${EXIT_CODE_HELP}`;
       process.stdout.write(`${JSON.stringify({ status: 'ok', ...result })}\n`);
       return;
     }
-    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    for (const w of result.warnings) process.stderr.write(`warning: ${safeLine(w)}\n`);
     process.stdout.write(
       result.removedFrom.length > 0
         ? `Removed the credentials for ${result.host} from ${result.removedFrom.join(', ')}\n`

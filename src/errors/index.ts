@@ -1,8 +1,13 @@
 /**
  * One error hierarchy for the whole tool. Every error carries a stable `code`, the process exit code it maps to,
  * and context (phase, image, digest, file, redacted URL, HTTP status, registry error code). Messages are one line
- * and never contain secrets: URLs pass through {@link redactUrl} before they are stored.
+ * and never contain secrets: URLs pass through {@link redactUrl} before they are stored, and every message goes
+ * through {@link safeText} (registered secrets taken out, control characters escaped) when it is made and when it
+ * is described.
  */
+import { safeText } from './sanitize.js';
+
+export { escapeControl, registerSecret, safeText, scrubSecrets } from './sanitize.js';
 
 /** ExitCode is the one table of process exit codes, shown in `--help`. */
 export const ExitCode = {
@@ -116,7 +121,7 @@ export class MirrorError extends Error {
 
   constructor(code: ErrorCode, message: string, options: MirrorErrorOptions = {}) {
     const { cause, hint, ...context } = options;
-    super(message, cause === undefined ? undefined : { cause });
+    super(safeText(message), cause === undefined ? undefined : { cause });
     this.name = 'MirrorError';
     this.code = code;
     this.hint = hint;
@@ -134,7 +139,7 @@ export class MirrorError extends Error {
     const parts: string[] = [];
     const add = (label: string, value: string | number | undefined): void => {
       if (value === undefined || value === '') return;
-      const text = String(value);
+      const text = safeText(String(value));
       if (this.message.includes(text)) return;
       parts.push(label ? `${label} ${text}` : text);
     };
@@ -148,7 +153,7 @@ export class MirrorError extends Error {
     let line = this.message;
     if (parts.length > 0) line += ` (${parts.join(', ')})`;
     if (this.hint) line += `; ${this.hint}`;
-    return line;
+    return safeText(line);
   }
 }
 
@@ -209,9 +214,9 @@ export function redactUrl(url: string | URL): string {
   return u.toString();
 }
 
-/** errorMessage gives a one-line message for any thrown value. */
+/** errorMessage gives a one-line message for any thrown value, fit to print (see {@link safeText}). */
 export function errorMessage(e: unknown): string {
   if (e instanceof MirrorError) return e.describe();
-  if (e instanceof Error) return e.message.split('\n')[0] ?? e.name;
-  return String(e);
+  if (e instanceof Error) return safeText(e.message.split('\n')[0] ?? e.name);
+  return safeText(String(e));
 }

@@ -3,7 +3,7 @@
  * token realm with exact scopes (GET with Basic auth, or the OAuth2 refresh-token POST), cached per scope and renewed
  * before they expire or when a request is answered 401. Credentials are asked for lazily and never printed.
  */
-import { abortError, MirrorError, redactUrl } from '../errors/index.js';
+import { abortError, MirrorError, redactUrl, registerSecret } from '../errors/index.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { request, type HttpTimeouts } from '../net/http.js';
 import { isRetryableStatus, withRetry } from '../net/retry.js';
@@ -469,6 +469,7 @@ export class Authenticator {
     if (typeof token !== 'string' || token === '') {
       throw new MirrorError('AUTH', `token server ${realm.host} answered without a token`, { phase: 'auth', url: redactUrl(url) });
     }
+    registerSecret(obj['token'], obj['access_token'], obj['refresh_token']);
     const expiresInRaw = obj['expires_in'];
     const expiresInS = typeof expiresInRaw === 'number' && expiresInRaw > 0 ? expiresInRaw : DEFAULT_TOKEN_EXPIRES_IN_S;
     const lifetimeMs = expiresInS * 1000;

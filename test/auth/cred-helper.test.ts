@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { helperCommand, helperErase, helperGet, helperStore } from '../../src/auth/cred-helper.js';
 import { MirrorError } from '../../src/errors/index.js';
-import { makeTestHelper, tempDir, type TestHelper } from './support.js';
+import { makeRecordingHelper, makeTestHelper, tempDir, type TestHelper } from './support.js';
 
 describe('auth/cred-helper', function () {
   this.timeout(20_000);
   let cleanup: () => Promise<void>;
+  let dir: string;
   let helper: TestHelper;
   beforeEach(async () => {
     const t = await tempDir();
     cleanup = t.cleanup;
+    dir = t.dir;
     helper = await makeTestHelper(t.dir);
   });
   afterEach(async () => {
@@ -49,6 +51,17 @@ describe('auth/cred-helper', function () {
       helperStore('brokenhelper', { serverUrl: 'reg.io', username: 'u', secret: 'TOPSECRET' }, { env: helper.env }),
       (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && /backend exploded/.test(e.message) && !e.message.includes('TOPSECRET'),
     );
+  });
+
+  it('a failing helper that repeats its input (the secret JSON-escaped in it): the message shows neither form', async () => {
+    const echoing = await makeRecordingHelper(dir, 'echoing', { failStore: true });
+    const secret = 'TOP"SECRET\\pw';
+    await assert.rejects(helperStore('echoing', { serverUrl: 'reg.io', username: 'u', secret }, { env: echoing.env }), (e: unknown) => {
+      assert.ok(e instanceof MirrorError && e.code === 'AUTH');
+      assert.match(e.describe(), /failed on "store" \(exit status 1\): cannot store \{"ServerURL":"reg\.io","Username":"u","Secret":"\*\*\*"\}/);
+      assert.ok(!e.describe().includes('SECRET'), e.describe());
+      return true;
+    });
   });
 
   it('rejects helper names that are paths', () => {

@@ -207,3 +207,86 @@ export function memoryKeychain(available = true): Keychain & { entries: Map<stri
   };
 }
 
+
+/** RecordedHelperCall is one run of a {@link RecordingHelper}: the action and exactly what it read on stdin. */
+export interface RecordedHelperCall {
+  action: string;
+  input: string;
+}
+
+/** RecordingHelper is a `docker-credential-NAME` program of the tests' own that records what it is given. */
+export interface RecordingHelper {
+  /** The helper name (the part after `docker-credential-`). */
+  name: string;
+  binDir: string;
+  /** PATH with the helper first. */
+  env: NodeJS.ProcessEnv;
+  /** Every call, in order. */
+  calls(): Promise<RecordedHelperCall[]>;
+  /** What it holds: server URL -> {ServerURL, Username, Secret}. */
+  stored(): Promise<Record<string, { ServerURL: string; Username: string; Secret: string }>>;
+}
+
+/**
+ * makeRecordingHelper writes `docker-credential-NAME` (a node script) into `dir/bin`: it speaks the credential-helper
+ * protocol (`store` reads {ServerURL, Username, Secret}, `get`/`erase` read a server URL), keeps entries in a JSON
+ * file, and logs every call with its input. `failStore`: `store` fails, repeating its input on stderr, as some
+ * helpers do.
+ */
+export async function makeRecordingHelper(dir: string, name = 'recorder', options: { failStore?: boolean } = {}): Promise<RecordingHelper> {
+  const binDir = join(dir, 'bin');
+  await mkdir(binDir, { recursive: true });
+  const log = join(dir, `${name}-calls.jsonl`);
+  const store = join(dir, `${name}-store.json`);
+  const script = `#!${process.execPath}
+const fs = require('node:fs');
+const action = process.argv[2] ?? '';
+const input = fs.readFileSync(0, 'utf8');
+fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify({ action, input }) + '\\n');
+let db = {};
+try { db = JSON.parse(fs.readFileSync(${JSON.stringify(store)}, 'utf8')); } catch {}
+const save = () => fs.writeFileSync(${JSON.stringify(store)}, JSON.stringify(db));
+if (action === 'store') {
+  if (${JSON.stringify(options.failStore === true)}) { process.stderr.write('cannot store ' + input + '\\n'); process.exit(1); }
+  const entry = JSON.parse(input);
+  db[entry.ServerURL] = entry;
+  save();
+} else if (action === 'get') {
+  const entry = db[input.trim()];
+  if (!entry) { process.stdout.write('credentials not found in native keychain\\n'); process.exit(1); }
+  process.stdout.write(JSON.stringify(entry));
+} else if (action === 'erase') {
+  if (!db[input.trim()]) { process.stdout.write('credentials not found in native keychain\\n'); process.exit(1); }
+  delete db[input.trim()];
+  save();
+} else {
+  process.stderr.write('unknown action\\n');
+  process.exit(3);
+}
+`;
+  const path = join(binDir, `docker-credential-${name}`);
+  await writeFile(path, script);
+  await chmod(path, 0o755);
+  return {
+    name,
+    binDir,
+    env: { ...process.env, PATH: `${binDir}:${process.env['PATH'] ?? '/usr/bin:/bin'}` },
+    async calls() {
+      try {
+        return (await readFile(log, 'utf8'))
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => JSON.parse(l) as RecordedHelperCall);
+      } catch {
+        return [];
+      }
+    },
+    async stored() {
+      try {
+        return JSON.parse(await readFile(store, 'utf8')) as Record<string, { ServerURL: string; Username: string; Secret: string }>;
+      } catch {
+        return {};
+      }
+    },
+  };
+}
