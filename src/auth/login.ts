@@ -14,6 +14,7 @@ import {
   storeDockerConfigAuth,
 } from './docker-config.js';
 import { type Keychain, createKeychain } from './keychain.js';
+import { findAddressCredentials, USERINFO_REFUSED } from '../reference/destination.js';
 import type { Credential } from './types.js';
 
 /** LoginStore says where `login` keeps the credential: `auto` (keychain, else config file), or only one of them. */
@@ -71,14 +72,21 @@ export interface LogoutResult {
   warnings: string[];
 }
 
+function hostOf(input: string, verb: 'login' | 'logout'): string {
+  const credentials = findAddressCredentials(input);
+  if (credentials) throw new MirrorError('USAGE', `invalid registry "${credentials.redacted}": ${USERINFO_REFUSED}`);
+  const host = normalizeRegistryHost(input);
+  if (host === '') throw new MirrorError('USAGE', `${verb} needs a registry host`);
+  return host;
+}
+
 /**
  * login verifies a credential with `verify`, then stores it: in the OS keychain when keytar loads and a secret
  * service answers (the config file then gets nothing), else in the Docker config file with a warning.
  * `store: 'keychain'` without a keychain is an UNSUPPORTED error; `store: 'config'` skips the keychain.
  */
 export async function login(options: LoginOptions): Promise<LoginResult> {
-  const host = normalizeRegistryHost(options.host);
-  if (host === '') throw new MirrorError('USAGE', 'login needs a registry host');
+  const host = hostOf(options.host, 'login');
   if (options.username === '') throw new MirrorError('USAGE', `login to ${host} needs a username`);
   const store = options.store ?? 'auto';
   const credential: Credential = { kind: 'basic', username: options.username, password: options.password };
@@ -120,8 +128,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
  * credential helper configured for it (`credHelpers`/`credsStore`, via `erase`).
  */
 export async function logout(options: LogoutOptions): Promise<LogoutResult> {
-  const host = normalizeRegistryHost(options.host);
-  if (host === '') throw new MirrorError('USAGE', 'logout needs a registry host');
+  const host = hostOf(options.host, 'logout');
   const removedFrom: string[] = [];
   const warnings: string[] = [];
   const keychain = options.keychain ?? createKeychain();

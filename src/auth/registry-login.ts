@@ -7,6 +7,7 @@ import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { noEvents } from '../events/index.js';
 import type { HostSettingsResolver, RetryOptions } from '../net/types.js';
+import { findAddressCredentials, USERINFO_REFUSED } from '../reference/destination.js';
 import { isValidHost } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { createCredentialResolver } from './chain.js';
@@ -31,6 +32,10 @@ export interface LoginTarget {
  */
 export function parseLoginTarget(input: string, plainHttp = false): LoginTarget {
   const text = input.trim();
+  const credentials = findAddressCredentials(text);
+  if (credentials) {
+    throw new MirrorError('USAGE', `invalid registry "${credentials.redacted}": ${USERINFO_REFUSED}`);
+  }
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
   let scheme: 'http' | 'https' = 'https';
   if (m) {

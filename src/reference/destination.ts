@@ -30,22 +30,46 @@ export interface TargetOptions {
   plainHttp?: boolean;
 }
 
+/** USERINFO_REFUSED says why credentials written into a registry address are refused, and what to use instead. */
+export const USERINFO_REFUSED = 'credentials in the address would show in the process list; use --username with --password-stdin, or mirror login';
+
+/** RegistryAddressCredentials is what {@link findAddressCredentials} found. */
+export interface RegistryAddressCredentials {
+  /** The address with the user information replaced by `***` (`http://***@host:5000/ns`), safe to print. */
+  redacted: string;
+}
+
+/**
+ * findAddressCredentials looks for user information in a registry address (`http://user:pass@host/ns`,
+ * `user:pass@host:5000`): everything up to the last `@`, which no host or namespace may contain (so a password
+ * with a `/` in it is caught whole too). Undefined when there is none.
+ */
+export function findAddressCredentials(input: string): RegistryAddressCredentials | undefined {
+  const m = /^(\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:\/\/)?)([^]*)@/.exec(input);
+  if (!m) return undefined;
+  return { redacted: `${m[1] ?? ''}***@${input.slice(m[0].length)}` };
+}
+
 /**
  * parseTarget reads `--private-registry`: `host[:port][/namespace]`, `https://host[:port][/namespace]`,
  * `http://host[:port][/namespace]` (plain HTTP, as RKE2 spells it), the containerd mirror form
- * `https://host:port/v2/namespace`, or `oci:DIR` for a local OCI image layout.
+ * `https://host:port/v2/namespace`, or `oci:DIR` for a local OCI image layout. Credentials written into the address
+ * (`http://user:pass@host`) are a USAGE error that never repeats them ({@link USERINFO_REFUSED}).
  */
 export function parseTarget(input: string, options: TargetOptions = {}): Target {
+  const text = input.trim();
+  const credentials = text.startsWith('oci:') ? undefined : findAddressCredentials(text);
+  const shown = credentials?.redacted ?? input;
   const bad = (why: string): MirrorError =>
-    new MirrorError('USAGE', `invalid --private-registry "${input}": ${why}`, {
+    new MirrorError('USAGE', `invalid --private-registry "${shown}": ${why}`, {
       hint: 'use HOST[:PORT][/NAMESPACE], https://HOST[:PORT]/v2/NAMESPACE, http://HOST[:PORT] or oci:DIR',
     });
-  const text = input.trim();
   if (text.startsWith('oci:')) {
     const path = text.slice(4);
     if (path === '') throw bad('oci: needs a directory');
     return { kind: 'oci-layout', path };
   }
+  if (credentials) throw new MirrorError('USAGE', `invalid --private-registry "${shown}": ${USERINFO_REFUSED}`);
   let rest = text;
   let scheme: 'http' | 'https' = 'https';
   let explicitScheme = false;
