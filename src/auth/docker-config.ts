@@ -1,15 +1,15 @@
 /**
  * Docker's `config.json` (and containers' `auth.json`, the same shape): where it lives, what its `auths` keys and
- * entries mean, which credential helper serves a host, and writing an entry back (mode 0600, atomically).
+ * entries mean, which credential helper serves a host, and writing an entry back (mode 0600, atomically, under a lock).
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, realpath, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { noEvents } from '../events/index.js';
 import { type CredentialHelperOptions, TOKEN_USERNAME, helperGet } from './cred-helper.js';
+import { type LockedFileOptions, updateLockedFile } from './locked-file.js';
 import type { Credential, CredentialSource, ResolvedCredential } from './types.js';
 
 /** DOCKER_HUB_HOST is the one name Docker Hub's aliases normalize to. */
@@ -135,6 +135,10 @@ async function readJsonObject(path: string): Promise<Record<string, unknown> | u
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw badFile(path, code === 'EACCES' ? 'permission denied' : 'unreadable', e);
   }
+  return parseJsonObject(text, path);
+}
+
+function parseJsonObject(text: string, path: string): Record<string, unknown> {
   if (text.trim() === '') return {};
   let parsed: unknown;
   try {
@@ -351,25 +355,42 @@ export function entryFor(credential: Credential): DockerConfigEntry {
 }
 
 /** storeDockerConfigAuth writes the `auths` entry for a host (replacing any key for the same host), keeping every other field. */
-export async function storeDockerConfigAuth(path: string, host: string, credential: Credential): Promise<void> {
-  await updateConfigFile(path, (raw) => {
-    const auths = authsOf(raw, path);
-    removeHostKeys(auths, host);
-    auths[configKeyFor(host)] = entryFor(credential);
-    raw['auths'] = auths;
-    return true;
-  });
+export async function storeDockerConfigAuth(path: string, host: string, credential: Credential, options: LockedFileOptions = {}): Promise<void> {
+  await storeDockerConfigEntry(path, host, entryFor(credential), options);
+}
+
+/**
+ * storeDockerConfigEntry sets the `auths` entry of a host to `entry` (replacing any key for the same host, and so
+ * any secret it held), keeping every other field. `{}` is what Docker leaves there when a helper keeps the secret.
+ */
+export async function storeDockerConfigEntry(path: string, host: string, entry: DockerConfigEntry, options: LockedFileOptions = {}): Promise<void> {
+  await updateConfigFile(
+    path,
+    (raw) => {
+      const auths = authsOf(raw, path);
+      removeHostKeys(auths, host);
+      auths[configKeyFor(host)] = entry;
+      raw['auths'] = auths;
+      return true;
+    },
+    options,
+  );
 }
 
 /** eraseDockerConfigAuth removes the `auths` entries for a host (keys scoped to a repository stay); false when there were none. */
-export async function eraseDockerConfigAuth(path: string, host: string): Promise<boolean> {
+export async function eraseDockerConfigAuth(path: string, host: string, options: LockedFileOptions = {}): Promise<boolean> {
   let removed = false;
-  await updateConfigFile(path, (raw) => {
-    if (raw['auths'] === undefined) return false;
-    const auths = authsOf(raw, path);
-    removed = removeHostKeys(auths, host);
-    return removed;
-  });
+  await updateConfigFile(
+    path,
+    (raw) => {
+      removed = false;
+      if (raw['auths'] === undefined) return false;
+      const auths = authsOf(raw, path);
+      removed = removeHostKeys(auths, host);
+      return removed;
+    },
+    options,
+  );
   return removed;
 }
 
@@ -394,38 +415,17 @@ function removeHostKeys(auths: Record<string, unknown>, host: string): boolean {
 
 /**
  * updateConfigFile reads a config file (a missing one is `{}`), lets `change` edit it, and when it returns true
- * writes it back atomically: a temporary file (mode 0600) in the same directory, renamed over the original.
+ * writes it back: under the file's lock, through a 0600 temporary file in the same directory renamed over it (see
+ * {@link updateLockedFile}), so two logins at once never lose an entry and a killed one leaves no secret behind.
  * A symbolic link is followed, so the file it points to is replaced.
  */
-async function updateConfigFile(path: string, change: (raw: Record<string, unknown>) => boolean): Promise<void> {
-  let target = path;
-  try {
-    target = await realpath(path);
-  } catch {
-    // Not there yet: written where asked.
-  }
-  const raw = (await readJsonObject(target)) ?? {};
-  if (!change(raw)) return;
-  const dir = dirname(target);
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw badFile(target, 'cannot create its directory', e);
-  }
-  const temp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(raw, null, '\t')}\n`, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await chmod(temp, 0o600);
-    await rename(temp, target);
-  } catch (e) {
-    await unlink(temp).catch(() => {});
-    const code = (e as NodeJS.ErrnoException).code;
-    throw badFile(target, code === 'EACCES' ? 'permission denied when writing' : 'cannot write it', e);
-  }
+async function updateConfigFile(path: string, change: (raw: Record<string, unknown>) => boolean, options: LockedFileOptions): Promise<void> {
+  await updateLockedFile(
+    path,
+    (current) => {
+      const raw = current === undefined ? {} : parseJsonObject(current, path);
+      return change(raw) ? `${JSON.stringify(raw, null, '\t')}\n` : undefined;
+    },
+    options,
+  );
 }
