@@ -1,9 +1,20 @@
 /**
- * `mirror login` and `mirror logout` as library calls: check a credential against the registry, then keep it in
- * the OS keychain when one answers, else in the Docker config file (mode 0600, with a warning); and remove it again.
+ * `mirror login` and `mirror logout` as library calls: check a credential against the registry, then keep it where
+ * the user keeps credentials, and remove it again.
+ *
+ * Where `login` stores (`store: 'auto'`, the default), first match wins:
+ * 1. the credential helper the Docker config file names for the host (`credHelpers`, else `credsStore`), through
+ *    Docker's protocol (`docker-credential-NAME store`); the file gets only the empty entry Docker writes
+ *    (`"host": {}`). A configured helper is the user's explicit choice, so it comes before the OS keychain, as
+ *    `docker login` treats it;
+ * 2. the OS keychain, when keytar loads and a secret service answers;
+ * 3. the Docker config file itself (base64, mode 0600, with a warning).
+ * `store: 'config'` is the config file as Docker uses it: its helper when one is configured, else the file (the
+ * keychain is not touched). `store: 'keychain'` is the keychain only. When `auto` stores through a helper, an older
+ * keychain entry for the host is removed, since pushes would find it before the helper's.
  */
 import { MirrorError, errorMessage } from '../errors/index.js';
-import { DEFAULT_HELPER_TIMEOUT_MS, helperErase } from './cred-helper.js';
+import { DEFAULT_HELPER_TIMEOUT_MS, helperCommand, helperErase, helperStore } from './cred-helper.js';
 import {
   dockerConfigWritePath,
   eraseDockerConfigAuth,
@@ -12,13 +23,31 @@ import {
   normalizeRegistryHost,
   readDockerConfig,
   storeDockerConfigAuth,
+  storeDockerConfigEntry,
 } from './docker-config.js';
 import { type Keychain, createKeychain } from './keychain.js';
+import type { LockedFileOptions } from './locked-file.js';
 import { findAddressCredentials, USERINFO_REFUSED } from '../reference/destination.js';
 import type { Credential } from './types.js';
 
-/** LoginStore says where `login` keeps the credential: `auto` (keychain, else config file), or only one of them. */
+/**
+ * LoginStore says where `login` keeps the credential: `auto` (the configured helper, else the keychain, else the
+ * config file), `config` (the config file: its helper when configured, else the file), or `keychain` only.
+ */
 export type LoginStore = 'auto' | 'keychain' | 'config';
+
+/** LOGIN_STORE_HELP describes where `mirror login` stores, for `--help` and the README. */
+export const LOGIN_STORE_HELP = [
+  'WHERE THE CREDENTIAL GOES (--store auto; first match wins)',
+  '  1. the credential helper config.json names for HOST (credHelpers,',
+  '     else credsStore): docker-credential-NAME store; the file keeps',
+  '     only "HOST": {}. A configured helper is your explicit choice, so',
+  '     it comes before the OS keychain, as with docker login',
+  '  2. the OS keychain, when a secret service answers',
+  '  3. config.json itself: base64, not encrypted, 0600, with a warning',
+  '  --store config: config.json as docker uses it (its helper if set),',
+  '  never the keychain; --store keychain: the keychain only',
+].join('\n');
 
 /** LoginLocationOptions say where the config file and keychain are. */
 export interface LoginLocationOptions {
@@ -30,6 +59,10 @@ export interface LoginLocationOptions {
   homeDir?: string | undefined;
   /** The keychain. Default: {@link createKeychain}. */
   keychain?: Keychain | undefined;
+  /** Bound on one credential helper run, in ms. Default: 30000. */
+  helperTimeoutMs?: number | undefined;
+  /** The config file lock (wait, stale age). Default: see `src/auth/locked-file.ts`. */
+  lock?: LockedFileOptions | undefined;
 }
 
 /** LoginOptions tune {@link login}. */
@@ -48,9 +81,12 @@ export interface LoginOptions extends LoginLocationOptions {
 export interface LoginResult {
   /** The host as stored (Docker Hub's aliases as `docker.io`). */
   host: string;
-  storedIn: 'keychain' | 'config';
-  /** The config file written, when `storedIn` is `config`. */
+  /** `helper`: a credential helper configured in the config file; `config`: the config file itself. */
+  storedIn: 'keychain' | 'helper' | 'config';
+  /** The config file written (`helper`: the one that names the helper, and got the empty entry). */
   path?: string | undefined;
+  /** The helper program, when `storedIn` is `helper` (`docker-credential-pass`). */
+  helper?: string | undefined;
   /** Set when the password was written to a file (base64 is not encryption). */
   warning?: string | undefined;
 }
@@ -59,8 +95,6 @@ export interface LoginResult {
 export interface LogoutOptions extends LoginLocationOptions {
   /** Registry `host[:port]`. */
   host: string;
-  /** Bound on a credential helper's `erase`, in ms. Default: 30000. */
-  helperTimeoutMs?: number | undefined;
 }
 
 /** LogoutResult says where a credential was removed from. */
@@ -80,30 +114,59 @@ function hostOf(input: string, verb: 'login' | 'logout'): string {
   return host;
 }
 
+/** dropKeychainEntry removes a host's keychain entry (an older login's, which pushes would find first); never throws. */
+async function dropKeychainEntry(keychain: Keychain, host: string): Promise<void> {
+  try {
+    if (await keychain.isAvailable()) await keychain.delete(host);
+  } catch {
+    // Best effort: the new credential is stored; an old keychain entry only shadows it.
+  }
+}
+
 /**
- * login verifies a credential with `verify`, then stores it: in the OS keychain when keytar loads and a secret
- * service answers (the config file then gets nothing), else in the Docker config file with a warning.
- * `store: 'keychain'` without a keychain is an UNSUPPORTED error; `store: 'config'` skips the keychain.
+ * login verifies a credential with `verify`, then stores it (see the module comment for where): through the
+ * helper the config file names for the host, else in the OS keychain, else in the config file with a warning.
+ * A helper that fails is an AUTH error (the secret is then stored nowhere: the user chose that helper);
+ * `store: 'keychain'` without a keychain is an UNSUPPORTED error.
  */
 export async function login(options: LoginOptions): Promise<LoginResult> {
   const host = hostOf(options.host, 'login');
   if (options.username === '') throw new MirrorError('USAGE', `login to ${host} needs a username`);
   const store = options.store ?? 'auto';
   const credential: Credential = { kind: 'basic', username: options.username, password: options.password };
+  const path = dockerConfigWritePath({ path: options.dockerConfigPath, env: options.env, homeDir: options.homeDir });
+  // Read before the check, so a broken config file is said before the registry is asked.
+  const config = store === 'keychain' ? undefined : await readDockerConfig(path);
   await options.verify(credential);
+  const keychain = (): Keychain => options.keychain ?? createKeychain();
+
+  const helper = config ? helperFor(config, host) : undefined;
+  if (helper) {
+    const configuredIn = `${helper.via} in ${path}`;
+    await helperStore(
+      helper.helper,
+      { serverUrl: helperServerUrl(host), username: options.username, secret: options.password },
+      { env: options.env ?? process.env, timeoutMs: options.helperTimeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS, configuredIn },
+    );
+    // What docker leaves in the file: the host with no secret (an older base64 entry for it is replaced).
+    await storeDockerConfigEntry(path, host, {}, options.lock);
+    // `auto` would have used the keychain: an older entry there, which pushes find first, would shadow this one.
+    if (store === 'auto') await dropKeychainEntry(keychain(), host);
+    return { host, storedIn: 'helper', path, helper: helperCommand(helper.helper) };
+  }
 
   let keychainProblem: string | undefined;
   if (store !== 'config') {
-    const keychain = options.keychain ?? createKeychain();
-    if (await keychain.isAvailable()) {
+    const kc = keychain();
+    if (await kc.isAvailable()) {
       try {
-        await keychain.store(host, credential);
+        await kc.store(host, credential);
         return { host, storedIn: 'keychain' };
       } catch (e) {
         keychainProblem = errorMessage(e);
       }
     } else {
-      keychainProblem = `the OS keychain is not available: ${keychain.unavailableReason() ?? 'unknown reason'}`;
+      keychainProblem = `the OS keychain is not available: ${kc.unavailableReason() ?? 'unknown reason'}`;
     }
     if (store === 'keychain') {
       throw new MirrorError('UNSUPPORTED', `cannot store the credential for ${host}: ${keychainProblem}`, {
@@ -112,8 +175,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
       });
     }
   }
-  const path = dockerConfigWritePath({ path: options.dockerConfigPath, env: options.env, homeDir: options.homeDir });
-  await storeDockerConfigAuth(path, host, credential);
+  await storeDockerConfigAuth(path, host, credential, options.lock);
   const why = keychainProblem ? ` (${keychainProblem})` : '';
   return {
     host,
@@ -150,7 +212,7 @@ export async function logout(options: LogoutOptions): Promise<LogoutResult> {
         warnings.push(errorMessage(e));
       }
     }
-    if (await eraseDockerConfigAuth(path, host)) removedFrom.push(path);
+    if (await eraseDockerConfigAuth(path, host, options.lock)) removedFrom.push(path);
   }
   return { host, removedFrom, warnings };
 }

@@ -1,17 +1,20 @@
 import { Args, Flags } from '@oclif/core';
+import { LOGIN_STORE_HELP } from '../auth/login.js';
 import { registryLogin } from '../auth/registry-login.js';
 import { MirrorCommand } from '../cli/base.js';
 import { buildConnection, connectionFlags } from '../cli/flags.js';
 import { ProgressRenderer } from '../cli/progress.js';
 import { EXIT_CODE_HELP } from '../errors/index.js';
 
-/** Check a registry credential, then keep it in the OS keychain (or Docker's config.json). */
+/** Check a registry credential, then keep it in the configured credential helper, the OS keychain, or Docker's config.json. */
 export default class Login extends MirrorCommand {
-  static override summary = 'Check a registry credential, then keep it in the OS keychain (or Docker config.json).';
+  static override summary = 'Check a registry credential, then keep it (credential helper, OS keychain, or Docker config.json).';
 
-  static override description = `Proves the username and password against the registry first (GET /v2/ with exactly that credential: Basic auth, or a token from the registry's token server), then stores them: in the OS keychain when one answers (macOS Keychain, Windows Credential Vault, the Secret Service on Linux), else in Docker's config.json (mode 0600, base64 — not encrypted — with a warning). Later pushes find them there; nothing is stored when the registry refuses them. The secret is never printed.
+  static override description = `Proves the username and password against the registry first (GET /v2/ with exactly that credential: Basic auth, or a token from the registry's token server), then stores them: through the credential helper Docker's config.json names for HOST (credHelpers/credsStore), else in the OS keychain when one answers (macOS Keychain, Windows Credential Vault, the Secret Service on Linux), else in config.json itself (mode 0600, base64 — not encrypted — with a warning). Later pushes find them there; nothing is stored when the registry refuses them. The secret is never printed. Two logins at once never lose each other's entry (config.json is locked while it is read and replaced).
 
-Without --username, the username and password are asked on the terminal (the password without echo); without a terminal, give --username with --password-stdin.
+Without --username, the username and password are asked on the terminal (the password without echo); without a terminal, give --username with --password-stdin. Credentials written in HOST (http://user:pass@host) are refused.
+
+${LOGIN_STORE_HELP}
 
 ${EXIT_CODE_HELP}`;
 
@@ -31,12 +34,12 @@ ${EXIT_CODE_HELP}`;
     password: connectionFlags.password,
     'password-stdin': connectionFlags['password-stdin'],
     store: Flags.string({
-      summary: 'Where to keep the credential: auto (the keychain, else config.json), keychain, or config.',
+      summary: 'Where to keep the credential: auto (config.json\'s helper, else the keychain, else config.json), keychain, or config.',
       options: ['auto', 'keychain', 'config'],
       default: 'auto',
     }),
     'docker-config': Flags.string({
-      summary: 'Docker config.json written when the keychain is not used (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json).',
+      summary: 'Docker config.json whose helper is used, or which is written (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json).',
       aliases: ['authfile'],
       helpGroup: 'CREDENTIALS',
     }),
@@ -78,7 +81,12 @@ ${EXIT_CODE_HELP}`;
       signal: this.abort.signal,
     });
     if (result.warning) sink({ type: 'warning', message: result.warning });
-    const where = result.storedIn === 'keychain' ? 'the OS keychain' : (result.path ?? 'the Docker config file');
+    const where =
+      result.storedIn === 'keychain'
+        ? 'the OS keychain'
+        : result.storedIn === 'helper'
+          ? `${result.helper ?? 'the credential helper'} (configured in ${result.path ?? 'the Docker config file'})`
+          : (result.path ?? 'the Docker config file');
     if (flags.json) {
       const out = {
         status: 'ok',
@@ -86,6 +94,7 @@ ${EXIT_CODE_HELP}`;
         username: result.username,
         checked: result.auth !== 'none',
         storedIn: result.storedIn,
+        ...(result.helper ? { helper: result.helper } : {}),
         ...(result.path ? { path: result.path } : {}),
         warnings,
       };

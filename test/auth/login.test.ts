@@ -5,7 +5,7 @@ import { login, logout } from '../../src/auth/login.js';
 import type { Keychain } from '../../src/auth/keychain.js';
 import type { Credential } from '../../src/auth/types.js';
 import { MirrorError } from '../../src/errors/index.js';
-import { makeTestHelper, memoryKeychain, tempDir } from './support.js';
+import { makeRecordingHelper, makeTestHelper, memoryKeychain, tempDir } from './support.js';
 
 const SECRET = 'Login-S3cret!';
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -131,5 +131,93 @@ describe('auth/login', function () {
     assert.deepEqual(result.removedFrom, [configPath]);
     assert.equal(result.warnings.length, 1);
     assert.match(result.warnings[0] ?? '', /docker-credential-nosuch not found on PATH/);
+  });
+
+  describe('a credential helper configured in the config file', () => {
+    const SECRET_Q = 'He"lper\\S3cret';
+
+    it('credsStore: the secret goes to the helper (store {ServerURL, Username, Secret}), before the keychain; the file keeps only "host": {}', async () => {
+      const helper = await makeRecordingHelper(dir);
+      await writeFile(configPath, JSON.stringify({ auths: { 'reg.io:5000': { auth: b64(`old:${SECRET}`) }, 'keep.io': { auth: b64('k:k') } }, credsStore: 'recorder' }));
+      const keychain = memoryKeychain();
+      const result = await login({ host: 'https://reg.io:5000', username: 'robot', password: SECRET_Q, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env });
+      assert.deepEqual(result, { host: 'reg.io:5000', storedIn: 'helper', path: configPath, helper: 'docker-credential-recorder' });
+      const calls = await helper.calls();
+      assert.deepEqual(calls.map((c) => c.action), ['store']);
+      assert.deepEqual(JSON.parse(calls[0]?.input ?? '{}'), { ServerURL: 'reg.io:5000', Username: 'robot', Secret: SECRET_Q });
+      assert.equal(keychain.entries.size, 0, 'the keychain is not used');
+      const text = (await readText(configPath)) ?? '';
+      assert.ok(!text.includes('S3cret') && !text.includes(b64(`robot:${SECRET_Q}`)) && !text.includes(b64(`old:${SECRET}`)), 'no secret in the file');
+      const raw = JSON.parse(text) as { auths: Record<string, unknown>; credsStore: string };
+      assert.deepEqual(raw.auths, { 'keep.io': { auth: b64('k:k') }, 'reg.io:5000': {} });
+      assert.equal(raw.credsStore, 'recorder');
+      assert.equal((await stat(configPath)).mode & 0o777, 0o600);
+    });
+
+    it('credHelpers for the host wins over credsStore; Docker Hub is stored under its server URL', async () => {
+      const per = await makeRecordingHelper(dir, 'perhost');
+      const all = await makeRecordingHelper(dir, 'everyone');
+      await writeFile(configPath, JSON.stringify({ credsStore: 'everyone', credHelpers: { 'index.docker.io': 'perhost' } }));
+      const result = await login({ host: 'docker.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain: memoryKeychain(), env: per.env });
+      assert.equal(result.helper, 'docker-credential-perhost');
+      assert.deepEqual(Object.keys(await per.stored()), ['https://index.docker.io/v1/']);
+      assert.deepEqual(await all.calls(), []);
+      const raw = JSON.parse((await readText(configPath)) ?? '{}') as { auths: Record<string, unknown> };
+      assert.deepEqual(raw.auths, { 'https://index.docker.io/v1/': {} });
+    });
+
+    it('a credHelpers entry for another host only: the keychain, as without helpers', async () => {
+      const helper = await makeRecordingHelper(dir);
+      await writeFile(configPath, JSON.stringify({ credHelpers: { 'other.io': 'recorder' } }));
+      const keychain = memoryKeychain();
+      const result = await login({ host: 'reg.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env });
+      assert.equal(result.storedIn, 'keychain');
+      assert.deepEqual(await helper.calls(), []);
+    });
+
+    it('store: config uses the helper too (the config file as docker uses it); store: keychain does not', async () => {
+      const helper = await makeRecordingHelper(dir);
+      await writeFile(configPath, JSON.stringify({ credsStore: 'recorder' }));
+      const keychain = memoryKeychain();
+      keychain.entries.set('reg.io', { kind: 'basic', username: 'old', password: 'old-pw' });
+      const viaConfig = await login({ host: 'reg.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env, store: 'config' });
+      assert.equal(viaConfig.storedIn, 'helper');
+      assert.equal(keychain.entries.size, 1, '--store config never touches the keychain');
+      const viaAuto = await login({ host: 'reg.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env });
+      assert.equal(viaAuto.storedIn, 'helper');
+      assert.equal(keychain.entries.size, 0, 'auto: an older keychain entry, which pushes would find first, is removed');
+      const viaKeychain = await login({ host: 'reg.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env, store: 'keychain' });
+      assert.equal(viaKeychain.storedIn, 'keychain');
+      assert.deepEqual((await helper.calls()).map((c) => c.action), ['store', 'store']);
+    });
+
+    it('a helper that fails: an AUTH error naming it, without the secret it repeats; nothing stored anywhere', async () => {
+      const helper = await makeRecordingHelper(dir, 'recorder', { failStore: true });
+      await writeFile(configPath, JSON.stringify({ auths: { 'reg.io': { auth: b64(`old:${SECRET}`) } }, credsStore: 'recorder' }));
+      const before = await readText(configPath);
+      const keychain = memoryKeychain();
+      await assert.rejects(
+        login({ host: 'reg.io', username: 'u', password: SECRET_Q, verify: ok, dockerConfigPath: configPath, keychain, env: helper.env }),
+        (e: unknown) => {
+          assert.ok(e instanceof MirrorError && e.code === 'AUTH');
+          const line = e.describe();
+          assert.match(line, /docker-credential-recorder failed on "store"/);
+          assert.match(line, /credsStore in /);
+          assert.ok(!line.includes('S3cret'), line);
+          return true;
+        },
+      );
+      assert.equal(await readText(configPath), before, 'the file is untouched');
+      assert.equal(keychain.entries.size, 0);
+    });
+
+    it('a helper that is not installed: an AUTH error; no fallback to the file', async () => {
+      await writeFile(configPath, JSON.stringify({ credsStore: 'not-installed' }));
+      await assert.rejects(
+        login({ host: 'reg.io', username: 'u', password: SECRET, verify: ok, dockerConfigPath: configPath, keychain: memoryKeychain(false), env: { PATH: dir } }),
+        /docker-credential-not-installed not found on PATH/,
+      );
+      assert.ok(!((await readText(configPath)) ?? '').includes(b64(`u:${SECRET}`)));
+    });
   });
 });

@@ -1,5 +1,7 @@
 /**
  * Where `mirror login` keeps a credential, through the built binary and a real registry (plain HTTP, htpasswd):
+ * - through the credential helper config.json names (credsStore), with only `"HOST": {}` left in the file, and a
+ *   later push finds it there;
  * - N logins at once, for N hosts (forwarders on N ports in front of one registry, which hold each login's check
  *   until all have asked, so they all write at the same moment), into one config.json: none lost;
  * - a login killed (SIGKILL) between writing its temporary file and renaming it: the next login takes over its lock
@@ -12,7 +14,10 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { homeMaker, isolatedEnv } from '../helpers/auth-env.js';
+import { ExitCode } from '../../src/errors/index.js';
+import { buildOciLayout, DEMO_SPEC, writeTarBundle } from '../../testdata/make-fixtures.js';
+import { makeRecordingHelper } from '../auth/support.js';
+import { assertNoSecrets, homeMaker, isolatedEnv } from '../helpers/auth-env.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { listenLocal, stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -85,7 +90,7 @@ async function forwarder(upstreamPort: number, barrier: Barrier): Promise<{ host
   };
 }
 
-describe('mirror login: concurrent logins, a killed login (integration: docker-registry)', function () {
+describe('mirror login: credential helper, concurrent logins, a killed login (integration: docker-registry)', function () {
   this.timeout(240_000);
   let work: string;
   let registry: TestRegistry;
@@ -101,6 +106,45 @@ describe('mirror login: concurrent logins, a killed login (integration: docker-r
     await registry?.stop();
     await stopAll();
     if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('credsStore: login stores through docker-credential-NAME, the file keeps "HOST": {}; a later push finds the credential', async () => {
+    const h = home();
+    const helper = await makeRecordingHelper(h);
+    const config = join(h, '.docker', 'config.json');
+    mkdirSync(join(h, '.docker'));
+    writeFileSync(config, JSON.stringify({ auths: { [registry.host]: { auth: b64(`${USER}:old-password`) } }, credsStore: helper.name }));
+    const env = { PATH: helper.env['PATH'] };
+    const r = await mirror(['login', `http://${registry.host}`, '--username', USER, '--password-stdin', '--json'], h, { input: PASSWORD, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      status: 'ok',
+      host: registry.host,
+      username: USER,
+      checked: true,
+      storedIn: 'helper',
+      helper: 'docker-credential-recorder',
+      path: config,
+      warnings: [],
+    });
+    const calls = await helper.calls();
+    assert.deepEqual(calls.map((c) => c.action), ['store']);
+    assert.deepEqual(JSON.parse(calls[0]?.input ?? '{}'), { ServerURL: registry.host, Username: USER, Secret: PASSWORD });
+    const text = readFileSync(config, 'utf8');
+    assert.deepEqual(JSON.parse(text), { auths: { [registry.host]: {} }, credsStore: 'recorder' });
+    assertNoSecrets('config.json', text, [PASSWORD, 'old-password'], USER);
+    assertNoSecrets('login output', r.stdout + r.stderr, [PASSWORD], USER);
+
+    const demo = await buildOciLayout(DEMO_SPEC);
+    const bundle = join(h, 'demo.tar');
+    await writeTarBundle(demo.files, bundle, { order: 'metadata-first', compression: 'none' });
+    const pushed = await mirror(['push', '--source', bundle, '--private-registry', `http://${registry.host}/via-helper`, '--debug'], h, { env });
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stderr, /using basic credentials from docker-credential-recorder/);
+    assertNoSecrets('push output', pushed.stdout + pushed.stderr, [PASSWORD], USER);
+
+    const plain = await mirror(['login', `http://${registry.host}`, '--username', USER, '--password-stdin'], h, { input: PASSWORD, env });
+    assert.match(plain.stdout, /stored in docker-credential-recorder \(configured in .*config\.json\)/);
   });
 
   it(`${CONCURRENT} logins at once, one host each, into one config.json: every entry is there`, async () => {
@@ -154,5 +198,13 @@ describe('mirror login: concurrent logins, a killed login (integration: docker-r
     const auths = (JSON.parse(readFileSync(file, 'utf8')) as { auths: Record<string, { auth?: string }> }).auths;
     assert.deepEqual(Object.keys(auths).sort(), ['keep.example.com', registry.host].sort());
     assert.equal(auths[registry.host]?.auth, b64(`${USER}:${PASSWORD}`));
+  });
+
+  it('login --help says where the credential goes, in which order', async () => {
+    const r = await mirror(['login', '--help'], home());
+    assert.equal(r.code, ExitCode.OK);
+    assert.match(r.stdout, /WHERE THE CREDENTIAL GOES/);
+    assert.match(r.stdout, /1\. the credential helper config\.json names for HOST \(credHelpers,\s+else credsStore\)/);
+    assert.match(r.stdout, /comes before the OS keychain/);
   });
 });
