@@ -8,6 +8,7 @@ import { formatReference, type ImageReference } from '../reference/reference.js'
 import type { UploadMode } from '../registry/index.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
+import { OCI_LAYOUT_TRANSPORT } from './oci-layout/source.js';
 import { openRegistryDestination, type RegistryDestinationOptions } from './registry/destination.js';
 import { connectRegistry, type RegistrySide } from './registry/connect.js';
 import { openRegistrySource } from './registry/source.js';
@@ -101,6 +102,7 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
       };
     },
   },
+  oci: OCI_LAYOUT_TRANSPORT,
 };
 
 /** openSourceRef opens a location as a source, or says that its transport cannot be one. */
