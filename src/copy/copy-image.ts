@@ -67,7 +67,8 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
     let outcome: CopyOutcome | undefined;
     for await (const o of run.outcomes) outcome = o;
     if (outcome === undefined) throw new MirrorError('INTERNAL', 'the copy produced no outcome');
-    if (!options.dryRun) await dst.destination.commit({ signal: options.signal });
+    // A failed image is not committed: an archive that would hold nothing is not written at all.
+    if (!options.dryRun && outcome.status !== 'failed') await dst.destination.commit({ signal: options.signal });
     return {
       source: formatTransportRef(srcRef),
       destination: formatTransportRef(dstRef),

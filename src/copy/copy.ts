@@ -7,8 +7,11 @@
  * - *commit* writes children before parents, the tag last, and referrers after their subject (the referrers API where
  *   the destination indexes subjects, else merged into the fallback tag).
  * Jobs come in as an async iterable and outcomes go out as they finish, so a plan of 10,000 tags never sits in memory:
- * at most `jobs` images are in flight. A failure that concerns the whole run (authentication, TLS, the network after
- * retries, an interrupt) stops everything in flight at once and is thrown; any other failure fails its image only.
+ * at most `jobs` images are in flight. A destination that must see metadata before blobs (a tar stream: its
+ * capabilities say `writeOrder: 'metadata-first'`) is served differently: every image is planned first, then every
+ * manifest is put, then the blobs (see `runMetadataFirst`); its plans are held in memory, which that order needs.
+ * A failure that concerns the whole run (authentication, TLS, the network after retries, an interrupt) stops
+ * everything in flight at once and is thrown; any other failure fails its image only.
  */
 import pLimit from 'p-limit';
 import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
@@ -105,6 +108,15 @@ interface Plan {
   converted?: string | undefined;
   /** Referrers to write after the root. */
   referrers: ReferrerPlan[];
+  /** Set for an image already at the destination whose referrers still have to be written (metadata-first runs). */
+  skipped?: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'> | undefined;
+}
+
+/** Slot is one job of a metadata-first run, from planning to its outcome. */
+interface Slot {
+  job: CopyJob;
+  t0: number;
+  plan?: Plan | undefined;
 }
 
 /** ReferrerPlan is a referrer and its own manifests and blobs. */
@@ -179,6 +191,10 @@ class CopyEngine {
   /** Fallback-tag merges in flight per subject, one at a time. */
   private readonly referrerLocks = new Map<string, Promise<void>>();
   private failedBlobs = 0;
+  /** The destination wants every manifest before any blob (and this run writes). */
+  private readonly metadataFirst: boolean;
+  /** Referrers are looked for: asked for, and the destination can hold them. */
+  private readonly wantReferrers: boolean;
 
   constructor(
     private readonly dest: ImageDestination,
@@ -193,6 +209,8 @@ class CopyEngine {
     this.signal = this.abort.signal;
     this.caps = dest.capabilities ?? { blobScope: dest.blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true };
     this.jobs = Math.max(1, options.jobs ?? DEFAULT_COPY_JOBS);
+    this.metadataFirst = this.caps.writeOrder === 'metadata-first' && !options.dryRun;
+    this.wantReferrers = options.referrers !== false && this.caps.referrers !== false;
     this.scheduler = new BlobScheduler(dest, this.caps, {
       concurrency: this.caps.parallelBlobWrites ? Math.max(1, options.transfers ?? this.jobs) : 1,
       events: this.events,
@@ -207,6 +225,10 @@ class CopyEngine {
 
   /** run takes jobs as they come, at most `jobs` in flight, and yields each outcome as it is known. */
   async *run(jobs: AsyncIterable<CopyJob> | Iterable<CopyJob>): AsyncGenerator<CopyOutcome, void, undefined> {
+    if (this.metadataFirst) {
+      yield* this.runMetadataFirst(jobs);
+      return;
+    }
     const inflight = new Set<Promise<void>>();
     const ready: CopyOutcome[] = [];
     let fatal: unknown;
@@ -252,23 +274,35 @@ class CopyEngine {
 
   /** one copies one job: plan, transfer, commit. Per-image failures become a failed outcome; run-wide ones throw. */
   private async one(job: CopyJob): Promise<CopyOutcome> {
-    const t0 = Date.now();
+    const slot: Slot = { job, t0: Date.now() };
     const bytes0 = this.scheduler.stats.bytesUploaded;
-    const finish = (o: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>): CopyOutcome => {
-      const out: CopyOutcome = { ...o, job, seconds: (Date.now() - t0) / 1000, bytes: this.scheduler.stats.bytesUploaded - bytes0 };
-      this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' || out.status === 'skipped-conflict' ? 'skipped' : out.status, error: out.error });
-      return out;
-    };
     try {
       const plan = await this.plan(job);
-      if ('status' in plan) return finish(plan);
-      if (this.options.dryRun) return finish(this.outcomeOf(plan, 'planned'));
+      if ('status' in plan) return this.finish(slot, plan, bytes0);
+      if (this.options.dryRun) return this.finish(slot, this.outcomeOf(plan, 'planned'), bytes0);
       await this.write(plan);
-      return finish(this.outcomeOf(plan, 'pushed'));
+      return this.finish(slot, this.outcomeOf(plan, 'pushed'), bytes0);
     } catch (e) {
-      if (isFatal(e) || this.signal.aborted) throw this.signal.aborted && !isFatal(e) ? (this.signal.reason ?? e) : e;
-      const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: job.name });
-      return finish({
+      return this.failed(slot, e, bytes0);
+    }
+  }
+
+  /** finish completes an outcome (time, bytes uploaded since `bytes0`) and reports it. */
+  private finish(slot: Slot, o: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>, bytes0: number): CopyOutcome {
+    const { job } = slot;
+    const out: CopyOutcome = { ...o, job, seconds: (Date.now() - slot.t0) / 1000, bytes: this.scheduler.stats.bytesUploaded - bytes0 };
+    this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' || out.status === 'skipped-conflict' ? 'skipped' : out.status, error: out.error });
+    return out;
+  }
+
+  /** failed turns a per-image failure into its outcome; a failure of the whole run (or after an abort) is thrown. */
+  private failed(slot: Slot, e: unknown, bytes0: number): CopyOutcome {
+    const { job } = slot;
+    if (isFatal(e) || this.signal.aborted) throw this.signal.aborted && !isFatal(e) ? (this.signal.reason ?? e) : e;
+    const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: job.name });
+    return this.finish(
+      slot,
+      {
         source: job.name,
         destination: job.destination.name,
         digest: undefined,
@@ -279,8 +313,73 @@ class CopyEngine {
         children: [],
         blobs: 0,
         referrers: 0,
-      });
+      },
+      bytes0,
+    );
+  }
+
+  /**
+   * runMetadataFirst serves a destination that must see metadata before blobs (a tar stream): every job is planned
+   * first (`jobs` at a time; the plans are held), then every manifest is put — each image's, children first, then its
+   * referrers' — and only then the blobs, image by image. Failed and unchanged images are reported once planning is
+   * over, the others as their blobs are placed.
+   */
+  private async *runMetadataFirst(jobs: AsyncIterable<CopyJob> | Iterable<CopyJob>): AsyncGenerator<CopyOutcome, void, undefined> {
+    const limit = pLimit(this.jobs);
+    const slots: Slot[] = [];
+    const early: CopyOutcome[] = [];
+    const tasks: Promise<void>[] = [];
+    let fatal: unknown;
+    const stop = (e: unknown): void => {
+      if (fatal === undefined) fatal = e;
+      this.abort.abort(e);
+    };
+    for await (const job of jobs) {
+      if (fatal !== undefined || this.signal.aborted) break;
+      const slot: Slot = { job, t0: Date.now() };
+      slots.push(slot);
+      const task = limit(async () => {
+        if (this.signal.aborted) return;
+        try {
+          const plan = await this.plan(job);
+          if ('status' in plan) early.push(this.finish(slot, plan, this.scheduler.stats.bytesUploaded));
+          else slot.plan = plan;
+        } catch (e) {
+          early.push(this.failed(slot, e, this.scheduler.stats.bytesUploaded));
+        }
+      }).catch(stop);
+      tasks.push(task);
     }
+    await Promise.all(tasks);
+    if (fatal !== undefined) throw fatal;
+    if (this.signal.aborted) throw this.signal.reason instanceof Error ? this.signal.reason : new MirrorError('INTERRUPTED', 'interrupted');
+    yield* early;
+    const signal = this.signal;
+    for (const slot of slots) {
+      const plan = slot.plan;
+      if (plan === undefined) continue;
+      try {
+        await this.putImageManifests(plan);
+        for (const r of plan.referrers) await this.putReferrerManifests(slot.job, r);
+      } catch (e) {
+        slot.plan = undefined;
+        yield this.failed(slot, e, this.scheduler.stats.bytesUploaded);
+      }
+    }
+    for (const slot of slots) {
+      const plan = slot.plan;
+      if (plan === undefined) continue;
+      const bytes0 = this.scheduler.stats.bytesUploaded;
+      let outcome: CopyOutcome;
+      try {
+        await this.placeBlobs(slot.job, [...plan.blobs, ...plan.referrers.flatMap((r) => r.blobs)]);
+        outcome = this.finish(slot, this.outcomeOf(plan, plan.skipped ? 'skipped' : 'pushed'), bytes0);
+      } catch (e) {
+        outcome = this.failed(slot, e, bytes0);
+      }
+      yield outcome;
+    }
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new MirrorError('INTERRUPTED', 'interrupted');
   }
 
   // ---------------------------------------------------------------- plan
@@ -296,11 +395,10 @@ class CopyEngine {
     if (!selecting && !this.options.indexOnly) {
       const have = await this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal });
       if (have === root.digest) {
-        const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, root.digest);
+        const referrers = this.wantReferrers ? await this.referrerPlans(job, root.digest) : [];
         this.claim(job, root.digest);
-        if (!this.options.dryRun && referrers.length > 0) await this.writeReferrers(job, referrers);
         this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'skipped' });
-        return {
+        return this.skippedWith(job, referrers, {
           source: job.name,
           destination: target.name,
           digest: root.digest,
@@ -309,7 +407,7 @@ class CopyEngine {
           children: [],
           blobs: 0,
           referrers: referrers.length,
-        };
+        });
       }
     }
     const top = await this.fetch(source, image.repository, root);
@@ -342,15 +440,25 @@ class CopyEngine {
       const have = await this.dest.manifestDigest(target.repository, target.tag ?? rootNode.digest, { signal });
       if (have === rootNode.digest) {
         this.claim(job, rootNode.digest);
-        const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, rootNode.digest);
-        if (!this.options.dryRun && referrers.length > 0) await this.writeReferrers(job, referrers);
-        return { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: referrers.length, converted };
+        const referrers = this.wantReferrers ? await this.referrerPlans(job, rootNode.digest) : [];
+        return this.skippedWith(job, referrers, { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: referrers.length, converted });
       }
     }
     this.claim(job, rootNode.digest);
     const { manifests, blobs } = await this.walk(job, rootNode, children);
-    const referrers = this.options.referrers === false ? [] : await this.referrerPlans(job, rootNode.digest);
+    const referrers = this.wantReferrers ? await this.referrerPlans(job, rootNode.digest) : [];
     return { job, manifests, blobs, converted, referrers };
+  }
+
+  /**
+   * skippedWith finishes planning an image already at the destination: its referrers still travel, written now, or
+   * (metadata-first) returned as a plan of referrers only, to be written with the other metadata before any blob.
+   */
+  private async skippedWith(job: CopyJob, referrers: ReferrerPlan[], skipped: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>): Promise<Plan | Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>> {
+    if (this.options.dryRun || referrers.length === 0) return skipped;
+    if (this.metadataFirst) return { job, manifests: [], blobs: [], converted: undefined, referrers, skipped };
+    await this.writeReferrers(job, referrers);
+    return skipped;
   }
 
   /** claim records the destination reference a job writes; a second image claiming it is a conflict. */
@@ -473,18 +581,24 @@ class CopyEngine {
 
   /** write places the blobs, then the manifests (children first, the root by its tag last), then the referrers. */
   private async write(plan: Plan): Promise<void> {
-    const { job } = plan;
-    const target = job.destination;
+    await this.placeBlobs(plan.job, plan.blobs);
+    await this.putImageManifests(plan);
+    await this.writeReferrers(plan.job, plan.referrers);
+  }
+
+  /** putImageManifests puts an image's manifests, children first, the root by its tag last; a destination's note on what it changed joins the plan's. */
+  private async putImageManifests(plan: Plan): Promise<void> {
+    const target = plan.job.destination;
     const signal = this.signal;
-    const root = plan.manifests[plan.manifests.length - 1]!;
-    await this.placeBlobs(job, plan.blobs);
+    const root = plan.manifests[plan.manifests.length - 1];
+    if (root === undefined) return;
     for (const m of plan.manifests.slice(0, -1)) {
       await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
       this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
     }
-    await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true });
+    const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true });
+    if (answer && answer.converted) plan.converted = plan.converted ? `${plan.converted}; ${answer.converted}` : answer.converted;
     this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'pushed' });
-    await this.writeReferrers(job, plan.referrers);
   }
 
   /** placeBlobs has the scheduler place every blob in the job's destination repository; the first failure throws. */
@@ -499,42 +613,51 @@ class CopyEngine {
   }
 
   /**
-   * writeReferrers writes each referrer after its subject (a referrer of a referrer after that one): its blobs, its
-   * manifests, the top one by digest or under its cosign tag. Where the destination did not answer `OCI-Subject`
-   * (it does not index subjects), the referrer is merged into the subject's fallback tag index, one merge per subject
-   * at a time, keeping every entry another tool put there. A referrer already present is not written again.
+   * writeReferrers writes each referrer after its subject (a referrer of a referrer after that one): its blobs, then
+   * its manifests (see {@link putReferrerManifests}). A referrer already present is not written again.
    */
   private async writeReferrers(job: CopyJob, referrers: ReferrerPlan[]): Promise<void> {
+    for (const r of referrers) {
+      if (!r.present) await this.placeBlobs(job, r.blobs);
+      await this.putReferrerManifests(job, r);
+    }
+  }
+
+  /**
+   * putReferrerManifests puts a referrer's manifests, the top one by digest or under its cosign tag. Where the
+   * destination did not answer `OCI-Subject` (it does not index subjects), the referrer is merged into the subject's
+   * fallback tag index, one merge per subject at a time, keeping every entry another tool put there. A referrer
+   * already present is only reported.
+   */
+  private async putReferrerManifests(job: CopyJob, r: ReferrerPlan): Promise<void> {
     const target = job.destination;
     const signal = this.signal;
-    for (const r of referrers) {
-      const top = r.manifests[r.manifests.length - 1];
-      if (r.present || top === undefined) {
-        const reference = r.referrer.tag !== undefined ? `${target.repository}:${r.referrer.tag}` : `${target.repository}@${r.referrer.descriptor.digest}`;
-        this.events({ type: 'manifest', reference, digest: r.referrer.descriptor.digest, action: 'skipped' });
-        continue;
-      }
-      await this.placeBlobs(job, r.blobs);
-      for (const m of r.manifests.slice(0, -1)) await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
-      const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
-      const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
-      this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
-      if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed) && this.dest.registerReferrer !== undefined) {
-        const key = `${target.repository}@${r.subject}`;
-        const prior = this.referrerLocks.get(key) ?? Promise.resolve();
-        const entry = referrerEntry(top, r.referrer.descriptor);
-        const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, entry, { signal }));
-        this.referrerLocks.set(key, next);
-        try {
-          await next;
-        } finally {
-          if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
-        }
+    const top = r.manifests[r.manifests.length - 1];
+    if (r.present || top === undefined) {
+      const reference = r.referrer.tag !== undefined ? `${target.repository}:${r.referrer.tag}` : `${target.repository}@${r.referrer.descriptor.digest}`;
+      this.events({ type: 'manifest', reference, digest: r.referrer.descriptor.digest, action: 'skipped' });
+      return;
+    }
+    for (const m of r.manifests.slice(0, -1)) await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+    const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
+    const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
+    this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
+    if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed) && this.dest.registerReferrer !== undefined) {
+      const key = `${target.repository}@${r.subject}`;
+      const prior = this.referrerLocks.get(key) ?? Promise.resolve();
+      const entry = referrerEntry(top, r.referrer.descriptor);
+      const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, entry, { signal }));
+      this.referrerLocks.set(key, next);
+      try {
+        await next;
+      } finally {
+        if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
       }
     }
   }
 
   private outcomeOf(plan: Plan, status: CopyOutcome['status']): Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'> {
+    if (plan.skipped) return plan.skipped;
     const root = plan.manifests[plan.manifests.length - 1]!;
     return {
       source: plan.job.name,

@@ -275,16 +275,25 @@ export interface Referrer {
 export interface DestinationCapabilities {
   /** `repository`: each repository has its own blobs, others get them by mount (a registry); `global`: one blob store. */
   blobScope: 'repository' | 'global';
-  /** `blobs-first`: blobs, then manifests, then tags (a registry); `metadata-first`: manifests before blobs (a tar stream). */
+  /**
+   * `blobs-first`: blobs, then manifests, then tags (a registry). `metadata-first`: manifests before blobs (a tar
+   * stream): the engine plans every image of the run, puts every manifest (images, then their referrers, with
+   * `registerReferrer`) and only then the blobs; so all plans are held in memory, and a blob that fails afterwards
+   * leaves metadata naming it (the destination must then refuse to commit).
+   */
   writeOrder: 'blobs-first' | 'metadata-first';
   /** Whether several blobs may be written at once. */
   parallelBlobWrites: boolean;
   /** The registry host when the destination is a registry (a source on the same registry mounts instead of copying). */
   registry?: string | undefined;
+  /** Whether the destination can hold an image's referrers (signatures, SBOMs); false: none are looked for. Default: true. */
+  referrers?: boolean | undefined;
 }
 
 /** PutManifestResult is what a destination says after a manifest was written. */
 export interface PutManifestResult {
   /** The registry answered `OCI-Subject` (it indexes referrers itself: no fallback tag needed). */
   subjectIndexed?: boolean | undefined;
+  /** What the destination changed in storing the image (a docker-archive decompresses layers), for the outcome's note. */
+  converted?: string | undefined;
 }
