@@ -6,6 +6,7 @@ import { MirrorError } from '../errors/index.js';
 import type { RegistryTarget, Target } from '../reference/destination.js';
 import { formatReference, type ImageReference } from '../reference/reference.js';
 import type { UploadMode } from '../registry/index.js';
+import { DOCKER_ARCHIVE_TRANSPORT, OCI_ARCHIVE_TRANSPORT } from './archive/transports.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
 import { OCI_LAYOUT_TRANSPORT } from './oci-layout/source.js';
@@ -103,6 +104,8 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
     },
   },
   oci: OCI_LAYOUT_TRANSPORT,
+  'oci-archive': OCI_ARCHIVE_TRANSPORT,
+  'docker-archive': DOCKER_ARCHIVE_TRANSPORT,
 };
 
 /** openSourceRef opens a location as a source, or says that its transport cannot be one. */

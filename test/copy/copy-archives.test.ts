@@ -1,19 +1,33 @@
 /**
- * `mirror copy` with OCI layouts and archives: the engine's order for a destination that declares
- * `writeOrder: 'metadata-first'` (every manifest of every image, and of its referrers, before the first blob),
- * `referrers: false`, and a destination's `converted` note.
+ * `mirror copy` with OCI layouts and archives.
+ * - The engine's order for a destination that declares `writeOrder: 'metadata-first'` (every manifest of every image,
+ *   and of its referrers, before the first blob), `referrers: false`, and a destination's `converted` note.
+ * - Against real registries (docker-registry) with skopeo as the independent reader: archives mirror writes are read
+ *   by skopeo (oci-archive digests kept; docker-archive config kept); layouts skopeo writes are read by mirror with
+ *   identical digests, a multi-platform index included; a metadata-first oci-archive pushes without a staging
+ *   repository; an interrupted archive write leaves neither FILE nor a temporary file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyImagesFrom, type CopyJob, type CopyOutcome } from '../../src/copy/copy.js';
 import { MirrorError } from '../../src/errors/index.js';
+import { closeAll } from '../../src/net/http.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import type { Descriptor } from '../../src/oci/manifest.js';
 import { openLayoutSource } from '../../src/transport/oci-layout/source.js';
 import type { BlobBody, DestinationCapabilities, DestinationImage, ImageDestination, ImageSource, PutManifestResult } from '../../src/transport/types.js';
 import { buildOciLayout, type BuiltLayout, type LayoutSpec, writeDirectory } from '../../testdata/make-fixtures.js';
+import { assertOneLineError, homeMaker, isolatedEnv } from '../helpers/auth-env.js';
+import { BIN, runCli, type CliResult } from '../helpers/cli.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { listenLocal, run, stopAll } from '../helpers/proc.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
 
 const SPEC: LayoutSpec = {
   seed: 'mirror-copy-archives',
@@ -188,4 +202,238 @@ describe('copy engine: what a destination declares', () => {
     assert.equal(o!.status, 'planned');
     assert.deepEqual(dest.calls, []);
   });
+});
+
+/** StallProxy passes requests to a registry, but stops every large blob GET after `after` bytes and holds it open. */
+interface StallProxy {
+  host: string;
+  stalled: number;
+  stop(): Promise<void>;
+}
+
+async function startStallProxy(upstream: string, after: number): Promise<StallProxy> {
+  const up = new URL(upstream);
+  const sockets = new Set<Socket>();
+  const state = { stalled: 0 };
+  const server = createServer((req: IncomingMessage, res) => {
+    const out = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const length = Number(upRes.headers['content-length'] ?? '0');
+      if (req.method !== 'GET' || !(req.url ?? '').includes('/blobs/') || length <= after) {
+        upRes.pipe(res);
+        return;
+      }
+      let sent = 0;
+      upRes.on('data', (chunk: Buffer) => {
+        if (sent >= after) return;
+        const n = Math.min(chunk.byteLength, after - sent);
+        res.write(chunk.subarray(0, n));
+        sent += n;
+        if (sent >= after) {
+          state.stalled++;
+          upRes.pause();
+        }
+      });
+    });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const port = await listenLocal(server);
+  return {
+    host: `127.0.0.1:${port}`,
+    get stalled() {
+      return state.stalled;
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+describe('mirror copy with layouts and archives (integration: docker-registry, skopeo)', function () {
+  this.timeout(300_000);
+  let work: string;
+  let layout: BuiltLayout;
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  let dstProxy: FaultProxy;
+  const home = homeMaker(() => work);
+
+  const multi = (): BuiltLayout['images'][number] => layout.images[0]!;
+  const small = (): BuiltLayout['images'][number] => layout.images[1]!;
+
+  function copy(args: string[]): Promise<CliResult> {
+    return runCli(['copy', '--src-tls-verify=false', '--dest-tls-verify=false', ...args], { env: isolatedEnv(home()) });
+  }
+
+  function skopeo(args: string[]): Promise<string> {
+    return run('skopeo', args, { timeoutMs: SKOPEO_TIMEOUT_MS });
+  }
+
+  /** files lists what is in `work` under a base name: FILE and any FILE.tmp-*. */
+  const leftovers = (base: string): string[] => readdirSync(work).filter((n) => n.startsWith(base));
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mirror-copy-archives-'));
+    layout = await buildOciLayout(SPEC);
+    const dir = join(work, 'layout');
+    await writeDirectory(layout.files, dir);
+    src = await startRegistry();
+    dst = await startRegistry();
+    dstProxy = await startFaultProxy({ upstream: dst.url });
+    const seeded = await runCli(['push', '--source', dir, '--private-registry', `http://${src.host}`, '--need-credential=false'], { env: isolatedEnv(home()) });
+    assert.equal(seeded.code, 0, seeded.stderr);
+  });
+  after(async () => {
+    await closeAll();
+    await dstProxy?.stop();
+    await src?.stop();
+    await dst?.stop();
+    await stopAll();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('oci-archive written by mirror: skopeo inspects it and copies it into a registry with every digest kept', async () => {
+    const file = join(work, 'multi-oci.tar');
+    const r = await copy([`docker://${src.host}/library/multi:1.0`, `oci-archive:${file}:multi:1.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`oci-archive:${file}:multi:1.0`)), multi().digest);
+    const inspected = JSON.parse(await skopeo(['inspect', '--override-arch', 'arm64', `oci-archive:${file}:multi:1.0`])) as { Architecture: string };
+    assert.equal(inspected.Architecture, 'arm64');
+    await skopeo(['copy', '--all', '--dest-tls-verify=false', `oci-archive:${file}:multi:1.0`, `docker://${dst.host}/from-oci-archive/multi:1.0`]);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/from-oci-archive/multi:1.0`)), multi().digest);
+    for (const m of multi().manifests) assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/from-oci-archive/multi@${m.digest}`)), m.digest);
+    assert.deepEqual(leftovers('multi-oci.tar'), ['multi-oci.tar']);
+  });
+
+  it('docker-archive written by mirror: skopeo copies it into a registry with the config digest kept', async () => {
+    const file = join(work, 'small-docker.tar');
+    const r = await copy([`docker://${src.host}/team/small:2.0`, `docker-archive:${file}:quay.io/team/small:2.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /note: docker-archive stores layers uncompressed \(2 of 2 decompressed\)/);
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${file}`, `docker://${dst.host}/from-docker-archive/small:2.0`]);
+    const manifest = JSON.parse((await skopeoInspectRaw(`docker://${dst.host}/from-docker-archive/small:2.0`)).toString('utf8')) as { config: { digest: string }; layers: unknown[] };
+    assert.equal(manifest.config.digest, small().manifests[0]!.config.digest);
+    assert.equal(manifest.layers.length, 2);
+    const inspect = JSON.parse(await skopeo(['inspect', `docker-archive:${file}:quay.io/team/small:2.0`])) as { Layers: string[] };
+    assert.deepEqual(inspect.Layers, small().manifests[0]!.layers.map((l) => l.diffId), 'layers are stored uncompressed: their digests are the diff_ids');
+  });
+
+  it('docker-archive of a multi-platform index: a usage error naming its platforms, nothing written; --platform picks one', async () => {
+    const file = join(work, 'multi-docker.tar');
+    const refused = await copy([`docker://${src.host}/library/multi:1.0`, `docker-archive:${file}`]);
+    assert.equal(refused.code, 2, refused.stderr + refused.stdout);
+    assertOneLineError(refused.stderr, /one image, not an index \(linux\/amd64, linux\/arm64\/v8\).*--platform/);
+    assert.deepEqual(leftovers('multi-docker.tar'), []);
+    const r = await copy(['--platform', 'linux/arm64', `docker://${src.host}/library/multi:1.0`, `docker-archive:${file}:multi:arm64`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    await skopeo(['copy', '--dest-tls-verify=false', `docker-archive:${file}`, `docker://${dst.host}/from-docker-archive/multi:arm64`]);
+    const manifest = JSON.parse((await skopeoInspectRaw(`docker://${dst.host}/from-docker-archive/multi:arm64`)).toString('utf8')) as { config: { digest: string } };
+    assert.equal(manifest.config.digest, multi().manifests.find((m) => m.platform.arch === 'arm64')!.config.digest);
+  });
+
+  it('a layout skopeo wrote is read by mirror copy oci:DIR:tag with identical digests', async () => {
+    const dir = join(work, 'skopeo-small');
+    await skopeo(['copy', '--src-tls-verify=false', `docker://${src.host}/team/small:2.0`, `oci:${dir}:v2`]);
+    const written = sha256Digest(await skopeoInspectRaw(`oci:${dir}:v2`));
+    const r = await copy([`oci:${dir}:v2`, `docker://${dstProxy.host}/from-layout/small:2.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/from-layout/small:2.0`)), written);
+    const uploads = dstProxy.requests.filter((q) => q.method === 'PUT' && q.path.includes('/blobs/uploads/'));
+    assert.equal(uploads.length, 3, 'the config and both layers were streamed from the layout files');
+  });
+
+  it('a multi-platform index goes through oci:DIR with its digest: skopeo-written layout to a registry, and a registry to a layout skopeo reads', async () => {
+    const dir = join(work, 'skopeo-multi');
+    await skopeo(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${src.host}/library/multi:1.0`, `oci:${dir}:multi`]);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`oci:${dir}:multi`)), multi().digest);
+    const r = await copy([`oci:${dir}:multi`, `docker://${dst.host}/from-layout/multi:1.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/from-layout/multi:1.0`)), multi().digest);
+    for (const m of multi().manifests) assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/from-layout/multi@${m.digest}`)), m.digest);
+    const out = join(work, 'mirror-multi');
+    const back = await copy([`docker://${src.host}/library/multi:1.0`, `oci:${out}:1.0`]);
+    assert.equal(back.code, 0, back.stderr + back.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`oci:${out}:1.0`)), multi().digest);
+  });
+
+  it('an oci:DIR with several images and no REF: a usage error listing their names', async () => {
+    const dir = join(work, 'layout');
+    const r = await copy([`oci:${dir}`, `docker://${dst.host}/x/y:1`]);
+    assert.equal(r.code, 2, r.stderr + r.stdout);
+    assertOneLineError(r.stderr, 'holds 2 images', '1.0, 2.0');
+  });
+
+  it('an oci-archive mirror wrote (metadata first) pushes with no staging repository, digests kept', async () => {
+    const file = join(work, 'push-me.tar');
+    const r = await copy([`docker://${src.host}/team/small:2.0`, `oci-archive:${file}:quay.io/team/small:2.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    dstProxy.reset();
+    const pushed = await runCli(['push', '--source', file, '--private-registry', `http://${dstProxy.host}/pushed`, '--need-credential=false'], { env: isolatedEnv(home()) });
+    assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
+    assert.deepEqual(dstProxy.requests.filter((q) => q.path.includes('mirror-staging')).map((q) => `${q.method} ${q.path}`), [], 'no blob went through the staging repository');
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/pushed/team/small:2.0`)), small().digest);
+  });
+
+  describe('an interrupted archive write leaves no FILE and no temporary file', () => {
+    let stall: StallProxy;
+    before(async () => {
+      stall = await startStallProxy(src.url, 512 * 1024);
+    });
+    after(async () => {
+      await stall?.stop();
+    });
+
+    /** interrupt starts a copy, waits until its temporary file holds bytes, sends SIGINT (`signals` times), and waits for the exit. */
+    async function interrupt(destination: string, base: string, signals: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+      const child = spawn(process.execPath, [BIN, 'copy', '--src-tls-verify=false', '--platform', 'linux/amd64', `docker://${stall.host}/library/multi:1.0`, destination], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...isolatedEnv(home()), NO_COLOR: '1' },
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout.resume();
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      try {
+        const deadline = Date.now() + 30_000;
+        let tmp: string | undefined;
+        while (Date.now() < deadline) {
+          tmp = leftovers(base).find((n) => n.includes('.tmp-'));
+          if (tmp !== undefined && statSync(join(work, tmp), { throwIfNoEntry: false })?.size && stall.stalled > 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(tmp !== undefined, `a temporary file appeared (stderr: ${stderr})`);
+        child.kill('SIGINT');
+        if (signals > 1) {
+          // A second Ctrl-C during the shutdown the first one started (once the first was handled: one that lands
+          // before that kills the process by the default action, before any code of ours can run).
+          const until = Date.now() + 10_000;
+          while (leftovers(base).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+          child.kill('SIGINT');
+        }
+        return { ...(await exited), stderr };
+      } finally {
+        clearTimeout(killer);
+      }
+    }
+
+    for (const [transport, signals] of [['oci-archive', 1], ['docker-archive', 1], ['oci-archive', 2], ['docker-archive', 2]] as const) {
+      it(`${transport}, ${signals === 1 ? 'one Ctrl-C: exit 130' : 'a second Ctrl-C during shutdown'}, nothing left`, async () => {
+        const base = `cut-${transport}-${signals}.tar`;
+        const { code, signal, stderr } = await interrupt(`${transport}:${join(work, base)}:cut:1`, base, signals);
+        // The exit status of a second Ctrl-C is the command's business (it may end the process at once); the files are ours.
+        if (signals === 1) assert.equal(code, 130, stderr);
+        else assert.ok(code === 130 || signal === 'SIGINT', `exit ${code} ${signal}: ${stderr}`);
+        assert.deepEqual(leftovers(base), [], `exit ${code} ${signal}: ${stderr}`);
+        assert.ok(!existsSync(join(work, base)));
+      });
+    }
+  });
+
 });

@@ -1,0 +1,56 @@
+/**
+ * The archive transports' openers for the TRANSPORTS table: `oci-archive:FILE[:REF]` and `docker-archive:FILE[:REF]`
+ * as copy destinations. (As sources they go through the bundle reader, which streams and sniffs compression.)
+ */
+import { MirrorError } from '../../errors/index.js';
+import { formatReference, parseReference } from '../../reference/reference.js';
+import { fullNameOf } from '../oci-layout/source.js';
+import type { OpenedDestination, Transport } from '../index.js';
+import { formatTransportRef, type TransportRef } from '../refs.js';
+import { openDockerArchiveDestination } from './docker-archive.js';
+import { openOciArchiveDestination } from './oci-archive.js';
+import { checkArchivePath } from './output.js';
+
+/** OCI_ARCHIVE_TRANSPORT writes `oci-archive:FILE[:REF]`: REF becomes the image's `org.opencontainers.image.ref.name`. */
+export const OCI_ARCHIVE_TRANSPORT: Transport = {
+  async destination(r: TransportRef): Promise<OpenedDestination> {
+    if (r.transport !== 'oci-archive') throw new MirrorError('INTERNAL', `not an oci-archive location: ${r.transport}`);
+    if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci-archive:${r.path}:${r.ref.slice(0, 80)}: a destination is named by a tag or reference, not by a digest`);
+    await checkArchivePath(r.path, { transport: 'oci-archive' });
+    return {
+      destination: openOciArchiveDestination(r.path),
+      image: { repository: '', tag: r.ref, name: formatTransportRef(r), annotationName: r.ref === undefined ? undefined : fullNameOf(r.ref) },
+    };
+  },
+};
+
+/**
+ * DOCKER_ARCHIVE_TRANSPORT writes `docker-archive:FILE[:REF]`: REF, normalized as docker normalizes it
+ * (`busybox` -> `docker.io/library/busybox:latest`), becomes the image's RepoTags; without REF the image is untagged.
+ */
+export const DOCKER_ARCHIVE_TRANSPORT: Transport = {
+  async destination(r: TransportRef): Promise<OpenedDestination> {
+    if (r.transport !== 'docker-archive') throw new MirrorError('INTERNAL', `not a docker-archive location: ${r.transport}`);
+    if (r.index !== undefined) throw new MirrorError('USAGE', `docker-archive:${r.path}:@${r.index}: a position (@N) names an image to read, not one to write`);
+    let reference;
+    if (r.ref !== undefined) {
+      try {
+        reference = parseReference(r.ref);
+      } catch (e) {
+        throw new MirrorError('USAGE', `docker-archive:${r.path}: ${e instanceof MirrorError ? e.message : String(e)}`);
+      }
+      if (reference.digest !== undefined) throw new MirrorError('USAGE', `docker-archive:${r.path}: a docker archive names images by tag, not by digest (${r.ref.slice(0, 80)})`);
+    }
+    await checkArchivePath(r.path, { transport: 'docker-archive', refuseExisting: true });
+    return {
+      destination: openDockerArchiveDestination(r.path),
+      image: {
+        repository: reference?.repository ?? '',
+        tag: reference?.tag,
+        name: formatTransportRef(r),
+        annotationName: reference === undefined ? undefined : formatReference(reference),
+      },
+      reference,
+    };
+  },
+};
