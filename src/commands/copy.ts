@@ -29,6 +29,9 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> copy --all --dest-creds admin:secret docker://gcr.io/distroless/static:nonroot docker://10.0.0.5:5000/distroless/static:nonroot',
     '<%= config.bin %> copy --platform linux/arm64 docker://docker.io/library/busybox:1.36 oci:./busybox:1.36',
     '<%= config.bin %> copy --dest-tls-verify=false oci-archive:./app.tar docker://127.0.0.1:5000/app:1.0',
+    '<%= config.bin %> copy oci:./layout:1.36 docker://registry.local:5000/library/busybox:1.36',
+    '<%= config.bin %> copy docker://registry.local:5000/app:1.0 oci-archive:./app.tar:registry.local:5000/app:1.0',
+    '<%= config.bin %> copy --platform linux/amd64 docker://registry.local:5000/app:1.0 docker-archive:./app.tar:app:1.0',
   ];
 
   static override args = {
