@@ -153,6 +153,15 @@ function nodeZstd(): ZstdFactory | undefined {
   return typeof f === 'function' ? f : undefined;
 }
 
+/** ZSTD_WINDOW_LOG_MAX is the largest zstd window accepted (2^31 bytes, the most `zstd --long` writes). */
+export const ZSTD_WINDOW_LOG_MAX = 31;
+
+/** zstdDecodeOptions raises node:zlib's zstd window limit to {@link ZSTD_WINDOW_LOG_MAX} (its default is 2^27). */
+function zstdDecodeOptions(): zlib.ZlibOptions {
+  const key = (zlib.constants as unknown as Record<string, number | undefined>).ZSTD_d_windowLogMax;
+  return key === undefined ? {} : ({ params: { [key]: ZSTD_WINDOW_LOG_MAX } } as unknown as zlib.ZlibOptions);
+}
+
 /** DecoderPlan is how one stream will be decoded. */
 type DecoderPlan =
   | { kind: 'none'; label: string }
@@ -197,11 +206,14 @@ function planDecoder(compression: Compression, file: string, options: OpenDecomp
       return { kind: 'library', create: () => zlib.createGunzip(), label: 'node:zlib gunzip' };
     }
     case 'zstd': {
-      const prog = choice === 'library' ? undefined : program(['zstd'], ['-dc', '-q', '--no-progress']);
+      // Frames written with `--long=N` (windows above the decoder's default 128 MiB limit, up to 2 GiB) are refused
+      // unless the limit is raised; raising it costs nothing for other frames (the window a frame declares is what is
+      // allocated).
+      const prog = choice === 'library' ? undefined : program(['zstd'], ['-dc', '-q', '--no-progress', `--long=${ZSTD_WINDOW_LOG_MAX}`]);
       if (prog) return prog;
       if (choice === 'program') throw unsupported(`cannot decode ${file}: the zstd program is not on PATH`, 'install zstd');
       const make = nodeZstd();
-      if (make) return { kind: 'library', create: () => make(), label: 'node:zlib zstd' };
+      if (make) return { kind: 'library', create: () => make(zstdDecodeOptions()), label: 'node:zlib zstd' };
       throw unsupported(`cannot decode ${file}: zstd needs the zstd program on PATH or Node 22.15 or later`, 'install zstd');
     }
     case 'bzip2': {

@@ -38,6 +38,8 @@ describe('archive/decompress', function () {
         'gzip -6 -c plain > plain.gz',
         'head -c 100000 plain | gzip -c > m1.gz && tail -c +100001 plain | gzip -c > m2.gz && cat m1.gz m2.gz > multi.gz',
         '(! command -v zstd >/dev/null || zstd -q -c plain > plain.zst)',
+        // `--long=31` from a pipe: the frame declares a 2 GiB window, beyond the decoders' default 128 MiB limit.
+        '(! command -v zstd >/dev/null || cat plain | zstd -q --long=31 -c > long.zst)',
         '(! command -v bzip2 >/dev/null || bzip2 -c plain > plain.bz2)',
         'for f in multi.xz plain.gz plain.zst plain.bz2; do [ -f $f ] || continue; s=$(stat -c %s $f); head -c $((s / 2)) $f > trunc-$f; done',
         'cp multi.xz flipped.xz && printf "\\xff\\xff\\xff\\xff" | dd of=flipped.xz bs=1 seek=200000 conv=notrunc status=none',
@@ -63,6 +65,8 @@ describe('archive/decompress', function () {
     { file: 'multi.gz', compression: 'gzip', decoder: 'auto', label: /^node:zlib gunzip$/ },
     { file: 'plain.zst', compression: 'zstd', decoder: 'auto', label: /^zstd -dc/ },
     { file: 'plain.zst', compression: 'zstd', decoder: 'library', label: /^node:zlib zstd$/ },
+    { file: 'long.zst', compression: 'zstd', decoder: 'auto', label: /^zstd -dc/ },
+    { file: 'long.zst', compression: 'zstd', decoder: 'library', label: /^node:zlib zstd$/ },
     { file: 'plain.bz2', compression: 'bzip2', decoder: 'auto', label: /bzip2 -dc$/ },
     { file: 'plain', compression: 'none', decoder: 'auto', label: /^none$/ },
   ];
