@@ -58,6 +58,19 @@ export interface ImageSpec {
   sharedBaseWith?: string;
   /** `oci` (default) or `docker` (v2 schema 2 manifests, a Docker manifest list for several platforms). */
   mediaTypes?: 'oci' | 'docker';
+  /**
+   * A JSON SBOM of about `sizeBytes` (starting with `{`, as SPDX documents do): `layer` adds it as the last layer of
+   * each platform image; `referrer` writes an artifact manifest (artifactType `application/spdx+json`, empty config,
+   * `subject` = the image) listed in index.json by digest alone, as oras and regctl write them.
+   */
+  sbom?: { sizeBytes: number; attach: 'layer' | 'referrer' };
+  /**
+   * A non-distributable (or Docker foreign) layer with `urls`, added as the last layer; `present` writes its blob into
+   * the bundle too (Windows tooling leaves it out).
+   */
+  foreignLayer?: { mediaType: string; present: boolean };
+  /** Extra annotations on the image's index.json entry. */
+  annotations?: Record<string, string>;
 }
 
 /** LayoutSpec describes an OCI image layout. */
@@ -75,6 +88,8 @@ export interface LayoutSpec {
   seed?: string;
   /** Layer compression: `stored` (default; deterministic everywhere) or `zlib` (level 6: smaller, zlib-dependent). */
   gzip?: 'stored' | 'zlib';
+  /** Digest algorithm of configs and layers (`blobs/<alg>/<hex>`); manifests stay sha256. Default: sha256. */
+  blobDigest?: 'sha256' | 'sha512';
 }
 
 /** BuiltLayer is one layer as written. */
@@ -109,6 +124,10 @@ export interface BuiltImage {
   manifests: BuiltManifest[];
   /** Every blob digest the image needs (manifests, index, configs, layers). */
   blobs: string[];
+  /** Artifact manifests whose subject is this image (listed in index.json by digest alone). */
+  referrers: Array<{ digest: string; size: number; mediaType: string; artifactType: string; layer: { digest: string; size: number } }>;
+  /** A foreign layer added by {@link ImageSpec.foreignLayer}: its digest, and whether its blob is in the bundle. */
+  foreign?: { digest: string; mediaType: string; present: boolean } | undefined;
 }
 
 /** BuiltLayout is an OCI image layout in memory. */
@@ -368,16 +387,46 @@ function platformString(p: PlatformSpec): string {
   return `${p.os}/${p.arch}${p.variant ? `/${p.variant}` : ''}`;
 }
 
+/** SPDX_JSON is the media type of SPDX JSON documents (SBOMs). */
+export const SPDX_JSON = 'application/spdx+json';
+
+/** EMPTY_JSON is the OCI empty descriptor's content (`{}`), the config of artifacts. */
+const EMPTY_JSON = Buffer.from('{}');
+
+/**
+ * sbomJson writes an SPDX-like JSON document of exactly `size` bytes (at least 200), unique to `label`: cheap to make
+ * (a repeated package list), compressible like real SBOMs.
+ */
+export function sbomJson(label: string, size: number): Buffer {
+  const head = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":${JSON.stringify(label)},"packages":[`;
+  const tail = ']}';
+  const parts: string[] = [head];
+  let len = head.length + tail.length;
+  for (let i = 0; ; i++) {
+    const p = `${i === 0 ? '' : ','}{"SPDXID":"SPDXRef-Package-${i}","name":"pkg-${i}","versionInfo":"1.${i % 97}.${i % 13}","downloadLocation":"NOASSERTION"}`;
+    if (len + p.length + 40 > size) break;
+    parts.push(p);
+    len += p.length;
+  }
+  const pad = size - len - (parts.length > 1 ? 1 : 0) - '{"comment":""}'.length;
+  parts.push(`${parts.length > 1 ? ',' : ''}{"comment":"${' '.repeat(Math.max(0, pad))}"}`);
+  parts.push(tail);
+  const out = Buffer.from(parts.join(''));
+  if (out.byteLength !== size) throw new Error(`sbomJson: ${out.byteLength} bytes, wanted ${size}`);
+  return out;
+}
+
 /** buildOciLayout builds an OCI image layout in memory: `oci-layout`, `index.json`, `blobs/sha256/<hex>`. */
 export async function buildOciLayout(spec: LayoutSpec): Promise<BuiltLayout> {
   const seed = spec.seed ?? 'mirror';
   const gz = spec.gzip ?? 'stored';
   const blobs = new Map<string, Buffer>();
-  const put = (bytes: Buffer): string => {
-    const d = sha256(bytes);
+  const put = (bytes: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): string => {
+    const d = algorithm === 'sha256' ? sha256(bytes) : `sha512:${createHash('sha512').update(bytes).digest('hex')}`;
     blobs.set(d, bytes);
     return d;
   };
+  const blobAlg = spec.blobDigest ?? 'sha256';
   const baseLayers = new Map<string, LayerBlob>();
   const images: BuiltImage[] = [];
   const topDescriptors: Record<string, unknown>[] = [];
@@ -397,6 +446,7 @@ export async function buildOciLayout(spec: LayoutSpec): Promise<BuiltLayout> {
     }
     const manifests: BuiltManifest[] = [];
     const childDescriptors: Record<string, unknown>[] = [];
+    let foreign: BuiltImage['foreign'];
     const allBlobs = new Set<string>();
     for (const platform of platforms) {
       const layers: LayerBlob[] = shared ? [{ ...shared, mediaType: layerType }] : [];
@@ -406,19 +456,39 @@ export async function buildOciLayout(spec: LayoutSpec): Promise<BuiltLayout> {
         layers.push({ digest: sha256(bytes), size: bytes.byteLength, diffId: sha256(uncompressed), mediaType: layerType, bytes, uncompressed });
       }
       if (image.ref !== undefined && !baseLayers.has(image.ref) && layers[0]) baseLayers.set(image.ref, layers[0]);
-      for (const l of layers) allBlobs.add(put(l.bytes));
+      if (blobAlg !== 'sha256') {
+        for (const l of layers) l.digest = `sha512:${createHash('sha512').update(l.bytes).digest('hex')}`;
+      }
+      for (const l of layers) allBlobs.add(put(l.bytes, blobAlg));
+      const extra: Array<{ mediaType: string; digest: string; size: number; urls?: string[] }> = [];
+      if (image.sbom?.attach === 'layer') {
+        const doc = sbomJson(`${label}/${platformString(platform)}`, image.sbom.sizeBytes);
+        const d = put(doc, blobAlg);
+        allBlobs.add(d);
+        extra.push({ mediaType: SPDX_JSON, digest: d, size: doc.byteLength });
+      }
+      if (image.foreignLayer !== undefined) {
+        const bytes = gzipLayer(await makeLayerTar({ files: 1, sizeBytes: 700 }, `${seed}/${label}/${platformString(platform)}/foreign`), gz);
+        const d = sha256(bytes);
+        if (image.foreignLayer.present) {
+          put(bytes);
+          allBlobs.add(d);
+        }
+        extra.push({ mediaType: image.foreignLayer.mediaType, digest: d, size: bytes.byteLength, urls: ['https://example.invalid/layers/foreign.tar.gz'] });
+        foreign = { digest: d, mediaType: image.foreignLayer.mediaType, present: image.foreignLayer.present };
+      }
       const config = makeConfig(
         platform,
         layers.map((l) => l.diffId),
         label,
       );
-      const configDigest = put(config);
+      const configDigest = put(config, blobAlg);
       allBlobs.add(configDigest);
       const manifest = json({
         schemaVersion: 2,
         mediaType: manifestType,
         config: { mediaType: configType, digest: configDigest, size: config.byteLength },
-        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+        layers: [...layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })), ...extra],
       });
       const manifestDigest = put(manifest);
       allBlobs.add(manifestDigest);
@@ -464,13 +534,32 @@ export async function buildOciLayout(spec: LayoutSpec): Promise<BuiltLayout> {
         annotations['org.opencontainers.image.ref.name'] = name;
       }
     }
+    Object.assign(annotations, image.annotations ?? {});
     topDescriptors.push({
       mediaType: top.mediaType,
       digest: top.digest,
       size: top.size,
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     });
-    images.push({ ref: name, digest: top.digest, size: top.size, mediaType: top.mediaType, manifests, blobs: [...allBlobs] });
+    const referrers: BuiltImage['referrers'] = [];
+    if (image.sbom?.attach === 'referrer') {
+      const doc = sbomJson(label, image.sbom.sizeBytes);
+      const layerDigest = put(doc, blobAlg);
+      const emptyDigest = put(EMPTY_JSON);
+      const artifact = json({
+        schemaVersion: 2,
+        mediaType: MediaType.OCI_MANIFEST,
+        artifactType: SPDX_JSON,
+        config: { mediaType: MediaType.OCI_EMPTY, digest: emptyDigest, size: EMPTY_JSON.byteLength, data: EMPTY_JSON.toString('base64') },
+        layers: [{ mediaType: SPDX_JSON, digest: layerDigest, size: doc.byteLength, annotations: { 'org.opencontainers.image.title': 'sbom.spdx.json' } }],
+        subject: { mediaType: top.mediaType, digest: top.digest, size: top.size },
+        annotations: { 'org.opencontainers.image.created': CREATED },
+      });
+      const d = put(artifact);
+      referrers.push({ digest: d, size: artifact.byteLength, mediaType: MediaType.OCI_MANIFEST, artifactType: SPDX_JSON, layer: { digest: layerDigest, size: doc.byteLength } });
+      topDescriptors.push({ mediaType: MediaType.OCI_MANIFEST, digest: d, size: artifact.byteLength, artifactType: SPDX_JSON });
+    }
+    images.push({ ref: name, digest: top.digest, size: top.size, mediaType: top.mediaType, manifests, blobs: [...allBlobs], referrers, foreign });
   }
 
   let rootManifests = topDescriptors;
@@ -488,7 +577,7 @@ export async function buildOciLayout(spec: LayoutSpec): Promise<BuiltLayout> {
   const files: FileMap = new Map();
   files.set('oci-layout', json({ imageLayoutVersion: '1.0.0' }));
   files.set('index.json', json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: rootManifests }));
-  for (const [d, bytes] of [...blobs.entries()].sort(([a], [b]) => a.localeCompare(b))) files.set(`blobs/sha256/${hex(d)}`, bytes);
+  for (const [d, bytes] of [...blobs.entries()].sort(([a], [b]) => a.localeCompare(b))) files.set(`blobs/${d.slice(0, d.indexOf(':'))}/${hex(d)}`, bytes);
   return { format: 'oci-layout', files, images };
 }
 

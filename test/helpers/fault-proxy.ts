@@ -2,15 +2,16 @@
  * A fault-injecting reverse proxy for tests, on 127.0.0.1 in front of a plain-HTTP registry. It forwards requests
  * with their Host header (so the registry's Location headers point back at the proxy) and streams bodies both ways.
  * Rules inject faults on chosen requests (by count or seeded probability): answer 503, answer 429 with
- * `Retry-After: 1`, cut the connection in the middle of a request body or of a response. It counts injected faults
- * and requests, and records every request (method, path) so tests can assert on the traffic.
+ * `Retry-After: 1`, cut the connection in the middle of a request body or of a response, or hold a request back for a
+ * while before forwarding it. It counts injected faults and requests, and records every request (method, path, and
+ * the registry's status once it answers) so tests can assert on the traffic.
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenLocal } from './proc.js';
 
 /** FaultKind is what a rule does to a request. */
-export type FaultKind = 'status-503' | 'status-429' | 'cut-request' | 'cut-response';
+export type FaultKind = 'status-503' | 'status-429' | 'cut-request' | 'cut-response' | 'delay';
 
 /** FaultRule chooses requests and the fault to inject into them. */
 export interface FaultRule {
@@ -29,6 +30,8 @@ export interface FaultRule {
   afterBytes?: number | undefined;
   /** cut-request: forward the bytes read to the registry before cutting. Default: false (it never sees the request). */
   forwardBeforeCut?: boolean | undefined;
+  /** delay: how long the request is held (its body unread) before it is forwarded. Default: 500. */
+  delayMs?: number | undefined;
 }
 
 /** FaultProxyOptions configure the proxy. */
@@ -52,6 +55,8 @@ export interface RecordedRequest {
   range?: string | undefined;
   /** Response body bytes passed back to the client (counted as they go). */
   bytesOut: number;
+  /** The registry's HTTP status, once it has answered (set before the answer is passed on). */
+  status?: number | undefined;
 }
 
 /** FaultProxy is a running proxy. */
@@ -92,7 +97,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = mulberry32(options.seed ?? 1);
   let rules: Array<{ rule: FaultRule; matched: number; injected: number }> = [];
   const requests: RecordedRequest[] = [];
-  const injected: Record<FaultKind, number> = { 'status-503': 0, 'status-429': 0, 'cut-request': 0, 'cut-response': 0 };
+  const injected: Record<FaultKind, number> = { 'status-503': 0, 'status-429': 0, 'cut-request': 0, 'cut-response': 0, delay: 0 };
   const sockets = new Set<Socket>();
 
   const setRules = (next: FaultRule[]): void => {
@@ -126,6 +131,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         agent,
       },
       (upRes) => {
+        if (record !== undefined) record.status = upRes.statusCode;
         if (record !== undefined) upRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.byteLength));
         if (cutResponseAfter !== undefined) {
           const length = Number(upRes.headers['content-length'] ?? '0');
@@ -213,6 +219,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       }
       case 'cut-response': {
         req.pipe(forward(req, res, after, record));
+        return;
+      }
+      case 'delay': {
+        req.pause();
+        setTimeout(() => {
+          if (req.destroyed) return;
+          req.pipe(forward(req, res, undefined, record));
+          req.resume();
+        }, fault.delayMs ?? 500);
         return;
       }
     }

@@ -24,6 +24,11 @@ export interface RegistryOptions {
   users?: Record<string, string> | undefined;
   /** Token auth: the registry trusts JWTs signed by a certificate in `rootCertBundle` (a PEM file). */
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string } | undefined;
+  /**
+   * Regular expressions for URLs allowed in pushed manifests (foreign and non-distributable layers). Default: unset,
+   * with which distribution refuses every manifest that has URLs.
+   */
+  manifestUrlsAllow?: string[] | undefined;
 }
 
 /** TestRegistry is a running registry. */
@@ -109,6 +114,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       `    issuer: ${q(t.issuer)}`,
       `    rootcertbundle: ${q(t.rootCertBundle)}`,
     );
+  }
+  if (options.manifestUrlsAllow !== undefined) {
+    lines.push('validation:', '  manifests:', '    urls:', '      allow:', ...options.manifestUrlsAllow.map((r) => `        - ${q(r)}`));
   }
   const config = join(dir, 'config.yml');
   writeFileSync(config, `${lines.join('\n')}\n`);
