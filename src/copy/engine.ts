@@ -340,8 +340,10 @@ class CopyRun {
       this.keyOf.set(r.digest, b.key);
       b.resolved?.(r);
       this.locate(repo, r.digest);
+      // A registry may answer with its own digest of the blob (sha256 for a sha512 upload): both name it there.
+      if (b.digest !== undefined && b.digest !== r.digest) this.locate(repo, b.digest);
       this.stats.uploaded++;
-      this.blobEvent(r.digest, r.size, repo, 'uploaded');
+      this.blobEvent(b.digest ?? r.digest, r.size, repo, 'uploaded');
     } catch (e) {
       if (isStreamConsumed(e) && consumed) {
         this.events({ type: 'warning', message: `upload of ${b.digest ?? b.key} was cut; it will be read from the bundle again` });
@@ -577,7 +579,10 @@ class CopyRun {
     const bytes = this.memory.get(d) ?? this.catalog?.bytes(d);
     let session: unknown;
     if (from !== undefined && dest.blobScope === 'repository') {
-      const m = await dest.mountBlob(repo, d, from, { signal: this.signal });
+      let m = await dest.mountBlob(repo, d, from, { signal: this.signal });
+      // distribution links a mounted blob under its sha256 digest only: a blob named by another digest (sha512) is
+      // checked, and sent when the mount did not make it visible under that name.
+      if (m.mounted && !d.startsWith('sha256:') && !(await dest.hasBlob(repo, d, { signal: this.signal }))) m = { mounted: false };
       if (m.mounted) {
         this.locate(repo, d);
         this.stats.mounted++;
@@ -597,6 +602,7 @@ class CopyRun {
           },
         });
         this.locate(repo, r.digest);
+        this.locate(repo, d);
         this.stats.uploaded++;
         this.blobEvent(d, desc.size, repo, 'uploaded');
       };

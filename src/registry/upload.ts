@@ -7,7 +7,7 @@
 import { DigestMismatchError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
 import type { HttpResponse } from '../net/http.js';
 import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep } from '../net/retry.js';
-import { DigestCounter, sha256Digest, verifyingStream } from '../oci/digest.js';
+import { DigestCounter, digestLike, verifyingStream } from '../oci/digest.js';
 import { pushScope } from './auth.js';
 import { blobExists } from './blob.js';
 import { registryError, RegistryHttpError, StreamConsumedError } from './errors.js';
@@ -436,7 +436,7 @@ async function runOnce(a: Attempt, session: UploadSession): Promise<UploadResult
   const { body, options } = a;
   if (options.mode === 'chunked') return chunked(a, session);
   if (body.kind === 'bytes') {
-    const digest = options.digest ?? sha256Digest(body.data);
+    const digest = options.digest ?? digestLike(body.data, undefined);
     return monolithicPut(a, session, digest, body.data.byteLength);
   }
   if (options.digest !== undefined && options.size !== undefined) return monolithicPut(a, session, options.digest, options.size);
@@ -452,7 +452,7 @@ async function runOnce(a: Attempt, session: UploadSession): Promise<UploadResult
 export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobBody, options: UploadOptions = {}): Promise<UploadResult> {
   if (body.kind === 'bytes') {
     // Known bytes are checked before anything is sent.
-    const actual = sha256Digest(body.data);
+    const actual = digestLike(body.data, options.digest);
     const sizeWrong = options.size !== undefined && options.size !== body.data.byteLength;
     if (sizeWrong || (options.digest !== undefined && options.digest !== actual)) {
       throw new DigestMismatchError(options.digest ?? actual, actual, {

@@ -5,7 +5,7 @@
  * handed to the copy engine while it is read.
  */
 import { MirrorError } from '../../errors/index.js';
-import { DigestCounter, sha256Digest } from '../../oci/digest.js';
+import { DIGEST_ALGORITHMS, DigestCounter, digestAlgorithm, digestLike } from '../../oci/digest.js';
 import { type CachedLayer, defaultLayerCachePath, LayerCache } from './layer-cache.js';
 import { openBundleEntries, type BundleEntry, type BundleEntriesInput } from './entries.js';
 import { compressorId, convertLayer, type ConvertedLayerStream, type GzipEncoder } from './convert.js';
@@ -158,11 +158,18 @@ class BundleSource implements StreamSource {
     const s = this.state;
     const digest = blobDigestOfPath(e.name);
     if (digest !== undefined) {
+      const algorithm = digestAlgorithm(digest);
+      if (!DIGEST_ALGORITHMS.has(algorithm)) {
+        // Content this tool cannot verify is never sent; the images that need it fail with the reason.
+        const why = `blob ${digest.slice(0, 80)} in ${this.path} uses the digest algorithm "${algorithm.slice(0, 32)}", which cannot be verified (sha256, sha384 and sha512 can)`;
+        s.problems.set(digest, new MirrorError('UNSUPPORTED', why, { digest, file: this.path }));
+        return;
+      }
       let body: BlobBody = e.body();
       if (!again && e.size <= this.smallMax) {
         const bytes = await e.bytes(this.smallMax);
         if (firstNonSpace(bytes) === 0x7b /* { */) {
-          const actual = sha256Digest(bytes);
+          const actual = digestLike(bytes, digest);
           if (actual !== digest) {
             s.problems.set(
               digest,
