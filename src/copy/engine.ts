@@ -453,7 +453,7 @@ class CopyRun {
         if (parsed.kind === 'index') {
           for (const child of parsed.index.manifests) walk(child, depth + 1);
         } else {
-          for (const b of blobDescriptors(parsed.manifest)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+          for (const b of blobDescriptors(parsed.manifest, (d) => catalog.has?.(d) ?? false)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
         }
         plan.manifests.push({ digest: desc.digest, mediaType: parsed.mediaType, size: bytes.byteLength, platform: desc.platform, bytes });
       };

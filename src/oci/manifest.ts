@@ -1,6 +1,6 @@
 import { MirrorError, type MirrorErrorOptions } from '../errors/index.js';
 import { isValidDigest } from '../reference/reference.js';
-import { isIndexMediaType, MediaType } from './media-types.js';
+import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MediaType } from './media-types.js';
 
 /** Platform is an OCI platform object. */
 export interface Platform {
@@ -104,11 +104,20 @@ export function parseManifest(bytes: Uint8Array, declaredType: string | undefine
   return { kind: 'image', mediaType, manifest: { ...(v as unknown as ImageManifest), config, layers } };
 }
 
-/** blobDescriptors lists the blobs (config, then layers) of an image manifest, skipping foreign layers with URLs. */
-export function blobDescriptors(m: ImageManifest): Descriptor[] {
+/** isForeignLayer tells whether a layer may live elsewhere: a foreign or non-distributable layer that has `urls`. */
+export function isForeignLayer(d: Descriptor): boolean {
+  return FOREIGN_LAYER_MEDIA_TYPES.has(d.mediaType) && Array.isArray(d.urls) && d.urls.length > 0;
+}
+
+/**
+ * blobDescriptors lists the blobs (config, then layers) of an image manifest. A foreign or non-distributable layer
+ * with `urls` is listed only when `present` says the source holds it (it is then pushed like any layer); otherwise it
+ * is left where its URLs point, its digest kept in the manifest. Default: no such layer is listed.
+ */
+export function blobDescriptors(m: ImageManifest, present: (digest: string) => boolean = () => false): Descriptor[] {
   const out: Descriptor[] = [m.config];
   for (const l of m.layers) {
-    if (l.mediaType === MediaType.DOCKER_FOREIGN_LAYER && l.urls && l.urls.length > 0) continue;
+    if (isForeignLayer(l) && !present(l.digest)) continue;
     out.push(l);
   }
   return out;

@@ -14,7 +14,21 @@ export const MediaType = {
   DOCKER_CONFIG: 'application/vnd.docker.container.image.v1+json',
   DOCKER_LAYER_GZIP: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   DOCKER_FOREIGN_LAYER: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  OCI_LAYER_NONDISTRIBUTABLE: 'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  OCI_LAYER_NONDISTRIBUTABLE_GZIP: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  OCI_LAYER_NONDISTRIBUTABLE_ZSTD: 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
 } as const;
+
+/**
+ * FOREIGN_LAYER_MEDIA_TYPES are the layers that may be fetched from their `urls` instead of the registry: Docker
+ * foreign layers and OCI non-distributable layers (deprecated in image-spec 1.1, still written by Windows tooling).
+ */
+export const FOREIGN_LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  MediaType.DOCKER_FOREIGN_LAYER,
+  MediaType.OCI_LAYER_NONDISTRIBUTABLE,
+  MediaType.OCI_LAYER_NONDISTRIBUTABLE_GZIP,
+  MediaType.OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
+]);
 
 /** INDEX_MEDIA_TYPES are the media types of manifests that list other manifests. */
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST]);

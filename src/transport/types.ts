@@ -42,6 +42,11 @@ export interface Catalog {
   mediaTypeOf(digest: string): string | undefined;
   /** A problem with a blob found while reading (bytes that do not match the digest), if any. */
   problem?(digest: string): MirrorError | undefined;
+  /**
+   * Whether the source holds a blob at all. Asked for foreign and non-distributable layers, which are pushed when the
+   * source holds them and left to their URLs when it does not. Default: it holds none of them.
+   */
+  has?(digest: string): boolean;
 }
 
 /** Wanted says which images need a blob, as far as the source knows while reading. */

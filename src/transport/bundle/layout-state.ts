@@ -3,12 +3,13 @@
  * small JSON blobs (manifests and configs) kept in memory. It answers which images need a blob (as far as is known
  * yet) and, at the end, builds the catalog.
  */
+import { join } from 'node:path';
 import { normalizeEntryName } from '../../archive/tar.js';
 import { MirrorError } from '../../errors/index.js';
 import { sha256Digest } from '../../oci/digest.js';
 import { isIndexMediaType, MediaType } from '../../oci/media-types.js';
-import { type Descriptor, decodeJson, type ImageIndex, parseDescriptor, parseManifest, blobDescriptors } from '../../oci/manifest.js';
-import { DEFAULT_TAG, formatReference, isFullReference, isValidTag, parseReference } from '../../reference/reference.js';
+import { type Descriptor, decodeJson, type ImageIndex, type ParsedManifest, parseDescriptor, parseManifest, blobDescriptors } from '../../oci/manifest.js';
+import { DEFAULT_TAG, formatReference, type ImageReference, isFullReference, isValidTag, parseReference } from '../../reference/reference.js';
 import type { Catalog, SourceImage, Wanted } from '../types.js';
 
 /** ANNOTATION_IMAGE_NAME carries the full image reference in containerd's and Docker's OCI exports. */
@@ -35,10 +36,65 @@ export interface ConvertedLayer {
   diffId: string | undefined;
 }
 
+/** MAX_SUBJECT_CHAIN bounds how many `subject` links are followed to name an artifact (a signature of an SBOM of an image). */
+const MAX_SUBJECT_CHAIN = 4;
+
+/**
+ * isReferenceName tells whether an `org.opencontainers.image.ref.name` is an image reference rather than a bare tag:
+ * a full one (`gcr.io/x/y:1.0`) or a docker-style one with a `/` or a `:` (`busybox:latest`, `lab/app:1.1`), as skopeo
+ * and podman write. A bare tag (`1.0`) or a digest is not.
+ */
+export function isReferenceName(name: string): boolean {
+  if (isFullReference(name)) return true;
+  return (name.includes('/') || name.includes(':')) && !/^sha(?:256|384|512):[a-f0-9]+$/.test(name);
+}
+
+/** BlobRole is what a blob is to the manifests that name it. */
+type BlobRole = 'manifest' | 'config' | 'layer';
+
+const SCHEMA_VERSION_KEY = Buffer.from('"schemaVersion"');
+const ROOTFS_KEY = Buffer.from('"rootfs"');
+
+/**
+ * jsonKind tells from its content what a JSON blob is: a `manifest` (an object with a numeric schemaVersion, or
+ * unparsable JSON that names one, so its error stays precise), an image `config` (an object with rootfs), or `other`
+ * (a JSON layer, an artifact config). Only blobs that name one of the two keys are parsed.
+ */
+export function jsonKind(bytes: Uint8Array): 'manifest' | 'config' | 'other' {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const schema = b.indexOf(SCHEMA_VERSION_KEY) >= 0;
+  if (!schema && b.indexOf(ROOTFS_KEY) < 0) return 'other';
+  let v: unknown;
+  try {
+    v = JSON.parse(b.toString('utf8'));
+  } catch {
+    return schema ? 'manifest' : 'other';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'other';
+  const o = v as Record<string, unknown>;
+  if (typeof o.schemaVersion === 'number') return 'manifest';
+  return typeof o.rootfs === 'object' && o.rootfs !== null ? 'config' : 'other';
+}
+
 /** blobDigestOfPath gives the digest of an OCI `blobs/<alg>/<hex>` path, or undefined. */
 export function blobDigestOfPath(name: string): string | undefined {
   const m = /^blobs\/([a-z0-9]+(?:[.+_-][a-z0-9]+)*)\/([a-zA-Z0-9=_-]+)$/.exec(name);
   return m ? `${m[1]}:${m[2]}` : undefined;
+}
+
+/** blobPathOf gives the OCI layout path of a digest (`sha256:abc` -> `blobs/sha256/abc`). */
+export function blobPathOf(digest: string): string {
+  const i = digest.indexOf(':');
+  return `blobs/${digest.slice(0, i)}/${digest.slice(i + 1)}`;
+}
+
+/** LAYOUT_MARKERS are the file names that say where a layout or a docker save archive has its top. */
+const LAYOUT_MARKERS: ReadonlySet<string> = new Set(['index.json', 'oci-layout', 'manifest.json']);
+
+/** LayoutStateOptions describe the bundle a {@link LayoutState} reads. */
+export interface LayoutStateOptions {
+  /** `archive` (a tar, default) or `directory`: what the fix for a misplaced layout says. */
+  kind?: 'archive' | 'directory' | undefined;
 }
 
 /** LayoutState accumulates a bundle's metadata while it is read. */
@@ -59,13 +115,50 @@ export class LayoutState {
   readonly seen = new Set<string>();
   index: ImageIndex | undefined;
   dockerManifest: DockerSaveEntry[] | undefined;
+  /** What the manifests read so far make of each digest they name. */
+  private readonly roles = new Map<string, BlobRole>();
   private wantedCache: Map<string, SourceImage[]> | undefined;
   private ociImagesCache: SourceImage[] | undefined;
+  private ownersCache: Map<string, number> | undefined;
+
+  /** The one folder every entry so far sits in (`mylayout/`), `''` once an entry sits at the top or elsewhere. */
+  private commonFolder: string | undefined;
 
   constructor(
     readonly file: string,
     readonly layerCompression: LayerCompression,
+    readonly options: LayoutStateOptions = {},
   ) {}
+
+  /**
+   * noteEntry records an entry name, and refuses at once a bundle whose every entry so far sits in one folder that
+   * turns out to hold a layout (`mylayout/index.json`): its top, where the layout is looked for, holds nothing.
+   */
+  noteEntry(name: string): void {
+    this.seen.add(name);
+    const slash = name.indexOf('/');
+    const folder = slash < 0 ? '' : name.slice(0, slash + 1);
+    if (this.commonFolder === undefined) this.commonFolder = folder;
+    else if (this.commonFolder !== folder) this.commonFolder = '';
+    if (this.commonFolder !== '' && LAYOUT_MARKERS.has(name.slice(name.lastIndexOf('/') + 1))) throw this.misplaced(name);
+  }
+
+  /** misplaced explains a layout found at `marker` (`a/b/index.json`) below the top of the bundle, and the fix. */
+  private misplaced(marker: string): MirrorError {
+    const folder = marker.slice(0, marker.lastIndexOf('/') + 1);
+    const base = marker.slice(folder.length);
+    const what = base === 'manifest.json' ? 'a docker save archive' : 'an OCI image layout';
+    const expected = base === 'manifest.json' ? 'manifest.json' : 'index.json';
+    const fix =
+      this.options.kind === 'directory'
+        ? `use --source ${join(this.file, ...folder.split('/').filter((p) => p !== ''))}`
+        : `re-create the archive from inside that folder: tar -C ${folder.replace(/\/$/, '')} -cf bundle.tar .`;
+    return new MirrorError(
+      'BAD_INPUT',
+      `${this.file} holds ${what} in the folder ${folder} (${marker}), not at its top where ${expected} is expected; ${fix}`,
+      { file: this.file },
+    );
+  }
 
   /** format says what the bundle is, as far as known. */
   get format(): 'oci' | 'docker-save' | 'unknown' {
@@ -82,13 +175,52 @@ export class LayoutState {
       throw new MirrorError('BAD_INPUT', `index.json in ${this.file} is not an OCI image index`, { file: this.file });
     }
     this.index = parsed.index;
+    this.noteRoles(parsed);
     this.invalidate();
+  }
+
+  /**
+   * keepsAsMetadata tells whether a small JSON blob is metadata to keep in memory (a manifest, or an image config),
+   * or a JSON layer (an SBOM, an attestation) that is sent like any other blob and never counts as metadata. What the
+   * manifests read so far say about the digest decides; before they name it, its content does.
+   */
+  keepsAsMetadata(digest: string, bytes: Uint8Array): boolean {
+    const role = this.roles.get(digest);
+    if (role !== undefined) return role !== 'layer';
+    return jsonKind(bytes) !== 'other';
+  }
+
+  /** noteRoles records what a manifest's descriptors are: manifests, configs or layers. */
+  private noteRoles(parsed: ParsedManifest): void {
+    const note = (d: Descriptor | undefined, role: BlobRole): void => {
+      if (d === undefined) return;
+      const had = this.roles.get(d.digest);
+      // Something that is a manifest or a config to anyone stays metadata.
+      if (had === undefined || had === 'layer') this.roles.set(d.digest, role);
+    };
+    if (parsed.kind === 'index') {
+      for (const m of parsed.index.manifests) note(m, 'manifest');
+      note(parsed.index.subject, 'manifest');
+    } else {
+      note(parsed.manifest.config, 'config');
+      for (const l of parsed.manifest.layers) note(l, 'layer');
+      note(parsed.manifest.subject, 'manifest');
+    }
   }
 
   /** setDockerManifest records docker-save's `manifest.json`. */
   setDockerManifest(bytes: Uint8Array): void {
     const v = decodeJson(bytes, `manifest.json in ${this.file}`, { file: this.file });
     const bad = (why: string): MirrorError => new MirrorError('BAD_INPUT', `manifest.json in ${this.file} ${why}`, { file: this.file });
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'schemaVersion' in v) {
+      // containers/image's `dir:` transport (podman save --format docker-dir, skopeo copy dir:): one image manifest,
+      // its blobs named by bare hex, and no image name anywhere.
+      throw new MirrorError(
+        'BAD_INPUT',
+        `${this.file} is a "dir:" image (podman save --format docker-dir): one manifest without an image name, not a bundle; save it with podman save --format oci-archive or docker-archive`,
+        { file: this.file },
+      );
+    }
     if (!Array.isArray(v)) throw bad('is not a list of images');
     const out: DockerSaveEntry[] = [];
     for (const [i, e] of v.entries()) {
@@ -111,12 +243,20 @@ export class LayoutState {
   /** addSmall records a small JSON blob (already verified against its digest). */
   addSmall(digest: string, bytes: Uint8Array): void {
     this.small.set(digest, bytes);
+    if (this.roles.get(digest) !== 'config' && jsonKind(bytes) === 'manifest') {
+      try {
+        this.noteRoles(parseManifest(bytes, undefined));
+      } catch {
+        /* a bad manifest fails its image when it is planned */
+      }
+    }
     this.invalidate();
   }
 
   private invalidate(): void {
     this.wantedCache = undefined;
     this.ociImagesCache = undefined;
+    this.ownersCache = undefined;
   }
 
   /** wantedByDigest says which images need an OCI blob, when the metadata read so far can tell. */
@@ -188,7 +328,8 @@ export class LayoutState {
         continue;
       }
       if (parsed.kind === 'index') stack.push(...parsed.index.manifests);
-      else for (const b of blobDescriptors(parsed.manifest)) out.add(b.digest);
+      // Foreign layers too: one the bundle holds goes to its images like any other.
+      else for (const b of blobDescriptors(parsed.manifest, () => true)) out.add(b.digest);
     }
     return out;
   }
@@ -225,19 +366,26 @@ export class LayoutState {
     for (const child of parsed.index.manifests) {
       const a = child.annotations ?? {};
       const name = a[ANNOTATION_IMAGE_NAME] ?? a[ANNOTATION_REF_NAME];
-      if (name !== undefined && (a[ANNOTATION_IMAGE_NAME] !== undefined || isFullReference(name))) out.push(child);
+      if (name !== undefined && (a[ANNOTATION_IMAGE_NAME] !== undefined || isReferenceName(name))) out.push(child);
       else out.push(...this.namedDescendants(child, depth + 1));
     }
     return out;
   }
 
-  private ociImage(desc: Descriptor, i: number, nested?: number): SourceImage {
+  private ociImage(desc: Descriptor, i: number, nested?: number, depth = 0): SourceImage {
     const a = desc.annotations ?? {};
     const full = a[ANNOTATION_IMAGE_NAME];
     const refName = a[ANNOTATION_REF_NAME];
-    const candidate = full ?? (refName !== undefined && isFullReference(refName) ? refName : undefined);
+    const candidate = full ?? (refName !== undefined && isReferenceName(refName) ? refName : undefined);
     const where = `index.json manifests[${i}]${nested === undefined ? '' : ` entry ${nested}`} (${desc.digest})`;
     if (candidate === undefined) {
+      // An artifact listed by digest alone (an SBOM or a signature, as oras and regctl write them) whose subject is a
+      // named image of this bundle goes to that image's repository, by digest.
+      const owner = depth < MAX_SUBJECT_CHAIN ? this.subjectOwner(desc, i, depth) : undefined;
+      if (owner?.reference !== undefined) {
+        const ref: ImageReference = { registry: owner.reference.registry, repository: owner.reference.repository, digest: desc.digest };
+        return { reference: ref, name: formatReference(ref), descriptor: desc };
+      }
       const why = refName !== undefined ? `has only the name "${refName}", not a full image reference` : 'has no image name';
       return {
         reference: undefined,
@@ -247,6 +395,8 @@ export class LayoutState {
       };
     }
     try {
+      // A name with a `/` or a `:` is a docker-style reference and is normalized as docker does (`busybox:latest` is
+      // `docker.io/library/busybox:latest`), the way RepoTags of `docker save` are.
       let ref = parseReference(candidate, { defaultTag: false });
       if (ref.digest !== undefined && ref.digest !== desc.digest) {
         throw new MirrorError('BAD_INPUT', `${candidate} names digest ${ref.digest} but index.json gives ${desc.digest}`, { file: this.file, image: candidate });
@@ -259,6 +409,53 @@ export class LayoutState {
     } catch (e) {
       return { reference: undefined, name: candidate, descriptor: desc, error: e instanceof MirrorError ? e : new MirrorError('BAD_INPUT', String(e)) };
     }
+  }
+
+  /**
+   * subjectOwner finds the named image of index.json whose graph holds the `subject` of the manifest `desc` (when
+   * that manifest has been read and has a subject), or undefined.
+   */
+  private subjectOwner(desc: Descriptor, self: number, depth: number): SourceImage | undefined {
+    const bytes = this.small.get(desc.digest);
+    if (!bytes) return undefined;
+    let subject: string | undefined;
+    try {
+      const parsed = parseManifest(bytes, desc.mediaType);
+      subject = (parsed.kind === 'index' ? parsed.index.subject : parsed.manifest.subject)?.digest;
+    } catch {
+      return undefined;
+    }
+    if (subject === undefined) return undefined;
+    const j = this.entryOwners().get(subject);
+    const other = j === undefined || j === self ? undefined : this.index?.manifests[j];
+    if (other === undefined) return undefined;
+    const img = this.ociImage(other, j!, undefined, depth + 1);
+    return img.reference !== undefined ? img : undefined;
+  }
+
+  /** entryOwners maps each manifest digest (read so far) to the first index.json entry whose graph holds it. */
+  private entryOwners(): Map<string, number> {
+    if (this.ownersCache) return this.ownersCache;
+    const owners = new Map<string, number>();
+    for (const [j, root] of (this.index?.manifests ?? []).entries()) {
+      const stack: Array<{ d: Descriptor; depth: number }> = [{ d: root, depth: 0 }];
+      for (let steps = 0; stack.length > 0 && steps < 10_000; steps++) {
+        const { d, depth } = stack.pop()!;
+        if (owners.has(d.digest)) continue;
+        owners.set(d.digest, j);
+        if (depth >= 8 || !isIndexMediaType(d.mediaType)) continue;
+        const bytes = this.small.get(d.digest);
+        if (!bytes) continue;
+        try {
+          const parsed = parseManifest(bytes, d.mediaType);
+          if (parsed.kind === 'index') for (const c of parsed.index.manifests) stack.push({ d: c, depth: depth + 1 });
+        } catch {
+          /* a bad index fails its own image */
+        }
+      }
+    }
+    this.ownersCache = owners;
+    return owners;
   }
 
   /** dockerImages lists docker-save images (one per manifest.json entry) with their source images (one per tag). */
@@ -328,6 +525,8 @@ export class LayoutState {
     } else if (this.dockerManifest) {
       images = this.dockerImages().map(({ entry, source }) => this.finishDockerImage(entry, source, synth));
     } else {
+      const nested = [...this.seen].filter((n) => LAYOUT_MARKERS.has(n.slice(n.lastIndexOf('/') + 1))).sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b))[0];
+      if (nested !== undefined) throw this.misplaced(nested);
       throw new MirrorError('BAD_INPUT', `${this.file} is not an image bundle: it has neither index.json (OCI layout) nor manifest.json (docker save)`, {
         file: this.file,
       });
@@ -337,6 +536,7 @@ export class LayoutState {
       bytes: (d) => this.small.get(d) ?? synth.get(d)?.bytes,
       mediaTypeOf: (d) => synth.get(d)?.mediaType,
       problem: (d) => this.problems.get(d),
+      has: (d) => this.small.has(d) || this.seen.has(blobPathOf(d)),
     };
   }
 

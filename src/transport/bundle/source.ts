@@ -55,7 +55,7 @@ class BundleSource implements StreamSource {
     private readonly options: BundleSourceOptions,
   ) {
     this.reopenable = input.reopenable;
-    this.state = new LayoutState(path, options.layerCompression ?? 'gzip');
+    this.state = new LayoutState(path, options.layerCompression ?? 'gzip', { kind: input.reopenable ? 'directory' : 'archive' });
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
   }
@@ -91,7 +91,7 @@ class BundleSource implements StreamSource {
         if (only.has(entry.name)) await this.blobEntry(entry, sink, true);
         continue;
       }
-      this.state.seen.add(entry.name);
+      this.state.noteEntry(entry.name);
       await this.entry(entry, sink);
     }
     await sink.flush?.();
@@ -168,7 +168,8 @@ class BundleSource implements StreamSource {
       let body: BlobBody = e.body();
       if (!again && e.size <= this.smallMax) {
         const bytes = await e.bytes(this.smallMax);
-        if (firstNonSpace(bytes) === 0x7b /* { */) {
+        // Manifests and image configs are metadata, kept in memory; JSON layers (SBOMs, attestations) are blobs.
+        if (firstNonSpace(bytes) === 0x7b /* { */ && s.keepsAsMetadata(digest, bytes)) {
           const actual = digestLike(bytes, digest);
           if (actual !== digest) {
             s.problems.set(

@@ -1,0 +1,309 @@
+/**
+ * Bundle shapes that real tools write, built by testdata/make-fixtures.ts, pushed through the built binary into the
+ * real docker-registry and read back with skopeo: non-distributable layers, artifacts named only by their subject,
+ * JSON layers (SBOMs) that are blobs and not metadata, sha512 content, and layouts in a subfolder.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildOciLayout, type BuiltLayout, SPDX_JSON, writeDirectory, writeTarBundle } from '../../testdata/make-fixtures.js';
+import { assertOneLineError, BIN, CLI_TIMEOUT_MS, runCli } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw, skopeoInspectRawDigest } from '../helpers/skopeo.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+
+/** destPath maps a full source ref into `ns` the way bmctl does (drop the host, keep the path). */
+function destPath(ref: string, ns: string): string {
+  return `${ns}/${ref.slice(ref.indexOf('/') + 1)}`;
+}
+
+/** repoOf gives the repository part of a full reference (`gcr.io/a/b:1` -> `gcr.io/a/b`). */
+function repoOf(ref: string): string {
+  return ref.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
+}
+
+/** blobDigestAt downloads a blob and hashes it with the algorithm of `digest` (skopeo 1.9 cannot store sha512 blobs). */
+function blobDigestAt(registry: TestRegistry, repo: string, digest: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${registry.url}/v2/${repo}/blobs/${digest}`, (res) => {
+      const algorithm = digest.slice(0, digest.indexOf(':'));
+      const hash = createHash(algorithm);
+      res.on('data', (c: Buffer) => hash.update(c));
+      res.on('end', () => resolve(res.statusCode === 200 ? `${algorithm}:${hash.digest('hex')}` : `HTTP ${res.statusCode ?? 0}`));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** blobStatus asks the registry for a blob (HEAD) and gives the HTTP status. */
+function blobStatus(registry: TestRegistry, repo: string, digest: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** runMeasured runs the built binary under GNU time and gives its exit code, output and peak RSS (KiB). */
+function runMeasured(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; maxRssKiB: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', 'mirror-max-rss-kib=%M', process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const m = /mirror-max-rss-kib=(\d+)/.exec(stderr);
+      resolve({ code, stdout, stderr, maxRssKiB: m ? Number(m[1]) : Number.NaN });
+    });
+  });
+}
+
+interface Report {
+  images: Array<{ source: string; destination: string; digest: string; status: string; error?: string; converted?: string }>;
+}
+
+describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)', function () {
+  this.timeout(300_000);
+  let registry: TestRegistry;
+  let work: string;
+
+  before(async () => {
+    // distribution refuses manifests with URLs unless told which to allow (foreign and non-distributable layers).
+    registry = await startRegistry({ manifestUrlsAllow: ['^https?://'] });
+    work = await mkdtemp(join(tmpdir(), 'mirror-bundles-'));
+  });
+  after(async () => {
+    await registry?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  async function assertImagesPushed(layout: BuiltLayout, ns: string): Promise<void> {
+    for (const img of layout.images) {
+      if (!img.ref) continue;
+      const raw = await skopeoInspectRaw(`docker://${registry.host}/${destPath(img.ref, ns)}`);
+      assert.equal(sha256Digest(raw), img.digest, `${img.ref} has the bundle's manifest digest`);
+    }
+  }
+
+  describe('OCI non-distributable layers with urls', () => {
+    for (const mediaType of [MediaType.OCI_LAYER_NONDISTRIBUTABLE, MediaType.OCI_LAYER_NONDISTRIBUTABLE_GZIP, MediaType.OCI_LAYER_NONDISTRIBUTABLE_ZSTD]) {
+      it(`${mediaType.slice(mediaType.lastIndexOf('.') + 1)}: skipped when absent from the bundle (digests kept), pushed when present`, async () => {
+        const layout = await buildOciLayout({
+          seed: `nd-${mediaType}`,
+          images: [
+            { ref: 'mcr.microsoft.com/windows/absent:1.0', layers: [{ files: 1 }], foreignLayer: { mediaType, present: false } },
+            { ref: 'mcr.microsoft.com/windows/present:1.0', layers: [{ files: 1 }], foreignLayer: { mediaType, present: true } },
+          ],
+        });
+        const file = join(work, `nd-${mediaType.slice(-4)}.tar.gz`);
+        await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'gzip' });
+        const ns = `nd-${mediaType.slice(-4).replace(/[^a-z]/g, '')}`;
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--json']);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        await assertImagesPushed(layout, ns);
+        const [absent, present] = layout.images;
+        assert.equal(await blobStatus(registry, repoOf(destPath(absent!.ref!, ns)), absent!.foreign!.digest), 404, 'the absent layer is left to its URLs');
+        assert.equal(await blobStatus(registry, repoOf(destPath(present!.ref!, ns)), present!.foreign!.digest), 200, 'the present layer is pushed');
+      });
+    }
+  });
+
+  it('an artifact listed by digest alone (an SBOM with a subject) goes to its subject’s repository, by digest', async () => {
+    const layout = await buildOciLayout({
+      seed: 'referrers',
+      images: [
+        { ref: 'docker.io/library/busybox:1.36', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 1 }], sbom: { sizeBytes: 3000, attach: 'referrer' } },
+        { ref: 'gcr.io/team/app:2.0', layers: [{ files: 1 }], sbom: { sizeBytes: 2000, attach: 'referrer' } },
+      ],
+    });
+    for (const order of ['metadata-first', 'metadata-last'] as const) {
+      const file = join(work, `referrers-${order}.tar.xz`);
+      await writeTarBundle(layout.files, file, { order, compression: 'xz' });
+      const ns = `ref-${order}`;
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--json']);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(out.images.length, 4);
+      await assertImagesPushed(layout, ns);
+      for (const img of layout.images) {
+        const ref = img.referrers[0]!;
+        const repo = repoOf(destPath(img.ref!, ns));
+        assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/${repo}@${ref.digest}`), ref.digest, `the SBOM of ${img.ref} is in ${repo}`);
+        const reported = out.images.find((i) => i.digest === ref.digest);
+        assert.equal(reported?.destination, `${registry.host}/${repo}@${ref.digest}`, 'pushed by digest, no tag');
+        const manifest = JSON.parse((await skopeoInspectRaw(`docker://${registry.host}/${repo}@${ref.digest}`)).toString('utf8')) as { artifactType: string; subject: { digest: string } };
+        assert.equal(manifest.artifactType, SPDX_JSON);
+        assert.equal(manifest.subject.digest, img.digest);
+        assert.equal(await blobStatus(registry, repo, ref.layer.digest), 200, 'the SBOM layer is there');
+      }
+    }
+  });
+
+  it('an artifact whose subject is not in the bundle still fails for lack of a name', async () => {
+    const layout = await buildOciLayout({ seed: 'orphan', images: [{ ref: 'gcr.io/team/app:2.0', layers: [{ files: 1 }], sbom: { sizeBytes: 1000, attach: 'referrer' } }] });
+    const index = JSON.parse(layout.files.get('index.json')!.toString('utf8')) as { manifests: unknown[] };
+    index.manifests = index.manifests.slice(1); // the image's own entry is gone; its SBOM stays
+    layout.files.set('index.json', Buffer.from(JSON.stringify(index)));
+    const file = join(work, 'orphan.tar');
+    await writeTarBundle(layout.files, file, { order: 'metadata-first', compression: 'none' });
+    const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/orphan`, '--json']);
+    assert.equal(r.code, 3, r.stderr + r.stdout);
+    const out = JSON.parse(r.stdout) as Report;
+    assert.match(out.images[0]?.error ?? '', /has no image name/);
+  });
+
+  describe('JSON layers (SBOMs) are blobs, not metadata', () => {
+    const IMAGES = 70;
+    const SBOM_BYTES = 4 * 1024 * 1024;
+    let layout: BuiltLayout;
+    before(async function () {
+      this.timeout(120_000);
+      layout = await buildOciLayout({
+        seed: 'sboms',
+        images: Array.from({ length: IMAGES }, (_, i) => ({
+          ref: `registry.example.com/sbom/app-${i}:1.0`,
+          layers: [{ files: 1, sizeBytes: 200 }],
+          sbom: { sizeBytes: SBOM_BYTES, attach: 'referrer' as const },
+        })),
+      });
+    });
+
+    for (const order of ['metadata-first', 'metadata-last'] as const) {
+      it(`${IMAGES} images, each with its own 4 MiB SBOM, push with the metadata ${order === 'metadata-first' ? 'first' : 'last'}, in bounded memory`, async () => {
+        const file = join(work, `sboms-${order}.tar.gz`);
+        await writeTarBundle(layout.files, file, { order, compression: 'gzip' });
+        const ns = `sbom-${order}`;
+        const r = await runMeasured(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`, '--json']);
+        assert.equal(r.code, 0, r.stderr.slice(-2000) + r.stdout.slice(0, 2000));
+        const out = JSON.parse(r.stdout) as Report;
+        assert.equal(out.images.filter((i) => i.status === 'pushed').length, IMAGES * 2, 'every image and its SBOM');
+        for (const i of [0, IMAGES - 1]) {
+          const img = layout.images[i]!;
+          const repo = repoOf(destPath(img.ref!, ns));
+          assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/${destPath(img.ref!, ns)}`), img.digest);
+          assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/${repo}@${img.referrers[0]!.digest}`), img.referrers[0]!.digest);
+          assert.equal(await blobDigestAt(registry, repo, img.referrers[0]!.layer.digest), img.referrers[0]!.layer.digest);
+        }
+        // Peak RSS of the node process (GNU time's %M), reported for the record and bounded: the SBOMs alone are
+        // 280 MiB, more than the metadata limit of 256 MiB they once counted against.
+        process.stdout.write(`      peak RSS ${order}: ${Math.round(r.maxRssKiB / 1024)} MiB\n`);
+        assert.ok(r.maxRssKiB < 400 * 1024, `peak RSS ${r.maxRssKiB} KiB`);
+      });
+    }
+  });
+
+  describe('content named by sha512', () => {
+    it('is verified as sha512 and pushed with its digests (every blob read back and hashed)', async () => {
+      const layout = await buildOciLayout({
+        seed: 'sha512',
+        blobDigest: 'sha512',
+        images: [
+          { ref: 'gcr.io/five-twelve/one:1.0', layers: [{ files: 2, sizeBytes: 3000 }, { files: 1 }] },
+          { ref: 'gcr.io/five-twelve/multi:1.0', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 1 }] },
+        ],
+      });
+      assert.ok([...layout.files.keys()].some((k) => k.startsWith('blobs/sha512/')));
+      for (const order of ['metadata-first', 'metadata-last'] as const) {
+        const file = join(work, `sha512-${order}.tar.zst`);
+        await writeTarBundle(layout.files, file, { order, compression: 'zstd' });
+        const ns = `s512-${order}`;
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`]);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        await assertImagesPushed(layout, ns);
+        for (const img of layout.images) {
+          const repo = repoOf(destPath(img.ref!, ns));
+          for (const m of img.manifests) {
+            assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/${repo}@${m.digest}`), m.digest);
+            for (const b of [m.config, ...m.layers]) {
+              assert.match(b.digest, /^sha512:/);
+              assert.equal(await blobDigestAt(registry, repo, b.digest), b.digest, `${repo} serves ${b.digest} with those bytes`);
+            }
+          }
+        }
+      }
+    });
+
+    it('a sha512 blob whose bytes do not match is refused, and its image only', async () => {
+      const layout = await buildOciLayout({
+        seed: 'sha512-bad',
+        blobDigest: 'sha512',
+        images: [
+          { ref: 'gcr.io/five-twelve/good:1.0', layers: [{ files: 1 }] },
+          { ref: 'gcr.io/five-twelve/bad:1.0', layers: [{ files: 1, sizeBytes: 3000 }] },
+        ],
+      });
+      const badLayer = layout.images[1]!.manifests[0]!.layers[0]!;
+      const path = `blobs/sha512/${badLayer.digest.slice('sha512:'.length)}`;
+      const bytes = Buffer.from(layout.files.get(path)!);
+      bytes[bytes.byteLength >> 1] = (bytes[bytes.byteLength >> 1] ?? 0) ^ 0xff;
+      layout.files.set(path, bytes);
+      const badConfig = layout.images[1]!.manifests[0]!.config.digest;
+      const cpath = `blobs/sha512/${badConfig.slice('sha512:'.length)}`;
+      layout.files.set(cpath, Buffer.from(layout.files.get(cpath)!.toString('utf8').replace('"amd64"', '"AMD64"')));
+      for (const order of ['metadata-first', 'metadata-last'] as const) {
+        const file = join(work, `sha512-bad-${order}.tar`);
+        await writeTarBundle(layout.files, file, { order, compression: 'none' });
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/s512bad-${order}`, '--json']);
+        assert.equal(r.code, 7, r.stderr + r.stdout);
+        const out = JSON.parse(r.stdout) as Report;
+        const good = out.images.find((i) => i.source.includes('/good:'));
+        const bad = out.images.find((i) => i.source.includes('/bad:'));
+        assert.equal(good?.status, 'pushed');
+        assert.equal(bad?.status, 'failed');
+        assert.match(bad?.error ?? '', /sha512:[0-9a-f]{128}.*does not match/);
+      }
+    });
+  });
+
+  describe('layouts not at the top of the archive', () => {
+    it('a tar whose OCI layout sits in a subfolder gets a one-line message naming the folder, the expectation and the fix', async () => {
+      const layout = await buildOciLayout({ seed: 'sub', images: [{ ref: 'gcr.io/sub/app:1.0', layers: [{ files: 1 }] }] });
+      const nested = new Map([...layout.files].map(([k, v]) => [`mylayout/${k}`, v]));
+      for (const order of ['metadata-first', 'metadata-last'] as const) {
+        const file = join(work, `sub-${order}.tar.gz`);
+        await writeTarBundle(nested, file, { order, compression: 'gzip' });
+        const proxy = await startFaultProxy({ upstream: registry.url });
+        try {
+          const r = await runCli(['push', '--source', file, '--private-registry', `http://${proxy.host}/sub`]);
+          assert.equal(r.code, 3, r.stderr + r.stdout);
+          const line = assertOneLineError(r.stderr, 'mylayout/', 'index.json', 'tar -C');
+          assert.ok(line.length < 300, line);
+          assert.deepEqual(
+            proxy.requests.filter((q) => q.path.includes('/blobs/')),
+            [],
+            'nothing was uploaded',
+          );
+        } finally {
+          await proxy.stop();
+        }
+      }
+    });
+
+    it('a directory whose OCI layout sits in a subfolder says which --source to give', async () => {
+      const layout = await buildOciLayout({ seed: 'subdir', images: [{ ref: 'gcr.io/sub/app:1.0', layers: [{ files: 1 }] }] });
+      const dir = join(work, 'parent');
+      await writeDirectory(layout.files, join(dir, 'inner'));
+      const r = await runCli(['push', '--source', dir, '--private-registry', `http://${registry.host}/subdir`]);
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      assertOneLineError(r.stderr, 'inner/', `--source ${join(dir, 'inner')}`);
+    });
+  });
+});
