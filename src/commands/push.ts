@@ -10,6 +10,7 @@ import { pushBundle, type PushResult } from '../copy/push.js';
 import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
 import { CREDENTIALS_HELP } from '../auth/chain.js';
 import { EXIT_CODE_HELP } from '../errors/index.js';
+import { parsePlatform } from '../oci/platform.js';
 
 /** Push every image of a bundle into a registry namespace. */
 export default class Push extends MirrorCommand {
@@ -31,6 +32,7 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> push --source images.tar --private-registry http://10.0.0.5:5000 --need-credential=false --report report.json',
     '<%= config.bin %> push --source demo.tar.xz --private-registry oci:./out --dry-run',
     '<%= config.bin %> push --source mixed.tar.xz --private-registry 172.18.0.20:5000/mirror --keep-registry-host',
+    '<%= config.bin %> push --source images.tar --private-registry 172.18.0.20:5000/ns --platform linux/amd64 --platform linux/arm64',
   ];
 
   static override flags = {
@@ -61,6 +63,12 @@ ${EXIT_CODE_HELP}`;
     'keep-registry-host': Flags.boolean({
       summary: 'Keep the source registry host under the namespace: quay.io/a/b:1 lands at NAMESPACE/quay.io/a/b:1 (localhost:5000 as localhost_5000).',
     }),
+    platform: Flags.string({
+      summary: 'Push only this platform (OS/ARCH[/VARIANT]) of multi-platform images; repeatable.',
+      description:
+        'One --platform puts that platform\'s manifest alone under the tag (as skopeo copy without --all does); several put a new index of just those under the tag (its digest changes; the report says so). Single-platform images pass when their platform matches. Without --platform every index is pushed whole.',
+      multiple: true,
+    }),
     ...connectionFlags,
   };
 
@@ -85,6 +93,7 @@ ${EXIT_CODE_HELP}`;
         stagingRepository: flags['staging-repository'],
         keepRegistryHost: flags['keep-registry-host'],
         onConflict: flags['on-conflict'] as ConflictPolicy,
+        platforms: flags.platform?.map((p) => parsePlatform(p)),
         settings: connection.settings,
         credentials: connection.credentials,
         events: renderer.sink,

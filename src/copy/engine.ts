@@ -8,7 +8,8 @@ import pLimit from 'p-limit';
 import { DigestMismatchError, errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
 import { DigestCounter, verifyBytes } from '../oci/digest.js';
-import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
+import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '../oci/manifest.js';
+import { missingPlatforms, selectPlatforms } from '../oci/platform.js';
 import {
   type BlobBody,
   type Catalog,
@@ -48,6 +49,12 @@ export interface CopyOptions {
   stagingRepository?: string | undefined;
   /** How many times a stream source may be read again for blobs whose upload was cut. Default {@link DEFAULT_REREAD_PASSES}. */
   rereadPasses?: number | undefined;
+  /**
+   * Push only these platforms of multi-platform images (`--platform`): one platform puts that platform's manifest
+   * alone under the name, several a new index of just those; single-platform images pass when they match. Default:
+   * every image whole, as the source has it. See {@link selectPlatforms}.
+   */
+  platforms?: readonly Platform[] | undefined;
   /** Read the source, plan, and send nothing. Default false. */
   dryRun?: boolean | undefined;
   /** What happens to images that claim one destination reference with different digests. Default {@link DEFAULT_CONFLICT_POLICY}. */
@@ -80,6 +87,8 @@ interface PlannedImage {
   /** Set when another image of the run claims the same destination reference (see {@link CopyRun.checkConflicts}). */
   conflict?: ImageConflict | undefined;
   outcome?: ImageOutcome;
+  /** The root pushed when it is not the source's (platforms chosen), and what that changed. */
+  chosen?: { descriptor: Descriptor; converted: string | undefined };
 }
 
 /** lostConflict tells whether another image of the run got this image's destination reference (`--on-conflict first`). */
@@ -438,11 +447,22 @@ class CopyRun {
     try {
       const blobs = new Map<string, Descriptor>();
       const seen = new Set<string>();
+      // A new index made by choosing platforms is not in the catalog: its bytes are kept here.
+      const made = new Map<string, Uint8Array>();
+      const lookup = (d: string): Uint8Array | undefined => made.get(d) ?? catalog.bytes(d);
+      let root = image.descriptor;
+      if (this.options.platforms !== undefined && this.options.platforms.length > 0) {
+        const chosen = selectPlatforms(image.descriptor, this.options.platforms, lookup, image.name);
+        if (chosen.warning) this.events({ type: 'warning', message: chosen.warning });
+        if (chosen.bytes) made.set(chosen.descriptor.digest, chosen.bytes);
+        if (chosen.descriptor !== image.descriptor) plan.chosen = { descriptor: chosen.descriptor, converted: chosen.converted };
+        root = chosen.descriptor;
+      }
       const walk = (desc: Descriptor, depth: number): void => {
         if (depth > 8) throw new MirrorError('BAD_INPUT', `index nesting deeper than 8 levels at ${desc.digest}`, { image: image.name, digest: desc.digest });
         if (seen.has(desc.digest)) return;
         seen.add(desc.digest);
-        const bytes = catalog.bytes(desc.digest);
+        const bytes = lookup(desc.digest);
         const problem = catalog.problem?.(desc.digest);
         if (problem) throw problem;
         if (bytes === undefined) {
@@ -451,13 +471,16 @@ class CopyRun {
         verifyBytes(bytes, desc.digest, desc.size, { image: image.name, phase: 'read' });
         const parsed = parseManifest(bytes, desc.mediaType ?? catalog.mediaTypeOf(desc.digest), { image: image.name, digest: desc.digest });
         if (parsed.kind === 'index') {
+          // An index exported without all its platforms: say which it lacks and what to do, not just "missing".
+          const lacking = missingPlatforms(image.name, parsed.index, (d) => lookup(d) ?? (catalog.problem?.(d) ? bytes : undefined));
+          if (lacking) throw lacking;
           for (const child of parsed.index.manifests) walk(child, depth + 1);
         } else {
           for (const b of blobDescriptors(parsed.manifest, (d) => catalog.has?.(d) ?? false)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
         }
         plan.manifests.push({ digest: desc.digest, mediaType: parsed.mediaType, size: bytes.byteLength, platform: desc.platform, bytes });
       };
-      walk(image.descriptor, 0);
+      walk(root, 0);
       plan.blobs = [...blobs.values()];
     } catch (e) {
       if (isFatal(e)) throw e;
@@ -668,7 +691,7 @@ class CopyRun {
       status,
       error: error ? errorMessage(error) : undefined,
       errorCode: error?.code,
-      converted: p.image.converted,
+      converted: [p.image.converted, p.chosen?.converted].filter((c) => c !== undefined).join('; ') || undefined,
       children: p.manifests.slice(0, -1).map((m) => ({ digest: m.digest, mediaType: m.mediaType, platform: m.platform })),
       blobs: p.blobs.length,
     };

@@ -24,6 +24,7 @@ import type { DestinationImage, ImageDestination, SourceImage } from '../transpo
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from './conflicts.js';
 import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
 import type { CopyResult } from './result.js';
+import type { Platform } from '../oci/manifest.js';
 
 /** PushOptions configure {@link pushBundle}. Defaults are the engine's and the client's. */
 export interface PushOptions {
@@ -51,6 +52,11 @@ export interface PushOptions {
   retryTimes?: number | undefined;
   /** xz decoder. Default: auto. */
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
+  /**
+   * Push only these platforms (`--platform os/arch[/variant]`, parsed with parsePlatform) of multi-platform images.
+   * Default: every image whole. See {@link CopyOptions.platforms}.
+   */
+  platforms?: readonly Platform[] | undefined;
   /** Repository (under the namespace) for blobs met before the metadata. Default: {@link DEFAULT_STAGING_REPOSITORY}. */
   stagingRepository?: string | undefined;
   /** Keep the source registry host under the namespace (`ns/quay.io/team/app`). Default: false (the host is dropped). */
@@ -131,6 +137,7 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
       map: (img) => destinationFor(target, img, { keepRegistryHost: options.keepRegistryHost }),
       jobs: options.jobs,
       stagingRepository: staging,
+      platforms: options.platforms,
       dryRun: options.dryRun,
       onConflict: options.onConflict,
       events: options.events,

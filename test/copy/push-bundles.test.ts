@@ -210,6 +210,73 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
     }
   });
 
+  describe('--platform', () => {
+    const PLATFORMS = [
+      { os: 'linux', arch: 'amd64' },
+      { os: 'linux', arch: 'arm64', variant: 'v8' },
+      { os: 'linux', arch: 'arm', variant: 'v7' },
+    ];
+    let layout: BuiltLayout;
+    let file: string;
+    before(async () => {
+      layout = await buildOciLayout({
+        seed: 'platforms',
+        images: [
+          { ref: 'docker.io/library/multi:1.0', platforms: PLATFORMS, layers: [{ files: 1 }] },
+          { ref: 'gcr.io/single/amd:1.0', layers: [{ files: 1 }] },
+          { ref: 'gcr.io/single/arm:1.0', platforms: [{ os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 1 }] },
+        ],
+      });
+      file = join(work, 'platforms.tar.xz');
+      await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'xz' });
+    });
+    const multi = (): BuiltLayout['images'][number] => layout.images[0]!;
+    const child = (arch: string): string => multi().manifests.find((m) => m.platform.arch === arch)!.digest;
+
+    it('one platform: that manifest alone under the tag; a single-platform image of it passes, one of another fails naming its platform', async () => {
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p1`, '--platform', 'linux/arm64', '--json']);
+      assert.equal(r.code, 7, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/p1/library/multi:1.0`), child('arm64'), 'linux/arm64 is linux/arm64/v8');
+      const m = out.images.find((i) => i.source.includes('multi'))!;
+      assert.equal(m.digest, child('arm64'));
+      assert.match(m.converted ?? '', /only linux\/arm64\/v8 of the index/);
+      assert.equal(out.images.find((i) => i.source.includes('/arm:'))?.status, 'pushed');
+      const amd = out.images.find((i) => i.source.includes('/amd:'))!;
+      assert.equal(amd.status, 'failed');
+      assert.match(amd.error ?? '', /is a linux\/amd64 image, not linux\/arm64/);
+    });
+
+    it('several platforms: a new index of just those under the tag, its digest changed and said so', async () => {
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p2`, '--platform', 'linux/amd64', '--platform', 'linux/arm/v7', '--json']);
+      assert.equal(r.code, 7, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      const m = out.images.find((i) => i.source.includes('multi'))!;
+      const raw = await skopeoInspectRaw(`docker://${registry.host}/p2/library/multi:1.0`);
+      const pushed = JSON.parse(raw.toString('utf8')) as { mediaType: string; manifests: Array<{ digest: string }> };
+      assert.equal(sha256Digest(raw), m.digest);
+      assert.notEqual(m.digest, multi().digest);
+      assert.deepEqual(pushed.manifests.map((c) => c.digest), [child('amd64'), child('arm')]);
+      assert.equal(pushed.mediaType, MediaType.OCI_INDEX);
+      assert.match(m.converted ?? '', /index rewritten to hold only linux\/amd64, linux\/arm\/v7.*its digest is sha256:/);
+      for (const c of pushed.manifests) assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/p2/library/multi@${c.digest}`), c.digest);
+      assert.match(out.images.find((i) => i.source.includes('/arm:'))?.error ?? '', /is a linux\/arm64\/v8 image, not linux\/amd64, linux\/arm\/v7/);
+    });
+
+    it('a platform no image has fails each image naming the platforms it has; no --platform pushes the index whole', async () => {
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p3`, '--platform', 'linux/s390x', '--json']);
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.match(out.images.find((i) => i.source.includes('multi'))?.error ?? '', /has no linux\/s390x image \(--platform\); it has linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
+      const bad = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p3`, '--platform', 'linux']);
+      assert.equal(bad.code, 2, bad.stderr);
+      assertOneLineError(bad.stderr, 'OS/ARCH[/VARIANT]');
+      const whole = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p4`]);
+      assert.equal(whole.code, 0, whole.stderr);
+      await assertImagesPushed(layout, 'p4');
+    });
+  });
+
   describe('content named by sha512', () => {
     it('is verified as sha512 and pushed with its digests (every blob read back and hashed)', async () => {
       const layout = await buildOciLayout({
