@@ -536,7 +536,7 @@ class CopyRun {
       if ((await this.limit(() => dest.manifestDigest(target.repository, rootRef, { signal }))) === root.digest) {
         this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'skipped' });
         if (target.tag === undefined && dest.blobScope === 'global') {
-          await this.limit(() => dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal, root: true }));
+          await this.limit(() => dest.putManifest(target, root.digest, root.bytes, root.mediaType, { signal, root: true, descriptor: p.chosen?.descriptor ?? p.image.descriptor }));
         }
         return done(false);
       }
@@ -557,7 +557,7 @@ class CopyRun {
         await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal }));
         this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
       }
-      await this.limit(() => dest.putManifest(target, rootRef, root.bytes, root.mediaType, { signal, root: true }));
+      await this.limit(() => dest.putManifest(target, rootRef, root.bytes, root.mediaType, { signal, root: true, descriptor: p.chosen?.descriptor ?? p.image.descriptor }));
       this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'pushed' });
       return done(true);
     } catch (e) {

@@ -130,6 +130,8 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
     compressionLevel: options.compressionLevel,
     gzipEncoder: options.gzipEncoder,
     decoder: options.decoder,
+    // An OCI layout holds OCI manifests: docker-save images are written with OCI media types there.
+    manifestFormat: target.kind === 'oci-layout' ? 'oci' : 'docker',
     signal: options.signal,
   });
   try {

@@ -173,14 +173,16 @@ export interface ImageDestination {
   manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined>;
   /**
    * putManifest writes a manifest by digest or tag. `image` names it where the destination records names;
-   * `root` marks the image's own (top) manifest, so a destination that keeps names records digest-only images.
+   * `root` marks the image's own (top) manifest, so a destination that keeps names records digest-only images;
+   * `descriptor` is the source's descriptor of that root (its annotations, platform and artifactType), for a
+   * destination that lists its images with descriptors (an OCI layout's index.json).
    */
   putManifest(
     image: DestinationImage,
     reference: string,
     bytes: Uint8Array,
     mediaType: string,
-    options: { signal?: AbortSignal | undefined; root?: boolean | undefined },
+    options: { signal?: AbortSignal | undefined; root?: boolean | undefined; descriptor?: Descriptor | undefined },
   ): Promise<void | PutManifestResult>;
   /** What the destination needs from the engine. Default: `{blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true}`. */
   readonly capabilities?: DestinationCapabilities | undefined;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,6 +208,40 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
         assert.ok(r.maxRssKiB < 400 * 1024, `peak RSS ${r.maxRssKiB} KiB`);
       });
     }
+  });
+
+  it('into oci:DIR, each source index.json entry keeps its annotations, platform and artifactType; names are the full references', async () => {
+    const layout = await buildOciLayout({
+      seed: 'keep-entry',
+      images: [
+        { ref: 'gcr.io/keep/app:1.0', layers: [{ files: 1 }], annotations: { 'org.opencontainers.image.created': '2024-05-01T00:00:00Z', 'com.example.team': 'blue' }, sbom: { sizeBytes: 500, attach: 'referrer' } },
+        { ref: 'quay.io/keep/app:1.0', layers: [{ files: 1, sizeBytes: 900 }] },
+      ],
+    });
+    const index = JSON.parse(layout.files.get('index.json')!.toString('utf8')) as { manifests: Array<Record<string, unknown>> };
+    index.manifests[0]!.platform = { os: 'linux', architecture: 'amd64' };
+    layout.files.set('index.json', Buffer.from(JSON.stringify(index)));
+    const file = join(work, 'keep-entry.tar');
+    await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'none' });
+    const out = join(work, 'keep-entry-out');
+    const r = await runCli(['push', '--source', file, '--private-registry', `oci:${out}`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const written = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as {
+      manifests: Array<{ digest: string; platform?: unknown; artifactType?: string; annotations: Record<string, string> }>;
+    };
+    const app = written.manifests.find((m) => m.digest === layout.images[0]!.digest)!;
+    assert.deepEqual(app.annotations, {
+      'org.opencontainers.image.created': '2024-05-01T00:00:00Z',
+      'com.example.team': 'blue',
+      'io.containerd.image.name': 'gcr.io/keep/app:1.0',
+      'org.opencontainers.image.ref.name': 'gcr.io/keep/app:1.0',
+    });
+    assert.deepEqual(app.platform, { os: 'linux', architecture: 'amd64' });
+    const sbom = written.manifests.find((m) => m.digest === layout.images[0]!.referrers[0]!.digest)!;
+    assert.equal(sbom.artifactType, SPDX_JSON);
+    assert.equal(sbom.annotations['org.opencontainers.image.ref.name'], undefined, 'by digest: no ref.name');
+    // Two images that share the tag 1.0 are each found by skopeo under their full names.
+    for (const img of layout.images) assert.equal(await skopeoInspectRawDigest(`oci:${out}:${img.ref!}`), img.digest);
   });
 
   describe('--platform', () => {

@@ -237,7 +237,8 @@ describe('mirror push (integration: docker-registry + skopeo)', function () {
     const r = await runCli(['push', '--source', file, '--private-registry', `oci:${out}`]);
     assert.equal(r.code, 0, r.stderr);
     const nautilus = demo.images.find((i) => i.ref?.includes('nautilus'))!;
-    assert.equal(await skopeoInspectRawDigest(`oci:${out}:1.0`), nautilus.digest);
+    // org.opencontainers.image.ref.name holds the full reference, as skopeo takes it after oci:DIR:
+    assert.equal(await skopeoInspectRawDigest(`oci:${out}:${nautilus.ref!}`), nautilus.digest);
     const again = await runCli(['push', '--source', join(out), '--private-registry', `http://${registry.host}/roundtrip`]);
     assert.equal(again.code, 0, again.stderr);
     await assertPushed(demo, 'roundtrip');

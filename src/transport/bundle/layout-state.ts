@@ -8,7 +8,8 @@ import { normalizeEntryName } from '../../archive/tar.js';
 import { MirrorError } from '../../errors/index.js';
 import { sha256Digest } from '../../oci/digest.js';
 import { isIndexMediaType, MediaType } from '../../oci/media-types.js';
-import { type Descriptor, decodeJson, type ImageIndex, type ParsedManifest, parseDescriptor, parseManifest, blobDescriptors } from '../../oci/manifest.js';
+import { type Descriptor, decodeJson, type ImageIndex, type ParsedManifest, type Platform, parseDescriptor, parseManifest, blobDescriptors } from '../../oci/manifest.js';
+import { configPlatform } from '../../oci/platform.js';
 import { DEFAULT_TAG, formatReference, type ImageReference, isFullReference, isValidTag, parseReference } from '../../reference/reference.js';
 import type { Catalog, SourceImage, Wanted } from '../types.js';
 
@@ -95,6 +96,11 @@ const LAYOUT_MARKERS: ReadonlySet<string> = new Set(['index.json', 'oci-layout',
 export interface LayoutStateOptions {
   /** `archive` (a tar, default) or `directory`: what the fix for a misplaced layout says. */
   kind?: 'archive' | 'directory' | undefined;
+  /**
+   * Manifests made for docker-save images: `docker` (default: Docker v2 schema 2 with gzip layers, as docker and
+   * skopeo push them) or `oci` (OCI media types, for an OCI layout).
+   */
+  manifestFormat?: 'docker' | 'oci' | undefined;
 }
 
 /** LayoutState accumulates a bundle's metadata while it is read. */
@@ -554,11 +560,15 @@ export class LayoutState {
       return fail(`config ${entry.Config} of ${source.name} does not match its name: content hashes to ${configDigest}`, configDigest);
     }
     let diffIds: unknown;
+    let platform: Platform | undefined;
     try {
-      diffIds = (decodeJson(configBytes, `config ${entry.Config}`) as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids;
+      const config = decodeJson(configBytes, `config ${entry.Config}`) as { rootfs?: { diff_ids?: unknown } };
+      diffIds = config.rootfs?.diff_ids;
+      platform = configPlatform(config);
     } catch (e) {
       return fail(`config ${entry.Config} of ${source.name} is not valid JSON`);
     }
+    const oci = this.options.manifestFormat === 'oci';
     const layers: Descriptor[] = [];
     let anyCompressed = false;
     let allOci = true;
@@ -577,10 +587,13 @@ export class LayoutState {
       }
       if (l.mediaType !== MediaType.OCI_LAYER) anyCompressed = true;
       if (l.mediaType === MediaType.DOCKER_LAYER_GZIP) allOci = false;
-      layers.push({ mediaType: l.mediaType, digest: l.digest, size: l.size });
+      // An OCI layout holds OCI manifests: a gzip layer is the same bytes under the OCI media type.
+      const mediaType = oci && l.mediaType === MediaType.DOCKER_LAYER_GZIP ? MediaType.OCI_LAYER_GZIP : l.mediaType;
+      layers.push({ mediaType, digest: l.digest, size: l.size });
     }
-    // gzip layers go in a Docker v2 schema 2 manifest (what docker and skopeo write); zstd or none need OCI types.
-    const docker = !allOci || (layers.length === 0 && this.layerCompression === 'gzip');
+    // gzip layers go in a Docker v2 schema 2 manifest (what docker and skopeo push); zstd or none need OCI types, and
+    // so does an OCI layout.
+    const docker = !oci && (!allOci || (layers.length === 0 && this.layerCompression === 'gzip'));
     const manifest = {
       schemaVersion: 2,
       mediaType: docker ? MediaType.DOCKER_MANIFEST : MediaType.OCI_MANIFEST,
@@ -591,12 +604,15 @@ export class LayoutState {
     const digest = sha256Digest(bytes);
     synth.set(digest, { bytes, mediaType: manifest.mediaType });
     this.small.set(configDigest, configBytes);
+    const how = anyCompressed ? `layers ${this.layerCompression}-compressed` : 'layers uncompressed';
     return {
       ...source,
-      descriptor: { mediaType: manifest.mediaType, digest, size: bytes.byteLength },
-      converted: anyCompressed
-        ? `docker-save layers pushed ${this.layerCompression}-compressed: layer and manifest digests differ from the archive's; the config digest ${configDigest} is kept`
-        : `docker-save image pushed as an OCI manifest with uncompressed layers; the config digest ${configDigest} is kept`,
+      descriptor: { mediaType: manifest.mediaType, digest, size: bytes.byteLength, ...(platform ? { platform } : {}) },
+      converted: oci
+        ? `docker-save image written as an OCI manifest (OCI media types, as an OCI layout holds), ${how}: layer and manifest digests differ from the archive's; the config digest ${configDigest} is kept`
+        : anyCompressed
+          ? `docker-save layers pushed ${this.layerCompression}-compressed: layer and manifest digests differ from the archive's; the config digest ${configDigest} is kept`
+          : `docker-save image pushed as an OCI manifest with uncompressed layers; the config digest ${configDigest} is kept`,
     };
   }
 }

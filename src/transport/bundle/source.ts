@@ -29,6 +29,11 @@ export interface BundleSourceOptions {
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
   /** The record of earlier layer conversions; null to keep none. Default {@link defaultLayerCachePath}. */
   layerCachePath?: string | null | undefined;
+  /**
+   * The manifests made for docker-save images: `docker` (default, Docker v2 schema 2 as docker pushes them) or `oci`
+   * (OCI media types, which an OCI layout destination wants).
+   */
+  manifestFormat?: 'docker' | 'oci' | undefined;
   /** Largest blob entry kept in memory as metadata. Default {@link DEFAULT_SMALL_ENTRY_MAX}. */
   smallEntryMax?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -55,7 +60,7 @@ class BundleSource implements StreamSource {
     private readonly options: BundleSourceOptions,
   ) {
     this.reopenable = input.reopenable;
-    this.state = new LayoutState(path, options.layerCompression ?? 'gzip', { kind: input.reopenable ? 'directory' : 'archive' });
+    this.state = new LayoutState(path, options.layerCompression ?? 'gzip', { kind: input.reopenable ? 'directory' : 'archive', manifestFormat: options.manifestFormat });
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
   }

@@ -115,16 +115,35 @@ class LayoutDestination implements ImageDestination {
     return this.entries.find((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] === `${repository}:${reference}`)?.digest;
   }
 
-  async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { root?: boolean | undefined }): Promise<void> {
+  async putManifest(
+    image: DestinationImage,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    options: { root?: boolean | undefined; descriptor?: Descriptor | undefined },
+  ): Promise<void> {
     const isDigest = reference.includes(':');
     const digest = isDigest ? reference : undefined;
     const written = await this.putBlob(image.repository, { digest, size: digest ? bytes.byteLength : undefined }, { kind: 'bytes', data: bytes }, {});
     if (isDigest && !options.root) return;
     const name = image.annotationName ?? image.name;
-    const annotations: Record<string, string> = { [ANNOTATION_IMAGE_NAME]: name };
-    if (!isDigest) annotations[ANNOTATION_REF_NAME] = reference;
-    const entry: Descriptor = { mediaType, digest: written.digest, size: bytes.byteLength, annotations };
-    this.entries = this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name);
+    // The source entry's annotations (creation time, title...), platform and artifactType are kept; the names are
+    // this layout's own. org.opencontainers.image.ref.name holds the full reference, which skopeo accepts after
+    // `oci:DIR:` and containerd and docker read as a full name, so two images that share a tag stay apart.
+    const source = options.descriptor?.digest === written.digest ? options.descriptor : undefined;
+    const annotations: Record<string, string> = { ...(source?.annotations ?? {}) };
+    delete annotations[ANNOTATION_REF_NAME];
+    annotations[ANNOTATION_IMAGE_NAME] = name;
+    if (!isDigest) annotations[ANNOTATION_REF_NAME] = name;
+    const entry: Descriptor = {
+      mediaType,
+      digest: written.digest,
+      size: bytes.byteLength,
+      ...(source?.platform !== undefined ? { platform: source.platform } : {}),
+      ...(source?.artifactType !== undefined ? { artifactType: source.artifactType } : {}),
+      annotations,
+    };
+    this.entries = this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name && (isDigest || e.annotations?.[ANNOTATION_REF_NAME] !== name));
     this.entries.push(entry);
   }
 
