@@ -68,6 +68,8 @@ ${EXIT_CODE_HELP}`;
       description:
         'One --platform puts that platform\'s manifest alone under the tag (as skopeo copy without --all does); several put a new index of just those under the tag (its digest changes; the report says so). Single-platform images pass when their platform matches. Without --platform every index is pushed whole.',
       multiple: true,
+      // One value per --platform, so a positional argument after it is never taken for a platform.
+      multipleNonGreedy: true,
     }),
     ...connectionFlags,
   };
