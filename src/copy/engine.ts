@@ -8,8 +8,8 @@ import pLimit from 'p-limit';
 import { DigestMismatchError, errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
 import { DigestCounter, verifyBytes } from '../oci/digest.js';
-import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '../oci/manifest.js';
-import { missingPlatforms, selectPlatforms } from '../oci/platform.js';
+import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
+import { missingPlatforms, type PlatformSpec, selectPlatforms } from '../oci/platform.js';
 import {
   type BlobBody,
   type Catalog,
@@ -54,7 +54,7 @@ export interface CopyOptions {
    * alone under the name, several a new index of just those; single-platform images pass when they match. Default:
    * every image whole, as the source has it. See {@link selectPlatforms}.
    */
-  platforms?: readonly Platform[] | undefined;
+  platforms?: readonly PlatformSpec[] | undefined;
   /** Read the source, plan, and send nothing. Default false. */
   dryRun?: boolean | undefined;
   /** What happens to images that claim one destination reference with different digests. Default {@link DEFAULT_CONFLICT_POLICY}. */
@@ -501,7 +501,7 @@ class CopyRun {
         destination: p.dest?.name ?? '',
         repository: p.dest?.repository ?? '',
         tag: p.dest?.tag,
-        digest: p.image.descriptor.digest,
+        digest: p.chosen?.descriptor.digest ?? p.image.descriptor.digest,
         failed: p.error !== undefined,
       })),
       this.options.onConflict ?? DEFAULT_CONFLICT_POLICY,

@@ -24,7 +24,7 @@ import type { DestinationImage, ImageDestination, SourceImage } from '../transpo
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from './conflicts.js';
 import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
 import type { CopyResult } from './result.js';
-import type { Platform } from '../oci/manifest.js';
+import type { PlatformSpec } from '../oci/platform.js';
 
 /** PushOptions configure {@link pushBundle}. Defaults are the engine's and the client's. */
 export interface PushOptions {
@@ -56,7 +56,7 @@ export interface PushOptions {
    * Push only these platforms (`--platform os/arch[/variant]`, parsed with parsePlatform) of multi-platform images.
    * Default: every image whole. See {@link CopyOptions.platforms}.
    */
-  platforms?: readonly Platform[] | undefined;
+  platforms?: readonly PlatformSpec[] | undefined;
   /** Repository (under the namespace) for blobs met before the metadata. Default: {@link DEFAULT_STAGING_REPOSITORY}. */
   stagingRepository?: string | undefined;
   /** Keep the source registry host under the namespace (`ns/quay.io/team/app`). Default: false (the host is dropped). */

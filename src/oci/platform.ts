@@ -7,49 +7,50 @@ import { sha256Digest } from './digest.js';
 import { type Descriptor, type ImageIndex, parseManifest, type Platform } from './manifest.js';
 import { isIndexMediaType, MediaType } from './media-types.js';
 
-/** parsePlatform reads `OS/ARCH[/VARIANT]` (as `--platform` takes it); throws USAGE for anything else. */
-export function parsePlatform(text: string): Platform {
-  const parts = text.trim().split('/');
-  const ok = parts.length >= 2 && parts.length <= 3 && parts.every((p) => /^[a-zA-Z0-9._-]+$/.test(p));
-  if (!ok) {
-    throw new MirrorError('USAGE', `--platform "${text.slice(0, 64)}": expected OS/ARCH[/VARIANT], such as linux/amd64 or linux/arm64/v8`);
+/** PlatformSpec is one wanted platform (`--platform`), spelled the OCI way (`amd64`, not `x86_64`). */
+export interface PlatformSpec {
+  os: string;
+  architecture: string;
+  /** Matched when given; when absent, the architecture's default variant (or none) matches. */
+  variant?: string | undefined;
+}
+
+/** parsePlatform reads `OS/ARCH[/VARIANT]` (`linux/arm64/v8`); a USAGE error names a bad value. */
+export function parsePlatform(text: string): PlatformSpec {
+  const parts = text.trim().toLowerCase().split('/');
+  const [os, architecture, variant] = parts;
+  const ok = parts.length >= 2 && parts.length <= 3 && parts.every((p) => /^[a-z0-9._-]+$/.test(p));
+  if (!ok || !os || !architecture) {
+    throw new MirrorError('USAGE', `invalid --platform "${text.slice(0, 60)}": use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
   }
-  const [os, architecture, variant] = parts as [string, string, string | undefined];
-  return { os: os.toLowerCase(), architecture: architecture.toLowerCase(), ...(variant !== undefined ? { variant: variant.toLowerCase() } : {}) };
+  const n = normalizePlatform({ os, architecture, variant });
+  return { os: n.os, architecture: n.architecture, variant: variant === undefined ? undefined : n.variant };
 }
 
 /** formatPlatform writes a platform as `os/arch[/variant]`. */
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+export function formatPlatform(p: { os?: string | undefined; architecture?: string | undefined; variant?: string | undefined }): string {
+  return [p.os ?? '?', p.architecture ?? '?', ...(p.variant ? [p.variant] : [])].join('/');
 }
 
-/** normalizePlatform spells a platform the one way containerd compares them (`aarch64` -> `arm64/v8`, `x86_64` -> `amd64`). */
-export function normalizePlatform(p: Platform): { os: string; architecture: string; variant: string } {
+/**
+ * normalizePlatform spells a platform the one way containerd compares them: aliases mapped (`x86_64` -> `amd64`,
+ * `aarch64` -> `arm64`, `armhf` -> `arm/v7`, `armel` -> `arm/v6`, `macos` -> `darwin`), default variants written
+ * (`arm64` is `arm64/v8`, `arm` is `arm/v7`), `amd64/v1` the same as `amd64`.
+ */
+export function normalizePlatform(p: { os?: string | undefined; architecture?: string | undefined; variant?: string | undefined }): {
+  os: string;
+  architecture: string;
+  variant: string;
+} {
   let os = (p.os ?? '').toLowerCase();
   if (os === 'macos') os = 'darwin';
   let architecture = (p.architecture ?? '').toLowerCase();
   let variant = (p.variant ?? '').toLowerCase();
-  switch (architecture) {
-    case 'x86_64':
-    case 'x86-64':
-      architecture = 'amd64';
-      break;
-    case 'aarch64':
-      architecture = 'arm64';
-      break;
-    case 'armhf':
-      architecture = 'arm';
-      variant ||= 'v7';
-      break;
-    case 'armel':
-      architecture = 'arm';
-      variant ||= 'v6';
-      break;
-    case 'i386':
-      architecture = '386';
-      break;
-    default:
-      break;
+  const alias: Record<string, [string, string?]> = { x86_64: ['amd64'], 'x86-64': ['amd64'], aarch64: ['arm64'], armhf: ['arm', 'v7'], armel: ['arm', 'v6'], i386: ['386'] };
+  const a = alias[architecture];
+  if (a !== undefined) {
+    architecture = a[0];
+    if (variant === '' && a[1] !== undefined) variant = a[1];
   }
   if (architecture === 'amd64' && variant === 'v1') variant = '';
   if (architecture === 'arm64' && (variant === '' || variant === '8')) variant = 'v8';
@@ -60,8 +61,9 @@ export function normalizePlatform(p: Platform): { os: string; architecture: stri
   return { os, architecture, variant };
 }
 
-/** platformMatches tells whether `have` is the platform `want` names (after normalization: os, arch and variant equal). */
-export function platformMatches(want: Platform, have: Platform): boolean {
+/** platformMatches tells whether `have` (an index entry's or a config's platform) is the wanted one, once both are normalized. */
+export function platformMatches(want: PlatformSpec, have: Platform | undefined): boolean {
+  if (have === undefined) return false;
   const a = normalizePlatform(want);
   const b = normalizePlatform(have);
   return a.os === b.os && a.architecture === b.architecture && a.variant === b.variant;
@@ -116,13 +118,15 @@ const MAX_INDEX_DEPTH = 4;
 const ATTESTATION_REFERENCE_DIGEST = 'vnd.docker.reference.digest';
 
 /**
- * selectPlatforms chooses the instances of an image for `--platform`. One platform: the root becomes that platform's
- * manifest (as `skopeo copy` without `--all` does). Several: a new index of just those (and the attestations that
- * describe them), unless they are all the index has, when it is pushed whole. A single-platform image passes when
- * its platform is among them, or (with a warning) when its platform cannot be known. Throws BAD_INPUT naming the
- * platforms the image has when it has none of those asked for, or when a chosen manifest is not in the bundle.
+ * selectPlatforms chooses the instances of an image for `--platform`, as `mirror copy` does. Every platform asked for
+ * must be in the index (else NOT_FOUND naming the platforms it has). One manifest chosen: the root becomes that
+ * manifest (as `skopeo copy` without `--all` does). Several: a new index of just those, with the BuildKit attestations
+ * that describe them; when that is everything the index has, the index itself, digest kept. A single-platform image
+ * passes when its platform (from index.json, else its config) is among those asked for, and is pushed as it is, with a
+ * warning, when neither states it; it fails naming its platform otherwise. BAD_INPUT when a chosen manifest is not
+ * in the bundle.
  */
-export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], lookup: ContentLookup, name: string): SelectedRoot {
+export function selectPlatforms(root: Descriptor, wanted: readonly PlatformSpec[], lookup: ContentLookup, name: string): SelectedRoot {
   const asked = wanted.map(formatPlatform).join(', ');
   const rootBytes = lookup(root.digest);
   if (!isIndexMediaType(root.mediaType) && rootBytes !== undefined) {
@@ -138,7 +142,7 @@ export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], l
         return { descriptor: root, warning: `${name}: its platform is not stated (no platform in index.json, no config at hand); pushed as it is` };
       }
       if (wanted.some((w) => platformMatches(w, have))) return { descriptor: root };
-      throw new MirrorError('BAD_INPUT', `${name} is a ${formatPlatform(have)} image, not ${asked} (--platform)`, { image: name, digest: root.digest });
+      throw new MirrorError('NOT_FOUND', `${name} is a ${formatPlatform(have)} image, not ${asked} (--platform)`, { image: name, digest: root.digest });
     }
   }
   if (rootBytes === undefined) return { descriptor: root }; // missing: planning says so
@@ -178,13 +182,17 @@ export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], l
   const chosen: Array<{ desc: Descriptor; platform: Platform }> = [];
   const lacking: string[] = [];
   for (const w of wanted) {
-    const hit = images.find((l) => l.platform !== undefined && platformMatches(w, l.platform));
+    const hit = images.find((l) => platformMatches(w, l.platform));
     if (hit === undefined) lacking.push(formatPlatform(w));
     else if (!chosen.some((c) => c.desc === hit.desc)) chosen.push({ desc: hit.desc, platform: hit.platform! });
   }
-  const has = images.map((l) => (l.platform ? formatPlatform(l.platform) : `${l.desc.digest.slice(0, 19)} (platform not stated)`));
-  if (chosen.length === 0) {
-    throw new MirrorError('BAD_INPUT', `${name} has no ${asked} image (--platform); it has ${has.join(', ') || 'no platform manifests'}`, { image: name, digest: root.digest });
+  if (lacking.length > 0) {
+    // As mirror copy: every platform asked for must be there.
+    const has = images.map((l) => (l.platform ? formatPlatform(l.platform) : `${l.desc.digest.slice(0, 19)} (platform not stated)`));
+    throw new MirrorError('NOT_FOUND', `${name} has no ${lacking.join(', ')} platform (it has ${has.join(', ') || 'no platform manifests'})`, {
+      image: name,
+      digest: root.digest,
+    });
   }
   const absent = chosen.filter((c) => lookup(c.desc.digest) === undefined);
   if (absent.length > 0) {
@@ -196,12 +204,10 @@ export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], l
     );
   }
   const names = chosen.map((c) => formatPlatform(c.platform)).join(', ');
-  const warning = lacking.length > 0 ? `${name} has no ${lacking.join(', ')} image; pushing ${names} (it has ${has.join(', ')})` : undefined;
-  if (wanted.length === 1) {
+  if (chosen.length === 1) {
     const only = chosen[0]!;
     return {
       descriptor: only.desc,
-      warning,
       converted: `only ${names} of the index ${root.digest} was pushed (--platform): the name points at that platform's manifest ${only.desc.digest}, unchanged`,
     };
   }
@@ -209,7 +215,8 @@ export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], l
   const keep = new Set(chosen.map((c) => c.desc.digest));
   const kept = index.manifests.length === leaves.length ? index.manifests : leaves.map((l) => l.desc);
   const selected = kept.filter((d) => keep.has(d.digest) || (isAttestation(d) && keep.has(d.annotations![ATTESTATION_REFERENCE_DIGEST]!)));
-  if (selected.length === index.manifests.length && selected.every((d, i) => d === index.manifests[i])) return { descriptor: root, warning };
+  // Every platform the index has: the index itself, digest kept.
+  if (selected.length === index.manifests.length && selected.every((d, i) => d === index.manifests[i])) return { descriptor: root };
   const rewritten = { ...(JSON.parse(Buffer.from(rootBytes).toString('utf8')) as Record<string, unknown>), manifests: selected };
   const bytes = Buffer.from(JSON.stringify(rewritten));
   const mediaType = parsed.mediaType || MediaType.OCI_INDEX;
@@ -217,7 +224,6 @@ export function selectPlatforms(root: Descriptor, wanted: readonly Platform[], l
   return {
     descriptor,
     bytes,
-    warning,
     converted: `index rewritten to hold only ${names} (--platform): its digest is ${descriptor.digest}, not ${root.digest}; the platform manifests are unchanged`,
   };
 }

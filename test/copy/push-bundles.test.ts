@@ -301,7 +301,15 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
       const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p3`, '--platform', 'linux/s390x', '--json']);
       assert.equal(r.code, 3, r.stderr + r.stdout);
       const out = JSON.parse(r.stdout) as Report;
-      assert.match(out.images.find((i) => i.source.includes('multi'))?.error ?? '', /has no linux\/s390x image \(--platform\); it has linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
+      assert.match(out.images.find((i) => i.source.includes('multi'))?.error ?? '', /has no linux\/s390x platform \(it has linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7\)/);
+      // As mirror copy: every platform asked for must be there; all of them is the index itself, digest kept.
+      const some = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p3`, '--platform', 'linux/amd64', '--platform', 'linux/s390x', '--json']);
+      assert.match((JSON.parse(some.stdout) as Report).images.find((i) => i.source.includes('multi'))?.error ?? '', /has no linux\/s390x platform/);
+      const all = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p5`, '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--platform', 'linux/arm', '--json']);
+      const whole5 = (JSON.parse(all.stdout) as Report).images.find((i) => i.source.includes('multi'))!;
+      assert.equal(whole5.digest, multi().digest);
+      assert.equal(whole5.converted, undefined);
+      assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/p5/library/multi:1.0`), multi().digest);
       const bad = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/p3`, '--platform', 'linux']);
       assert.equal(bad.code, 2, bad.stderr);
       assertOneLineError(bad.stderr, 'OS/ARCH[/VARIANT]');
