@@ -66,7 +66,7 @@ ${EXIT_CODE_HELP}`;
     platform: Flags.string({
       summary: 'Push only this platform (OS/ARCH[/VARIANT]) of multi-platform images; repeatable.',
       description:
-        'One --platform puts that platform\'s manifest alone under the tag (as skopeo copy without --all does); several put a new index of just those under the tag (its digest changes; the report says so). Single-platform images pass when their platform matches. Without --platform every index is pushed whole.',
+        'One --platform puts that platform\'s manifest alone under the tag (as skopeo copy without --all does); several put a new index of just those under the tag (its digest changes; the report says so), or the index itself when they are all it has. An image lacking one of them fails, naming the platforms it has; single-platform images pass when their platform matches. Without --platform every index is pushed whole.',
       multiple: true,
       // One value per --platform, so a positional argument after it is never taken for a platform.
       multipleNonGreedy: true,
