@@ -362,6 +362,23 @@ describe('mirror copy with layouts and archives (integration: docker-registry, s
     assert.equal(sha256Digest(await skopeoInspectRaw(`oci:${out}:1.0`)), multi().digest);
   });
 
+  it('oci:DIR:REF as a destination: ref.name is REF (a bare tag gets no containerd name), a second copy is skipped; no REF records the digest alone', async () => {
+    const out = join(work, 'named-layout');
+    const first = await copy([`docker://${src.host}/team/small:2.0`, `oci:${out}:2.0`]);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const again = await copy([`docker://${src.host}/team/small:2.0`, `oci:${out}:2.0`]);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.match(again.stdout, /already present/);
+    const bare = join(work, 'unnamed-layout');
+    const r = await copy([`docker://${src.host}/team/small:2.0`, `oci:${bare}`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    type Entry = { digest: string; annotations?: Record<string, string> };
+    const named = (JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: Entry[] }).manifests;
+    assert.deepEqual(named.map((e) => e.annotations), [{ 'org.opencontainers.image.ref.name': '2.0' }]);
+    const unnamed = (JSON.parse(readFileSync(join(bare, 'index.json'), 'utf8')) as { manifests: Entry[] }).manifests;
+    assert.deepEqual(unnamed.map((e) => [e.digest, e.annotations ?? {}]), [[small().digest, {}]]);
+  });
+
   it('an oci:DIR with several images and no REF: a usage error listing their names', async () => {
     const dir = join(work, 'layout');
     const r = await copy([`oci:${dir}`, `docker://${dst.host}/x/y:1`]);

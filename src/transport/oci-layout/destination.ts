@@ -13,6 +13,7 @@ import { abortError, errorMessage, MirrorError } from '../../errors/index.js';
 import { DigestCounter, digestHex, verifyingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { Descriptor } from '../../oci/manifest.js';
+import { isFullReference } from '../../reference/reference.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
 import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
 
@@ -112,7 +113,10 @@ class LayoutDestination implements ImageDestination {
 
   async manifestDigest(repository: string, reference: string): Promise<string | undefined> {
     if (reference.includes(':')) return (await this.hasBlob(repository, reference)) ? reference : undefined;
-    return this.entries.find((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] === `${repository}:${reference}`)?.digest;
+    // Pushed images are named `registry/repository:tag`; an image copied in as `oci:DIR:REF` by its ref.name alone.
+    const named = (e: Descriptor): boolean =>
+      e.annotations?.[ANNOTATION_IMAGE_NAME] === `${repository}:${reference}` || (repository === '' && e.annotations?.[ANNOTATION_REF_NAME] === reference);
+    return this.entries.find(named)?.digest;
   }
 
   async putManifest(
@@ -133,8 +137,10 @@ class LayoutDestination implements ImageDestination {
     const source = options.descriptor?.digest === written.digest ? options.descriptor : undefined;
     const annotations: Record<string, string> = { ...(source?.annotations ?? {}) };
     delete annotations[ANNOTATION_REF_NAME];
-    annotations[ANNOTATION_IMAGE_NAME] = name;
-    if (!isDigest) annotations[ANNOTATION_REF_NAME] = name;
+    // An empty name (`oci:DIR` with no REF) records the image by digest alone, as skopeo does.
+    // containerd's image-name annotation holds full references only (`oci:DIR:1.0` records ref.name `1.0` alone).
+    if (name !== '' && isFullReference(name)) annotations[ANNOTATION_IMAGE_NAME] = name;
+    if (!isDigest && name !== '') annotations[ANNOTATION_REF_NAME] = name;
     const entry: Descriptor = {
       mediaType,
       digest: written.digest,
@@ -143,7 +149,11 @@ class LayoutDestination implements ImageDestination {
       ...(source?.artifactType !== undefined ? { artifactType: source.artifactType } : {}),
       annotations,
     };
-    this.entries = this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name && (isDigest || e.annotations?.[ANNOTATION_REF_NAME] !== name));
+    this.entries =
+      name === ''
+        ? this.entries.filter((e) => e.digest !== written.digest || e.annotations?.[ANNOTATION_REF_NAME] !== undefined)
+        : this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name && (isDigest || e.annotations?.[ANNOTATION_REF_NAME] !== name));
+    // (An entry is replaced by the name it was recorded under: its full reference, or its ref.name.)
     this.entries.push(entry);
   }
 

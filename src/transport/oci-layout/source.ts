@@ -349,7 +349,7 @@ export const OCI_LAYOUT_TRANSPORT: Transport = {
     return {
       destination: await openLayoutDestination(r.path),
       // The layout destination records an image name with every tagged image: the full reference when REF is one, else REF.
-      image: { repository: '', tag: r.ref, name, annotationName: r.ref === undefined ? undefined : (fullNameOf(r.ref) ?? r.ref) },
+      image: { repository: '', tag: r.ref, name, annotationName: r.ref === undefined ? '' : (fullNameOf(r.ref) ?? r.ref) },
     };
   },
 };
