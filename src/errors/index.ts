@@ -27,6 +27,10 @@ export const ExitCode = {
   NETWORK: 6,
   /** Some images went through and some failed. */
   PARTIAL: 7,
+  /** Another run holds the lock (`mirror sync`): nothing was done. */
+  LOCKED: 8,
+  /** Stopped at its time limit (`mirror sync --max-duration`) before everything was done; nothing is half-written. */
+  STOPPED: 9,
   /** Interrupted by a signal. */
   INTERRUPTED: 130,
 } as const;
@@ -45,6 +49,8 @@ export const EXIT_CODE_HELP = [
   '  5    TLS: unknown CA, name mismatch, expired or incomplete certificate chain',
   '  6    network: unreachable, refused, proxy failure, timed out after retries',
   '  7    partial: some images were pushed, others failed (see the summary or --report)',
+  '  8    another run holds the lock (mirror sync); nothing was done',
+  '  9    stopped at --max-duration before everything was synced (mirror sync); the next run goes on',
   '  130  interrupted',
 ].join('\n');
 
@@ -62,6 +68,8 @@ export type ErrorCode =
   | 'NETWORK'
   | 'REGISTRY'
   | 'PARTIAL'
+  | 'LOCKED'
+  | 'STOPPED'
   | 'INTERRUPTED'
   | 'INTERNAL';
 
@@ -106,6 +114,8 @@ const CODE_EXIT: Record<ErrorCode, ExitCodeValue> = {
   NETWORK: ExitCode.NETWORK,
   REGISTRY: ExitCode.FAILURE,
   PARTIAL: ExitCode.PARTIAL,
+  LOCKED: ExitCode.LOCKED,
+  STOPPED: ExitCode.STOPPED,
   INTERRUPTED: ExitCode.INTERRUPTED,
   INTERNAL: ExitCode.FAILURE,
 };

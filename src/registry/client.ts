@@ -10,6 +10,7 @@ import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
 import { fallbackIndex, listReferrers, ReferrersSupport, type ReferrersAnswer } from './referrers.js';
 import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
+import { RequestLimiter, type RequestLimits } from './limit.js';
 import { RegistryTransport } from './transport.js';
 import { cancelUpload, uploadBlob, type BlobBody, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
 
@@ -36,6 +37,11 @@ export interface RegistryClientOptions {
   timeouts?: HttpTimeouts | undefined;
   /** Renew bearer tokens this long before they expire (capped at a quarter of their lifetime). Default: 10 s. */
   tokenMarginMs?: number | undefined;
+  /**
+   * Per-host request bounds (concurrency, requests per second; `Retry-After` holds the host back), or a limiter to
+   * share with other clients of the same host. Default: none.
+   */
+  limits?: RequestLimits | RequestLimiter | undefined;
 }
 
 /** PingResult says how a registry answered `GET /v2/`. */
@@ -68,6 +74,7 @@ export class RegistryClient {
       userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
       timeouts: options.timeouts,
       tokenMarginMs: options.tokenMarginMs,
+      limiter: options.limits instanceof RequestLimiter || options.limits === undefined ? options.limits : new RequestLimiter(options.limits),
     });
   }
 

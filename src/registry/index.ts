@@ -7,3 +7,4 @@ export { DEFAULT_CHUNK_SIZE, type BlobBody, type UploadMode, type UploadOptions,
 export { MAX_MANIFEST_SIZE, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
 export { fallbackTag, mergeReferrer, mergeReferrers, ReferrersSupport, type FallbackIndex, type ReferrersAnswer } from './referrers.js';
 export { nextLink, type ListTagsOptions } from './tags.js';
+export { RequestLimiter, type RequestLimits } from './limit.js';

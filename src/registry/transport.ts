@@ -10,6 +10,7 @@ import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/ty
 import type { CredentialResolver } from '../auth/types.js';
 import { Authenticator, newAuthAttempt, TokenRefusedError, type Scope } from './auth.js';
 import { parseErrorBody, registryError, type RegistryErrorContext, ERROR_BODY_LIMIT } from './errors.js';
+import type { RequestLimiter } from './limit.js';
 
 /** MAX_AUTH_ROUNDS bounds how often one request is sent again after a 401. */
 export const MAX_AUTH_ROUNDS = 4;
@@ -26,6 +27,8 @@ export interface TransportOptions {
   userAgent: string;
   timeouts?: HttpTimeouts | undefined;
   tokenMarginMs?: number | undefined;
+  /** Bounds on the requests sent to this host (see `./limit.ts`). Default: none. */
+  limiter?: RequestLimiter | undefined;
 }
 
 /** SendOptions describe one logical request to the registry host. */
@@ -160,15 +163,9 @@ export class RegistryTransport {
       }
       const headers: Record<string, string> = { 'user-agent': this.options.userAgent, ...opts.headers };
       if (authorization !== undefined) headers['authorization'] = authorization;
-      const res = await request({
-        method,
-        url,
-        settings,
-        headers,
-        body: opts.body?.(),
-        signal: opts.signal,
-        timeouts: opts.timeouts ?? this.options.timeouts,
-      });
+      const send = (): Promise<HttpResponse> =>
+        request({ method, url, settings, headers, body: opts.body?.(), signal: opts.signal, timeouts: opts.timeouts ?? this.options.timeouts });
+      const res = this.options.limiter ? await this.options.limiter.run(send, opts.signal) : await send();
       if (res.status !== 401) return res;
       const text = method === 'HEAD' ? '' : await res.text(ERROR_BODY_LIMIT);
       if (method === 'HEAD') await res.discard();

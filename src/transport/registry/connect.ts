@@ -7,7 +7,7 @@ import { isMirrorError } from '../../errors/index.js';
 import type { EventSink } from '../../events/index.js';
 import type { HttpTimeouts } from '../../net/http.js';
 import type { HostSettingsResolver, RetryOptions } from '../../net/types.js';
-import { RegistryClient } from '../../registry/index.js';
+import { RegistryClient, type RequestLimiter, type RequestLimits } from '../../registry/index.js';
 
 /** RegistrySide is how one side of a copy reaches registries. */
 export interface RegistrySide {
@@ -20,6 +20,8 @@ export interface RegistrySide {
   tlsVerify?: boolean | undefined;
   /** Plain HTTP asked for explicitly (`http://`, `--plain-http`). Default: false. */
   plainHttp?: boolean | undefined;
+  /** Per-host request bounds (a limiter is shared by every client given it). Default: none. */
+  limits?: RequestLimits | RequestLimiter | undefined;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function connectRegistry(
   options: { authenticate?: boolean | undefined; signal?: AbortSignal | undefined } = {},
 ): Promise<{ client: RegistryClient; scheme: 'http' | 'https' }> {
   const make = (scheme: 'http' | 'https'): RegistryClient =>
-    new RegistryClient({ host, scheme, settings: side.settings, credentials: side.credentials, retry: side.retry, timeouts: side.timeouts, events: side.events });
+    new RegistryClient({ host, scheme, settings: side.settings, credentials: side.credentials, retry: side.retry, timeouts: side.timeouts, events: side.events, limits: side.limits });
   const first: 'http' | 'https' = side.plainHttp ? 'http' : 'https';
   const client = make(first);
   try {
