@@ -44,6 +44,10 @@ export interface CopyJob {
   reference?: ImageReference | undefined;
   /** Where it goes. */
   destination: DestinationImage;
+  /** Platforms for this job alone (`sync` entries choose their own); undefined: the run's `platforms`. */
+  platforms?: readonly PlatformSpec[] | undefined;
+  /** Referrers for this job alone; undefined: the run's `referrers`. */
+  referrers?: boolean | undefined;
 }
 
 /** CopyEngineOptions tune {@link copyImagesFrom}. */
@@ -219,6 +223,11 @@ class CopyEngine {
     });
   }
 
+  /** wantsReferrers tells whether a job's referrers travel: its own choice (a sync entry's), else the run's. */
+  private wantsReferrers(job: CopyJob): boolean {
+    return job.referrers === undefined ? this.wantReferrers : job.referrers && this.caps.referrers !== false;
+  }
+
   summary(): CopyRunSummary {
     return { blobs: { ...this.scheduler.stats, failed: this.failedBlobs }, durationMs: Date.now() - this.started };
   }
@@ -389,13 +398,13 @@ class CopyEngine {
     const { source, image, destination: target } = job;
     const signal = this.signal;
     const root = await source.resolve(image, { signal });
-    const platforms = this.options.platforms;
+    const platforms = job.platforms ?? this.options.platforms;
     const selecting = platforms !== undefined && platforms.length > 0;
     // Unchanged at the destination: nothing else is read (the referrers of an unchanged image still travel).
     if (!selecting && !this.options.indexOnly) {
       const have = await this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal });
       if (have === root.digest) {
-        const referrers = this.wantReferrers ? await this.referrerPlans(job, root.digest) : [];
+        const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, root.digest) : [];
         this.claim(job, root.digest);
         this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'skipped' });
         return this.skippedWith(job, referrers, {
@@ -440,13 +449,13 @@ class CopyEngine {
       const have = await this.dest.manifestDigest(target.repository, target.tag ?? rootNode.digest, { signal });
       if (have === rootNode.digest) {
         this.claim(job, rootNode.digest);
-        const referrers = this.wantReferrers ? await this.referrerPlans(job, rootNode.digest) : [];
+        const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, rootNode.digest) : [];
         return this.skippedWith(job, referrers, { source: job.name, destination: target.name, digest: rootNode.digest, mediaType: rootNode.mediaType, status: 'skipped', children: [], blobs: 0, referrers: referrers.length, converted });
       }
     }
     this.claim(job, rootNode.digest);
     const { manifests, blobs } = await this.walk(job, rootNode, children);
-    const referrers = this.wantReferrers ? await this.referrerPlans(job, rootNode.digest) : [];
+    const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, rootNode.digest) : [];
     return { job, manifests, blobs, converted, referrers };
   }
 

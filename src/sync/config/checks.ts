@@ -1,0 +1,83 @@
+/** Checks of single values in a sync config: each gives what is wrong, or undefined. */
+import { parsePlatform, type PlatformSpec } from '../../copy/platform.js';
+import { isMirrorError } from '../../errors/index.js';
+import { isValidDigest, isValidHost, isValidRepository, isValidTag } from '../../reference/reference.js';
+import { parseVersionRange } from '../semver.js';
+import { shorten } from './shape.js';
+
+/**
+ * compileRegex compiles a pattern written for Go's regexp (skopeo, RKE2) as a JavaScript RegExp: a leading `(?i)`
+ * becomes the `i` flag; the rest of RE2's syntax that matters here (classes, anchors, groups) is the same.
+ */
+export function compileRegex(source: string): RegExp | string {
+  let text = source;
+  let flags = '';
+  const m = /^\(\?([is]+)\)/.exec(text);
+  if (m) {
+    flags = [...new Set(m[1]!.split(''))].join('');
+    text = text.slice(m[0].length);
+  }
+  try {
+    return new RegExp(text, flags);
+  } catch (e) {
+    return `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '').slice(0, 120)}`;
+  }
+}
+
+/** checkRegex is a check for a regular expression. */
+export function checkRegex(source: string): string | undefined {
+  const r = compileRegex(source);
+  return typeof r === 'string' ? r : undefined;
+}
+
+/** checkVersionRange is a check for a version range. */
+export function checkVersionRange(text: string): string | undefined {
+  const r = parseVersionRange(text);
+  return typeof r === 'string' ? r : undefined;
+}
+
+/** checkPlatform is a check for `OS/ARCH[/VARIANT]`. */
+export function checkPlatform(text: string): string | undefined {
+  try {
+    parsePlatform(text);
+    return undefined;
+  } catch (e) {
+    return isMirrorError(e) ? `"${shorten(text)}" is not a platform: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8` : String(e);
+  }
+}
+
+/** platformsOf parses checked platform strings. */
+export function platformsOf(list: readonly string[] | undefined): PlatformSpec[] | undefined {
+  return list === undefined ? undefined : list.map(parsePlatform);
+}
+
+/** checkDigest is a check for a digest (`sha256:<64 hex>`). */
+export function checkDigest(text: string): string | undefined {
+  return isValidDigest(text) ? undefined : `"${shorten(text)}" is not a digest (sha256:<64 hex digits>)`;
+}
+
+/** checkTagOrDigest is a check for an entry of skopeo's `images` lists. */
+export function checkTagOrDigest(text: string): string | undefined {
+  if (text.includes(':')) return checkDigest(text);
+  return isValidTag(text) ? undefined : `"${shorten(text)}" is not a tag or a digest`;
+}
+
+/** checkHost is a check for a registry host with an optional port. */
+export function checkHost(text: string): string | undefined {
+  return isValidHost(text) ? undefined : `"${shorten(text)}" is not a registry host ([HOST][:PORT])`;
+}
+
+/** checkRepositoryPath is a check for a repository path (lower-case components). */
+export function checkRepositoryPath(text: string): string | undefined {
+  return isValidRepository(text) ? undefined : `"${shorten(text)}" is not a repository path (lower-case letters, digits, '.', '_', '-', separated by '/')`;
+}
+
+/** checkEnvName is a check for an environment variable name. */
+export function checkEnvName(text: string): string | undefined {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(text) ? undefined : `"${shorten(text)}" is not an environment variable name`;
+}
+
+/** checkHelperName is a check for a credential helper name (the part after `docker-credential-`). */
+export function checkHelperName(text: string): string | undefined {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(text) ? undefined : `"${shorten(text)}" is not a credential helper name (e.g. "pass", "ecr-login")`;
+}

@@ -1,0 +1,219 @@
+/**
+ * The sync plan, as a stream: entry by entry, repository by repository (a prefix is listed from the registry's
+ * catalog, page by page), tag by tag (tag lists are paged), each selected image becomes a copy job the moment it is
+ * known. Nothing is collected: memory stays flat in the number of tags (only `newest` holds N tags of one
+ * repository back). A repository outside this run's shard is skipped before its tags are listed.
+ */
+import type { CopyJob } from '../copy/copy.js';
+import { isFatal } from '../copy/copy.js';
+import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
+import type { EventSink } from '../events/index.js';
+import { parseManifest } from '../oci/manifest.js';
+import type { ImageSource } from '../transport/types.js';
+import type { SyncConfig, SyncEntry } from './config/model.js';
+import { destinationFor, destinationRepository, formatSource, type SourceName } from './naming.js';
+import type { RegistryExtra } from './registry-extra.js';
+import { selectTags } from './select.js';
+import { inShard, type Shard } from './shard.js';
+
+/** CONFIG_READ_LIMIT is the most bytes of an image config read for its creation time. */
+export const CONFIG_READ_LIMIT = 1024 * 1024;
+
+/** SourceConnection is a source registry, connected. */
+export interface SourceConnection {
+  source: ImageSource;
+  extra: RegistryExtra;
+}
+
+/** SyncJob is a copy job with the entry it came from. */
+export interface SyncJob extends CopyJob {
+  entry: SyncEntry;
+  sourceName: SourceName;
+}
+
+/** PlanProblem is something that failed before any image of it could be tried (a listing, a name). */
+export interface PlanProblem {
+  entry: SyncEntry;
+  /** The source repository concerned, when one is. */
+  repository?: string | undefined;
+  error: MirrorError;
+}
+
+/** RepositoryDone says that every selected image of a destination repository has been planned (for `--prune`). */
+export interface RepositoryDone {
+  repository: string;
+  /** The destination tags planned. */
+  tags: ReadonlySet<string>;
+  /** False when a listing failed, so the set may miss tags that are still selected upstream. */
+  complete: boolean;
+}
+
+/** PlanContext is what the planner needs. */
+export interface PlanContext {
+  config: SyncConfig;
+  shard?: Shard | undefined;
+  /** Connects (once) to a source registry. */
+  connect(host: string): Promise<SourceConnection>;
+  /** Called for each problem; the plan goes on. */
+  onProblem(problem: PlanProblem): void;
+  /** Called once per destination repository when `track` is set. */
+  onRepository?: ((done: RepositoryDone) => void) | undefined;
+  events: EventSink;
+  signal?: AbortSignal | undefined;
+}
+
+/** asMirrorError wraps anything thrown into a MirrorError. */
+function asMirrorError(e: unknown): MirrorError {
+  return isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e });
+}
+
+/** rethrowIfRunWide throws the errors that stop a whole run (auth, TLS, network, interrupt). */
+function rethrowIfRunWide(e: unknown, signal: AbortSignal | undefined): void {
+  if (signal?.aborted || isFatal(e)) throw e;
+}
+
+/** planJobs streams the copy jobs of a config. */
+export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void, undefined> {
+  for (const entry of ctx.config.entries) {
+    let conn: SourceConnection;
+    try {
+      conn = await ctx.connect(entry.registry);
+    } catch (e) {
+      rethrowIfRunWide(e, ctx.signal);
+      ctx.onProblem({ entry, error: asMirrorError(e) });
+      continue;
+    }
+    if (entry.kind === 'repository') {
+      yield* planRepository(ctx, entry, conn, entry.path);
+      continue;
+    }
+    // Every repository under the prefix, from the catalog: a registry that does not list it fails this entry only.
+    const listing = conn.extra.repositories(entry.path, ctx.signal)[Symbol.asyncIterator]();
+    let count = 0;
+    for (;;) {
+      let next: IteratorResult<string>;
+      try {
+        next = await listing.next();
+      } catch (e) {
+        if (ctx.signal?.aborted) throw e;
+        const why = asMirrorError(e);
+        ctx.onProblem({
+          entry,
+          error: new MirrorError('REGISTRY', `${entry.label} at ${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
+            cause: e,
+            hint: 'name each repository in a "repository:" entry instead',
+          }),
+        });
+        break;
+      }
+      if (next.done) break;
+      count++;
+      yield* planRepository(ctx, entry, conn, next.value);
+    }
+    if (count === 0) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
+  }
+}
+
+/** planRepository gives the jobs of one source repository of an entry. */
+async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceConnection, repository: string): AsyncGenerator<SyncJob, void, undefined> {
+  const dest = ctx.config.destination;
+  let destRepo: string;
+  try {
+    destRepo = destinationRepository(entry.registry, repository, dest);
+  } catch (e) {
+    ctx.onProblem({ entry, repository, error: asMirrorError(e) });
+    return;
+  }
+  if (!inShard(destRepo, ctx.shard)) return;
+  const planned = new Set<string>();
+  const tags = new Set<string>();
+  let complete = true;
+  const jobOf = (name: SourceName): SyncJob | undefined => {
+    let target;
+    try {
+      target = destinationFor(name, dest, destRepo);
+    } catch (e) {
+      ctx.onProblem({ entry, repository, error: asMirrorError(e) });
+      return undefined;
+    }
+    const key = target.tag !== undefined ? `:${target.tag}` : `@${target.digest}`;
+    if (planned.has(key)) return undefined;
+    planned.add(key);
+    if (target.tag !== undefined && ctx.onRepository) tags.add(target.tag);
+    return {
+      entry,
+      sourceName: name,
+      source: conn.source,
+      image: { repository, tag: name.tag, digest: name.digest },
+      name: formatSource(name),
+      reference: { registry: name.registry, repository, tag: name.tag, digest: name.digest },
+      destination: { repository: destRepo, tag: target.tag, name: target.name },
+      platforms: entry.platforms,
+      referrers: entry.referrers,
+    };
+  };
+  const listed =
+    entry.tags !== undefined
+      ? fromArray(entry.tags)
+      : selectTags(conn.source.tags!(repository, { signal: ctx.signal }), entry.rule, (tag) =>
+          createdTime(conn.source, repository, tag, ctx.signal).catch((e: unknown) => {
+            rethrowIfRunWide(e, ctx.signal);
+            ctx.events({ type: 'warning', message: `${entry.registry}/${repository}:${tag} left out of "newest": its creation time could not be read (${asMirrorError(e).describe()})` });
+            return undefined;
+          }),
+        );
+  try {
+    for await (const tag of listed) {
+      const job = jobOf({ registry: entry.registry, repository, tag });
+      if (job) yield job;
+    }
+  } catch (e) {
+    rethrowIfRunWide(e, ctx.signal);
+    complete = false;
+    ctx.onProblem({ entry, repository, error: new MirrorError('REGISTRY', `cannot list the tags of ${entry.registry}/${repository}: ${asMirrorError(e).describe()}`, { cause: e }) });
+  }
+  for (const digest of entry.digests) {
+    const job = jobOf({ registry: entry.registry, repository, digest });
+    if (job) yield job;
+  }
+  if (planned.size === 0 && complete) ctx.events({ type: 'warning', message: `${entry.origin}: nothing selected in ${entry.registry}/${repository}` });
+  ctx.onRepository?.({ repository: destRepo, tags, complete });
+}
+
+async function* fromArray(list: readonly string[]): AsyncGenerator<string, void, undefined> {
+  yield* list;
+}
+
+/**
+ * createdTime reads an image's creation time from its config (`created`): a HEAD, the manifest, for an index the
+ * linux/amd64 (else first) image manifest, and the config blob: two or three GETs per tag. Undefined when absent.
+ */
+export async function createdTime(source: ImageSource, repository: string, tag: string, signal?: AbortSignal): Promise<number | undefined> {
+  const root = await source.resolve({ repository, tag }, { signal });
+  let m = await source.manifest(repository, root.digest, { signal });
+  let parsed = parseManifest(m.bytes, m.mediaType, { image: `${repository}:${tag}` });
+  if (parsed.kind === 'index') {
+    const list = parsed.index.manifests.filter((d) => d.platform?.os !== 'unknown');
+    const pick = list.find((d) => d.platform?.os === 'linux' && d.platform.architecture === 'amd64') ?? list[0];
+    if (pick === undefined) return undefined;
+    m = await source.manifest(repository, pick.digest, { signal });
+    parsed = parseManifest(m.bytes, m.mediaType, { image: `${repository}:${tag}` });
+    if (parsed.kind !== 'image') return undefined;
+  }
+  const config = parsed.manifest.config;
+  if (config.size > CONFIG_READ_LIMIT) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of await source.openBlob(repository, config, { signal })) {
+    size += chunk.byteLength;
+    if (size > CONFIG_READ_LIMIT) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    const created = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { created?: unknown }).created;
+    const when = typeof created === 'string' ? Date.parse(created) : NaN;
+    return Number.isNaN(when) ? undefined : when;
+  } catch {
+    return undefined;
+  }
+}
