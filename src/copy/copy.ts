@@ -13,6 +13,7 @@
  * A failure that concerns the whole run (authentication, TLS, the network after retries, an interrupt) stops
  * everything in flight at once and is thrown; any other failure fails its image only.
  */
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
@@ -199,6 +200,8 @@ class CopyEngine {
   private readonly metadataFirst: boolean;
   /** Referrers are looked for: asked for, and the destination can hold them. */
   private readonly wantReferrers: boolean;
+  /** Bytes uploaded by each job in flight. */
+  private readonly sent = new WeakMap<CopyJob, { bytes: number }>();
 
   constructor(
     private readonly dest: ImageDestination,
@@ -211,6 +214,8 @@ class CopyEngine {
       else outer.addEventListener('abort', () => this.abort.abort(outer.reason), { once: true });
     }
     this.signal = this.abort.signal;
+    // Every request in flight listens on it: with many images at once that is more than Node's default of 10.
+    setMaxListeners(0, this.signal);
     this.caps = dest.capabilities ?? { blobScope: dest.blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true };
     this.jobs = Math.max(1, options.jobs ?? DEFAULT_COPY_JOBS);
     this.metadataFirst = this.caps.writeOrder === 'metadata-first' && !options.dryRun;
@@ -285,6 +290,8 @@ class CopyEngine {
   private async one(job: CopyJob): Promise<CopyOutcome> {
     const slot: Slot = { job, t0: Date.now() };
     const bytes0 = this.scheduler.stats.bytesUploaded;
+    // Bytes this image's own uploads send (other images' uploads run at the same time).
+    this.sent.set(job, { bytes: 0 });
     try {
       const plan = await this.plan(job);
       if ('status' in plan) return this.finish(slot, plan, bytes0);
@@ -296,10 +303,11 @@ class CopyEngine {
     }
   }
 
-  /** finish completes an outcome (time, bytes uploaded since `bytes0`) and reports it. */
+  /** finish completes an outcome (time; the bytes of the image's own uploads, else those uploaded since `bytes0`) and reports it. */
   private finish(slot: Slot, o: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>, bytes0: number): CopyOutcome {
     const { job } = slot;
-    const out: CopyOutcome = { ...o, job, seconds: (Date.now() - slot.t0) / 1000, bytes: this.scheduler.stats.bytesUploaded - bytes0 };
+    const bytes = this.sent.get(job)?.bytes ?? this.scheduler.stats.bytesUploaded - bytes0;
+    const out: CopyOutcome = { ...o, job, seconds: (Date.now() - slot.t0) / 1000, bytes };
     this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' || out.status === 'skipped-conflict' ? 'skipped' : out.status, error: out.error });
     return out;
   }
@@ -612,7 +620,8 @@ class CopyEngine {
 
   /** placeBlobs has the scheduler place every blob in the job's destination repository; the first failure throws. */
   private async placeBlobs(job: CopyJob, blobs: Descriptor[]): Promise<void> {
-    const origin = { source: job.source, repository: job.image.repository };
+    const sent = this.sent.get(job);
+    const origin = { source: job.source, repository: job.image.repository, onBytes: sent && ((n: number) => void (sent.bytes += n)) };
     const results = await Promise.allSettled(blobs.map((b) => this.scheduler.ensure(job.destination.repository, b, origin)));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     this.failedBlobs += failed.length;

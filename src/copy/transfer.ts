@@ -15,6 +15,8 @@ import type { BlobBody, DestinationCapabilities, ImageDestination, ImageSource }
 export interface BlobOrigin {
   source: ImageSource;
   repository: string;
+  /** Told the bytes uploaded for the caller that started the upload (an image's own count). */
+  onBytes?: ((n: number) => void) | undefined;
 }
 
 /** TransferStats count what the scheduler did. */
@@ -138,6 +140,7 @@ export class BlobScheduler {
       session,
       onBytes: (n) => {
         this.stats.bytesUploaded += n;
+        origin.onBytes?.(n);
         this.options.events({ type: 'bytes', bytes: n });
       },
     });

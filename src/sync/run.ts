@@ -5,6 +5,7 @@
  * prune when asked. A failing image fails alone; authentication, TLS and network failures stop the run; the time
  * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged).
  */
+import { setMaxListeners } from 'node:events';
 import { copyImagesFrom, type CopyOutcome, type CopyRunSummary, DEFAULT_COPY_JOBS } from '../copy/copy.js';
 import type { PlatformSpec } from '../copy/platform.js';
 import { ExitCode, isMirrorError, MirrorError, type ErrorCode, type ExitCodeValue } from '../errors/index.js';
@@ -230,6 +231,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   }
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal;
+  setMaxListeners(0, signal);
   let timer: NodeJS.Timeout | undefined;
   if (options.maxDurationMs !== undefined) {
     const ms = options.maxDurationMs;
@@ -358,7 +360,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     fatal,
     tookOver: lock?.tookOver,
     blobs: summary?.blobs,
-    bytes,
+    bytes: summary?.blobs.bytesUploaded ?? bytes,
     durationMs: Date.now() - t0,
   };
 }
