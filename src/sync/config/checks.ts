@@ -58,7 +58,7 @@ export function checkDigest(text: string): string | undefined {
 
 /** checkTagOrDigest is a check for an entry of skopeo's `images` lists. */
 export function checkTagOrDigest(text: string): string | undefined {
-  if (text.includes(':')) return checkDigest(text);
+  if (/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:/.test(text)) return checkDigest(text);
   return isValidTag(text) ? undefined : `"${shorten(text)}" is not a tag or a digest`;
 }
 

@@ -296,6 +296,7 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
   };
 
   const value = walk(doc.contents as Node | null, shape, '', 0);
+  issues.sort((a, b) => a.line - b.line || a.column - b.column);
   if (issues.length > 0) throw new ConfigError(file, issues);
   return { value, positions, warnings };
 }
