@@ -99,7 +99,7 @@ export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void,
         const why = asMirrorError(e);
         ctx.onProblem({
           entry,
-          error: new MirrorError('REGISTRY', `${entry.label} at ${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
+          error: new MirrorError('REGISTRY', `${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
             cause: e,
             hint: 'name each repository in a "repository:" entry instead',
           }),
@@ -108,14 +108,14 @@ export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void,
       }
       if (next.done) break;
       count++;
-      yield* planRepository(ctx, entry, conn, next.value);
+      yield* planRepository(ctx, entry, conn, next.value, true);
     }
     if (count === 0) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
   }
 }
 
 /** planRepository gives the jobs of one source repository of an entry. */
-async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceConnection, repository: string): AsyncGenerator<SyncJob, void, undefined> {
+async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceConnection, repository: string, fromCatalog = false): AsyncGenerator<SyncJob, void, undefined> {
   const dest = ctx.config.destination;
   let destRepo: string;
   try {
@@ -169,6 +169,12 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
     }
   } catch (e) {
     rethrowIfRunWide(e, ctx.signal);
+    if (fromCatalog && isMirrorError(e) && e.context.status === 404) {
+      // Listed in the catalog but without tags (an upload area such as push's staging repository): nothing to sync.
+      ctx.events({ type: 'debug', message: `${entry.registry}/${repository} has no tags` });
+      ctx.onRepository?.({ repository: destRepo, tags, complete });
+      return;
+    }
     complete = false;
     ctx.onProblem({ entry, repository, error: new MirrorError('REGISTRY', `cannot list the tags of ${entry.registry}/${repository}: ${asMirrorError(e).describe()}`, { cause: e }) });
   }

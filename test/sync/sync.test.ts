@@ -1,0 +1,416 @@
+/**
+ * `mirror sync` against real registries (docker-registry), read back with skopeo: a source seeded with several
+ * repositories and versions, a multi-platform index and referrers; a destination with TLS and htpasswd. skopeo's
+ * sync YAML given to `skopeo sync --all` and to `mirror sync` lands at the same names with the same digests; every
+ * filter kind against a hand-computed set; a second run sends nothing (counted through recording proxies); shards
+ * run at the same time cover the plan exactly once; two overlapping runs and the lock; a failing image among good
+ * ones; --max-duration; --prune; a registry refusing its catalog; JSON log lines and the report.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closeAll } from '../../src/net/http.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { RegistryClient } from '../../src/registry/index.js';
+import { openRegistrySource } from '../../src/transport/registry/source.js';
+import { createdTime } from '../../src/sync/plan.js';
+import { buildOciLayout, type BuiltLayout, type LayoutSpec, writeDirectory } from '../../testdata/make-fixtures.js';
+import { homeMaker, isolatedEnv, writeCertDir } from '../helpers/auth-env.js';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
+import { BIN, runCli, type CliResult } from '../helpers/cli.js';
+import { startFaultProxy, type FaultProxy, type RecordedRequest } from '../helpers/fault-proxy.js';
+import { blobOf, staticSettings } from '../helpers/image.js';
+import { run, stopAll } from '../helpers/proc.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRawDigest, skopeoListTags, type SkopeoOptions } from '../helpers/skopeo.js';
+
+const USER = 'syncer';
+const PASSWORD = 'Sync:pa55-w0rd';
+
+const SPEC: LayoutSpec = {
+  seed: 'mirror-sync-test',
+  images: [
+    {
+      ref: 'docker.io/library/multi:1.0',
+      platforms: [
+        { os: 'linux', arch: 'amd64' },
+        { os: 'linux', arch: 'arm64', variant: 'v8' },
+      ],
+      layers: [{ files: 2, sizeBytes: 6000 }],
+    },
+    { ref: 'quay.io/team/app:1.0', layers: [{ files: 2, sizeBytes: 20_000 }, { files: 1, sizeBytes: 3000 }] },
+    { ref: 'quay.io/team/app:1.1', sharedBaseWith: 'quay.io/team/app:1.0', layers: [{ files: 2, sizeBytes: 20_000 }, { files: 1, sizeBytes: 3100 }] },
+    { ref: 'quay.io/team/app:1.2.0-rc.1', sharedBaseWith: 'quay.io/team/app:1.0', layers: [{ files: 2, sizeBytes: 20_000 }, { files: 1, sizeBytes: 3200 }] },
+    { ref: 'quay.io/team/app:2.0', sharedBaseWith: 'quay.io/team/app:1.0', layers: [{ files: 2, sizeBytes: 20_000 }, { files: 1, sizeBytes: 3300 }] },
+    { ref: 'quay.io/team/tool:v1', layers: [{ files: 1, sizeBytes: 4000 }] },
+    { ref: 'quay.io/team/tool:v2', layers: [{ files: 1, sizeBytes: 4100 }] },
+    { ref: 'quay.io/team/tool:dev', layers: [{ files: 1, sizeBytes: 4200 }] },
+    { ref: 'quay.io/other/db:5.7', layers: [{ files: 1, sizeBytes: 5000 }] },
+    { ref: 'quay.io/other/db:8.0', layers: [{ files: 1, sizeBytes: 5100 }] },
+  ],
+};
+
+const isBlob = (r: RecordedRequest): boolean => r.path.includes('/blobs/');
+const writes = (rs: RecordedRequest[]): RecordedRequest[] => rs.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+
+describe('mirror sync (integration: docker-registry, skopeo)', function () {
+  this.timeout(600_000);
+  let work: string;
+  let layout: BuiltLayout;
+  let certs: TestCerts;
+  let caDir: string;
+  let src: TestRegistry;
+  let srcProxy: FaultProxy;
+  let dst: TestRegistry; // TLS + htpasswd
+  let plain: TestRegistry; // plain, behind a recording proxy
+  let plainProxy: FaultProxy;
+  const home = homeMaker(() => work);
+  const dstRead = (): SkopeoOptions => ({ tlsVerify: true, certDir: caDir, creds: `${USER}:${PASSWORD}` });
+  const digestOf = (ref: string): string => layout.images.find((i) => i.ref === ref)!.digest;
+  let sbomDigest: string;
+  let sigDigest: string;
+
+  /** sync runs `mirror sync ARGS` with the destination's credentials and CA. */
+  function sync(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<CliResult> {
+    return runCli(['sync', ...args], { env: isolatedEnv(home(), env), timeoutMs });
+  }
+  const destFlags = (): string[] => ['--dest-creds', `${USER}:${PASSWORD}`, '--dest-cert-dir', caDir];
+
+  /** nativeFile writes a mirror/v1 file syncing from the source (through its proxy) into `registry`. */
+  function nativeFile(name: string, registry: string, entries: string, extra = ''): string {
+    const file = join(work, `${name}.yaml`);
+    writeFileSync(
+      file,
+      `apiVersion: mirror/v1
+kind: Sync
+registries:
+  ${srcProxy.host}:
+    tls: {plainHttp: true}
+${extra}destination:
+  registry: ${registry}
+sync:
+${entries}`,
+    );
+    return file;
+  }
+
+  /** tagsOf lists a destination repository's tags (none when it does not exist). */
+  async function tagsOf(repo: string, options: SkopeoOptions = dstRead(), host = dst.host): Promise<string[]> {
+    try {
+      return (await skopeoListTags(`docker://${host}/${repo}`, options)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mirror-sync-'));
+    certs = await makeCerts();
+    caDir = writeCertDir(join(work, 'ca'), { ca: certs.ca.cert });
+    layout = await buildOciLayout(SPEC);
+    const dir = join(work, 'layout');
+    await writeDirectory(layout.files, dir);
+    src = await startRegistry();
+    srcProxy = await startFaultProxy({ upstream: src.url });
+    dst = await startRegistry({ tls: { certFile: certs.server.certFile, keyFile: certs.server.keyFile }, users: { [USER]: PASSWORD } });
+    plain = await startRegistry();
+    plainProxy = await startFaultProxy({ upstream: plain.url });
+    const seeded = await runCli(['push', '--source', dir, '--private-registry', `http://${src.host}`, '--need-credential=false'], { env: isolatedEnv(home()) });
+    assert.equal(seeded.code, 0, seeded.stderr);
+    // Referrers: an SBOM whose subject is team/app:1.0 (in the fallback tag index, as distribution 2.8 keeps them),
+    // and a cosign signature tag of team/tool:v1.
+    const client = new RegistryClient({ host: src.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
+    const empty = blobOf(Buffer.from('{}'));
+    const sbom = blobOf(Buffer.from('{"spdxVersion":"SPDX-2.3"}'));
+    for (const b of [empty, sbom]) await client.uploadBlob('team/app', { kind: 'bytes', data: b.data }, { digest: b.digest, size: b.size });
+    for (const b of [empty, sbom]) await client.uploadBlob('team/tool', { kind: 'bytes', data: b.data }, { digest: b.digest, size: b.size });
+    const appDigest = digestOf('quay.io/team/app:1.0');
+    const app = await client.headManifest('team/app', '1.0');
+    const sbomManifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/spdx+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: empty.size },
+        layers: [{ mediaType: 'application/spdx+json', digest: sbom.digest, size: sbom.size }],
+        subject: { mediaType: app!.mediaType, digest: appDigest, size: app!.size },
+      }),
+    );
+    sbomDigest = sha256Digest(sbomManifest);
+    await client.putManifest('team/app', sbomDigest, sbomManifest, 'application/vnd.oci.image.manifest.v1+json');
+    const fallback = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sbomDigest, size: sbomManifest.byteLength, artifactType: 'application/spdx+json' }],
+      }),
+    );
+    await client.putManifest('team/app', `sha256-${appDigest.slice(7)}`, fallback, 'application/vnd.oci.image.index.v1+json');
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: empty.size },
+        layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sbom.digest, size: sbom.size }],
+      }),
+    );
+    sigDigest = sha256Digest(sig);
+    await client.putManifest('team/tool', `sha256-${digestOf('quay.io/team/tool:v1').slice(7)}.sig`, sig, 'application/vnd.oci.image.manifest.v1+json');
+  });
+  beforeEach(() => {
+    srcProxy.setRules([]);
+    plainProxy.setRules([]);
+    srcProxy.reset();
+    plainProxy.reset();
+  });
+  after(async () => {
+    await closeAll();
+    await srcProxy?.stop();
+    await plainProxy?.stop();
+    for (const r of [src, dst, plain]) await r?.stop();
+    await stopAll();
+    if (certs) rmSync(certs.dir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("a skopeo sync YAML lands where `skopeo sync --all` puts it, with the same digests", async () => {
+    const appDigest11 = digestOf('quay.io/team/app:1.1');
+    const yaml = join(work, 'skopeo.yaml');
+    writeFileSync(
+      yaml,
+      `${src.host}:
+  tls-verify: false
+  images:
+    library/multi: []
+    team/app: ["1.0", "${appDigest11}"]
+  images-by-tag-regex:
+    team/tool: ^v
+`,
+    );
+    await run('skopeo', ['sync', '--all', '--src', 'yaml', '--dest', 'docker', '--dest-cert-dir', caDir, '--dest-creds', `${USER}:${PASSWORD}`, yaml, `${dst.host}/by-skopeo`], { timeoutMs: 120_000 });
+    const r = await sync(['--src', 'yaml', '--dest', 'docker', ...destFlags(), yaml, `${dst.host}/by-mirror`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /synced: 5 copied, 0 unchanged, 0 failed/);
+    for (const repo of ['multi', 'app', 'tool']) {
+      const theirs = await tagsOf(`by-skopeo/${repo}`);
+      assert.ok(theirs.length > 0, repo);
+      assert.deepEqual(await tagsOf(`by-mirror/${repo}`), theirs, repo);
+      for (const tag of theirs) {
+        assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/${repo}:${tag}`, dstRead()), await skopeoInspectRawDigest(`docker://${dst.host}/by-skopeo/${repo}:${tag}`, dstRead()), `${repo}:${tag}`);
+      }
+    }
+    assert.deepEqual(await tagsOf('by-mirror/tool'), ['v1', 'v2']);
+    assert.deepEqual(await tagsOf('by-mirror/app'), ['1.0']);
+    // The digest-pinned image is there by digest, in both.
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/app@${appDigest11}`, dstRead()), appDigest11);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-skopeo/app@${appDigest11}`, dstRead()), appDigest11);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/multi:1.0`, dstRead()), digestOf('docker.io/library/multi:1.0'));
+    assert.ok(!(r.stdout + r.stderr).includes(PASSWORD), 'no secret printed');
+  });
+
+  it('every filter kind selects the hand-computed set', async () => {
+    const cases: Array<{ ns: string; entry: string; want: Record<string, string[]> }> = [
+      { ns: 'f-include', entry: `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^1\\.'], exclude: ['-rc']}\n`, want: { 'team/app': ['1.0', '1.1'] } },
+      { ns: 'f-semver', entry: `  - repository: ${srcProxy.host}/team/app\n    tags: {semver: '>=1.1, <3'}\n`, want: { 'team/app': ['1.1', '2.0'] } },
+      { ns: 'f-newest', entry: `  - repository: ${srcProxy.host}/team/app\n    tags: {newest: 2}\n`, want: { 'team/app': ['1.2.0-rc.1', '2.0'] } },
+      { ns: 'f-digest', entry: `  - repository: ${srcProxy.host}/team/tool\n    tags: {include: ['^dev$']}\n    digests: ['${digestOf('quay.io/team/tool:v2')}']\n`, want: { 'team/tool': ['dev'] } },
+      { ns: 'f-prefix', entry: `  - prefix: ${srcProxy.host}/other\n`, want: { 'other/db': ['5.7', '8.0'], 'team/app': [] } },
+    ];
+    for (const c of cases) {
+      const file = nativeFile(c.ns, `${dst.host}/${c.ns}`, c.entry, `  ${dst.host}:\n    credentials: {env: {username: DST_USER, password: DST_PASS}}\n    tls: {ca: ${join(caDir, 'ca.crt')}}\n`);
+      const r = await sync(['--config', file, '--referrers=false'], { DST_USER: USER, DST_PASS: PASSWORD });
+      assert.equal(r.code, 0, `${c.ns}: ${r.stderr}${r.stdout}`);
+      for (const [repo, tags] of Object.entries(c.want)) assert.deepEqual(await tagsOf(`${c.ns}/${repo}`), tags, `${c.ns}/${repo}`);
+    }
+    const pinned = digestOf('quay.io/team/tool:v2');
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/f-digest/team/tool@${pinned}`, dstRead()), pinned);
+    // Newest by creation time reads each image's config: the fixtures' configs say 2024-01-01.
+    const client = new RegistryClient({ host: src.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
+    const source = openRegistrySource(client, { scheme: 'http' });
+    assert.equal(await createdTime(source, 'team/app', '1.0'), Date.parse('2024-01-01T00:00:00Z'));
+    assert.equal(await createdTime(source, 'library/multi', '1.0'), Date.parse('2024-01-01T00:00:00Z'));
+  });
+
+  it('a second run sends nothing: HEADs only, no blob request, nothing written', async () => {
+    const yaml = join(work, 'count.yaml');
+    writeFileSync(yaml, `${srcProxy.host}:\n  tls-verify: false\n  images:\n    team/app: []\n    library/multi: []\n    team/tool: []\n`);
+    const args = ['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, `${plainProxy.host}/count`];
+    const first = await sync(args);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.ok(writes(plainProxy.requests).length > 0);
+    srcProxy.reset();
+    plainProxy.reset();
+    const second = await sync([...args, '--log-format', 'json']);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    const lines = second.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const images = lines.filter((l) => l['event'] === 'image');
+    // Every tag, as skopeo takes them: the referrers fallback tag and the cosign tag too.
+    assert.equal(images.length, 10);
+    for (const l of images) {
+      assert.equal(l['action'], 'skipped');
+      for (const k of ['source', 'destination', 'digest', 'bytes', 'seconds']) assert.ok(k in l, `${k} in ${JSON.stringify(l)}`);
+    }
+    assert.deepEqual(lines.at(-1)!['event'], 'summary');
+    assert.equal(srcProxy.requests.filter(isBlob).length + plainProxy.requests.filter(isBlob).length, 0, 'no blob request');
+    assert.deepEqual(writes(plainProxy.requests), [], 'nothing written');
+    assert.deepEqual([...new Set(plainProxy.requests.filter((q) => q.path !== '/v2/').map((q) => q.method))], ['HEAD']);
+    const srcManifests = srcProxy.requests.filter((q) => q.path.includes('/manifests/'));
+    assert.equal(srcManifests.length, 10);
+    assert.ok(srcManifests.every((q) => q.method === 'HEAD'));
+  });
+
+  it('shards 0..2 run at the same time cover the plan exactly once', async () => {
+    const file = nativeFile('shards', `http://${plainProxy.host}/shards`, `  - prefix: ${srcProxy.host}\n    tags: {exclude: ['^sha256-']}\n`);
+    const plan = await sync(['--config', file, '--dry-run', '--json', '--referrers=false']);
+    assert.equal(plan.code, 0, plan.stderr + plan.stdout);
+    const all = (JSON.parse(plan.stdout) as { plan: Array<{ destination: string }> }).plan.map((p) => p.destination).sort();
+    assert.equal(all.length, 10);
+    const reports = [0, 1, 2].map((i) => join(work, `shard-${i}.json`));
+    const runs = await Promise.all([0, 1, 2].map((i) => sync(['--config', file, '--shard', `${i}/3`, '--report', reports[i]!, '--referrers=false'])));
+    const seen: string[][] = [];
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, `shard ${i}: ${r.stderr}${r.stdout}`);
+      const report = JSON.parse(readFileSync(reports[i]!, 'utf8')) as { images: Array<{ destination: string; action: string }>; header: { shard: string } };
+      assert.equal(report.header.shard, `${i}/3`);
+      seen.push(report.images.map((x) => x.destination));
+    }
+    assert.deepEqual(seen.flat().sort(), all, 'every image once');
+    const repoOf = (d: string): string => d.slice(0, d.lastIndexOf(':'));
+    const owners = new Map<string, Set<number>>();
+    seen.forEach((list, i) => list.forEach((d) => owners.set(repoOf(d), (owners.get(repoOf(d)) ?? new Set()).add(i))));
+    for (const [repo, who] of owners) assert.equal(who.size, 1, `${repo} written by one shard`);
+    assert.ok(seen.filter((s) => s.length > 0).length >= 2, 'the work is split');
+  });
+
+  it('the lock: an overlapping run exits 8 at once, --wait-lock waits for it; a dead run\'s lock is taken over', async () => {
+    const file = nativeFile('locked', `http://${plainProxy.host}/locked`, `  - repository: ${srcProxy.host}/team/app\n`, `    requests: {perSecond: 3}\n`);
+    const lockFile = join(work, 'sync.lock');
+    const first = sync(['--config', file, '--lock-file', lockFile]);
+    for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(lockFile), 'the first run holds the lock');
+    const t0 = Date.now();
+    const second = await sync(['--config', file, '--lock-file', lockFile]);
+    assert.equal(second.code, 8, second.stderr + second.stdout);
+    assert.ok(Date.now() - t0 < 5000, 'at once');
+    assert.match(second.stderr, /another sync holds the lock .*pid \d+ on /);
+    const third = await sync(['--config', file, '--lock-file', lockFile, '--wait-lock', '60s']);
+    const firstDone = await first;
+    assert.equal(firstDone.code, 0, firstDone.stderr + firstDone.stdout);
+    assert.equal(third.code, 0, third.stderr + third.stdout);
+    assert.match(third.stderr, /waiting up to 60s/);
+    assert.ok(!existsSync(lockFile), 'released');
+    // A lock left by a process that is gone.
+    writeFileSync(lockFile, JSON.stringify({ pid: 999_999_9, host: hostname(), started: '2020-01-01T00:00:00Z', token: 'x' }));
+    const fourth = await sync(['--config', file, '--lock-file', lockFile]);
+    assert.equal(fourth.code, 0, fourth.stderr);
+    assert.match(fourth.stderr, /took over the lock .* left by a run that is gone \(pid 9999999/);
+  });
+
+  it('a failing image among good ones: exit 7, the summary lists it, the others are synced', async () => {
+    // Break one source image: its layer's data is gone from the registry's storage.
+    const db57 = layout.images.find((i) => i.ref === 'quay.io/other/db:5.7')!;
+    const layer = db57.manifests[0]!.layers[0]!.digest.slice(7);
+    rmSync(join(src.storageDir, 'docker/registry/v2/blobs/sha256', layer.slice(0, 2), layer), { recursive: true, force: true });
+    const file = nativeFile('failing', `${dst.host}/failing`, `  - repository: ${srcProxy.host}/other/db\n  - repository: ${srcProxy.host}/team/tool\n`);
+    const report = join(work, 'failing.json');
+    const r = await sync(['--config', file, '--retry-times', '0', '--report', report, ...destFlags()]);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.match(r.stdout, /failed \(1\):\n {2}\S+\/other\/db:5\.7 -> \S+\/failing\/other\/db:5\.7: /);
+    assert.deepEqual(await tagsOf('failing/other/db'), ['8.0']);
+    assert.deepEqual(await tagsOf('failing/team/tool'), ['dev', `sha256-${digestOf('quay.io/team/tool:v1').slice(7)}.sig`, 'v1', 'v2']);
+    const rep = JSON.parse(readFileSync(report, 'utf8')) as { summary: { status: string; exitCode: number; counts: { failed: number } }; images: Array<{ action: string; errorCode?: string }> };
+    assert.deepEqual([rep.summary.status, rep.summary.exitCode, rep.summary.counts.failed], ['partial', 7, 1]);
+    assert.ok(rep.images.some((i) => i.action === 'failed' && typeof i.errorCode === 'string'));
+    // The referrers travelled (native files copy them by default): the cosign signature tag of tool:v1.
+    const v1 = digestOf('quay.io/team/tool:v1');
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/failing/team/tool:sha256-${v1.slice(7)}.sig`, dstRead()), sigDigest);
+  });
+
+  it('referrers travel with their subject: the SBOM of team/app:1.0 through the fallback tag', async () => {
+    const file = nativeFile('refs', `${dst.host}/refs`, `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^1\\.0$']}\n`);
+    const r = await sync(['--config', file, ...destFlags()]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const app = digestOf('quay.io/team/app:1.0');
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/refs/team/app@${sbomDigest}`, dstRead()), sbomDigest);
+    assert.deepEqual(await tagsOf('refs/team/app'), ['1.0', `sha256-${app.slice(7)}`]);
+  });
+
+  it('--max-duration ends the run cleanly: exit 9, what was done is said, no tag half-written', async () => {
+    const file = nativeFile('slow', `http://${plainProxy.host}/slow`, `  - prefix: ${srcProxy.host}/team\n`, `    requests: {perSecond: 8}\n`);
+    const t0 = Date.now();
+    const r = await sync(['--config', file, '--max-duration', '2s', '--referrers=false']);
+    assert.equal(r.code, 9, r.stderr + r.stdout);
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.match(r.stdout, /stopped at --max-duration after \d+\.\ds: \d+ image\(s\) done, \d+ in flight aborted \(nothing half-tagged\)/);
+    const done = Number(/: (\d+) image\(s\) done/.exec(r.stdout)![1]);
+    assert.ok(done < 9, `stopped before the end (${done} done)`);
+    // Every tag that exists points at a complete image, with the source's digest.
+    for (const repo of ['team/app', 'team/tool']) {
+      for (const tag of await tagsOf(`slow/${repo}`, { tlsVerify: false }, plain.host)) {
+        const want = digestOf(`quay.io/${repo}:${tag}`);
+        assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/slow/${repo}:${tag}`), want);
+      }
+    }
+  });
+
+  it('--prune: previewed with --dry-run, then deletes tags no longer selected; a digest still tagged is kept with a warning', async () => {
+    const client = new RegistryClient({ host: src.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
+    const two = await client.getManifest('team/app', '2.0');
+    await client.putManifest('team/app', 'latest', two.bytes, two.mediaType);
+    const all = nativeFile('prune-all', `http://${plainProxy.host}/prune`, `  - repository: ${srcProxy.host}/team/app\n    tags: {exclude: ['^sha256-']}\n`);
+    const first = await sync(['--config', all, '--referrers=false']);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const want = ['1.0', '1.1', '1.2.0-rc.1', '2.0', 'latest'];
+    assert.deepEqual(await tagsOf('prune/team/app', { tlsVerify: false }, plain.host), want);
+    const fewer = nativeFile('prune-fewer', `http://${plainProxy.host}/prune`, `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^1\\.0$', '^latest$']}\n`);
+    const preview = await sync(['--config', fewer, '--prune', '--dry-run', '--referrers=false']);
+    assert.equal(preview.code, 0, preview.stderr + preview.stdout);
+    assert.match(preview.stdout, /prune {3}\S+\/team\/app:1\.1 /);
+    assert.match(preview.stdout, /prune {3}\S+\/team\/app:1\.2\.0-rc\.1 /);
+    assert.match(preview.stdout, /kept {4}\S+\/team\/app:2\.0 .*still tagged latest/);
+    assert.deepEqual(await tagsOf('prune/team/app', { tlsVerify: false }, plain.host), want, 'a dry run deletes nothing');
+    const pruned = await sync(['--config', fewer, '--prune', '--referrers=false']);
+    assert.equal(pruned.code, 0, pruned.stderr + pruned.stdout);
+    assert.match(pruned.stderr, /warning: .*team\/app:2\.0 is no longer selected but not deleted: .* still tagged latest/);
+    assert.deepEqual(await tagsOf('prune/team/app', { tlsVerify: false }, plain.host), ['1.0', '2.0', 'latest']);
+  });
+
+  it('a registry that refuses its catalog fails that entry with a message naming it; the others go on', async () => {
+    srcProxy.setRules([{ kind: 'status-503', pathIncludes: '/v2/_catalog', probability: 1 }]);
+    const file = nativeFile('catalog', `http://${plainProxy.host}/catalog`, `  - prefix: ${srcProxy.host}/team\n  - repository: ${srcProxy.host}/other/db\n    tags: {include: ['^8']}\n`);
+    const r = await sync(['--config', file, '--retry-times', '0', '--referrers=false']);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.match(r.stdout, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:9:5: ${srcProxy.host.replace(/\./g, '\\.')} does not list its repositories \\(GET /v2/_catalog: .*HTTP 503`));
+    assert.deepEqual(await tagsOf('catalog/other/db', { tlsVerify: false }, plain.host), ['8.0']);
+  });
+
+  it('config mistakes: exit 2 with FILE:LINE:COLUMN on stderr, before anything is contacted', async () => {
+    const file = join(work, 'bad.yaml');
+    writeFileSync(file, 'apiVersion: mirror/v1\nkind: Sync\ndestination:\n  registry: example.com\n  namespce: x\nsync:\n  - repository: quay.io/a\n    tags: {newest: -1}\n');
+    srcProxy.reset();
+    const r = await sync(['--config', file]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(`${file}:5:3: destination.namespce: unknown key "namespce" (did you mean "namespace"?)`), r.stderr);
+    assert.ok(r.stderr.includes(`${file}:8:20: sync[0].tags.newest: expected an integer from 1 to 100000, got -1`), r.stderr);
+    assert.match(r.stderr, /mirror: error: .*bad\.yaml:5:3: .*\(and 1 more mistake\)/);
+    const usage = await sync(['--src', 'yaml', file]);
+    assert.equal(usage.code, 2);
+    assert.equal(srcProxy.requests.length, 0);
+  });
+
+  it('the built binary, killed in the middle, leaves a lock that the next run takes over', async () => {
+    const file = nativeFile('killed', `http://${plainProxy.host}/killed`, `  - repository: ${srcProxy.host}/team/app\n`, `    requests: {perSecond: 2}\n`);
+    const lockFile = join(work, 'killed.lock');
+    const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--lock-file', lockFile], { env: { ...process.env, ...isolatedEnv(home()) } as NodeJS.ProcessEnv, stdio: 'ignore' });
+    for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(existsSync(lockFile));
+    const r = await sync(['--config', file, '--lock-file', lockFile]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /took over the lock/);
+    assert.equal(readdirSync(work).filter((f) => f.startsWith('killed.lock.')).length, 0, 'no marker left behind');
+  });
+});
