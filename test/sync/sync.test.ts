@@ -285,7 +285,7 @@ ${entries}`,
   });
 
   it('the lock: an overlapping run exits 8 at once, --wait-lock waits for it; a dead run\'s lock is taken over', async () => {
-    const file = nativeFile('locked', `http://${plainProxy.host}/locked`, `  - repository: ${srcProxy.host}/team/app\n`, `    requests: {perSecond: 3}\n`);
+    const file = nativeFile('locked', `http://${plainProxy.host}/locked`, `  - repository: ${srcProxy.host}/team/app\n`, `    requests: {perSecond: 8}\n`);
     const lockFile = join(work, 'sync.lock');
     const first = sync(['--config', file, '--lock-file', lockFile]);
     for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
@@ -401,7 +401,7 @@ ${entries}`,
   });
 
   it('the built binary, killed in the middle, leaves a lock that the next run takes over', async () => {
-    const file = nativeFile('killed', `http://${plainProxy.host}/killed`, `  - repository: ${srcProxy.host}/team/app\n`, `    requests: {perSecond: 2}\n`);
+    const file = nativeFile('killed', `http://${plainProxy.host}/killed`, `  - repository: ${srcProxy.host}/team/tool\n`);
     const lockFile = join(work, 'killed.lock');
     const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--lock-file', lockFile], { env: { ...process.env, ...isolatedEnv(home()) } as NodeJS.ProcessEnv, stdio: 'ignore' });
     for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((r) => setTimeout(r, 50));
