@@ -237,9 +237,14 @@ ${entries}`,
     const yaml = join(work, 'count.yaml');
     writeFileSync(yaml, `${srcProxy.host}:\n  tls-verify: false\n  images:\n    team/app: []\n    library/multi: []\n    team/tool: []\n`);
     const args = ['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, `${plainProxy.host}/count`];
-    const first = await sync(args);
+    const first = await sync([...args, '--log-format', 'json']);
     assert.equal(first.code, 0, first.stderr + first.stdout);
     assert.ok(writes(plainProxy.requests).length > 0);
+    // Each image counts the bytes of its own uploads: together they are what the run sent, not more.
+    const firstLines = first.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; bytes: number; action: string });
+    const perImage = firstLines.filter((l) => l.event === 'image').reduce((a, l) => a + l.bytes, 0);
+    assert.ok(perImage > 0);
+    assert.equal(perImage, firstLines.at(-1)!.bytes);
     srcProxy.reset();
     plainProxy.reset();
     const second = await sync([...args, '--log-format', 'json']);
