@@ -58,6 +58,12 @@ log_lines() { local dir=${1}_DIR; wc -l < "${!dir}/log"; }
 # blob_requests NAME FROM: blob requests in the access log after line FROM.
 blob_requests() { local dir=${1}_DIR; tail -n +"$(( $2 + 1 ))" "${!dir}/log" | grep -c '"[A-Z]* /v2/[^ ]*/blobs/' || true; }
 
+# retag HOST REPO TAG TO_REPO TO_TAG: puts the manifest of REPO:TAG under TO_REPO:TO_TAG (same registry, blobs mounted before).
+retag() {
+  local ct
+  ct=$(curl -fsS -o "$W/manifest" -w '%{content_type}' -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' "http://$1/v2/$2/manifests/$3")
+  curl -fsS -X PUT -H "Content-Type: $ct" --data-binary "@$W/manifest" "http://$1/v2/$4/manifests/$5" -o /dev/null
+}
 # measure CASE NAME CMD...: one timed run (wall seconds, peak RSS in KB of the largest process), appended to results.
 measure() {
   local case=$1 name=$2; shift 2
@@ -95,7 +101,7 @@ PY
 : > "$W/tags.txt"
 while read -r repo tag; do
   for extra in "$tag" "$tag-a" "$tag-b"; do
-    [ "$extra" = "$tag" ] || "${MIRROR[@]}" copy --src-tls-verify=false --dest-tls-verify=false --referrers=false "docker://$SRC_HOST/$repo:$tag" "docker://$SRC_HOST/$repo:$extra" > /dev/null
+    [ "$extra" = "$tag" ] || retag "$SRC_HOST" "$repo" "$tag" "$repo" "$extra"
     echo "$repo $extra" >> "$W/tags.txt"
   done
 done < "$W/images.txt"
@@ -126,7 +132,10 @@ if [ $(( ROUNDS % 2 )) = 0 ]; then stop_registry DST; one_round bundles "$W/bund
 echo "== one changed tag: only its new blobs move"
 read -r crepo ctag < <(sed -n 5p "$W/images.txt")
 read -r orepo otag < <(sed -n 6p "$W/images.txt")
-"${MIRROR[@]}" copy --src-tls-verify=false --dest-tls-verify=false --referrers=false "docker://$SRC_HOST/$orepo:$otag" "docker://$SRC_HOST/$crepo:$ctag" > /dev/null
+for b in $(skopeo inspect --raw --tls-verify=false "docker://$SRC_HOST/$orepo:$otag" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["config"]["digest"], *[l["digest"] for l in m["layers"]])'); do
+  curl -fsS -X POST "http://$SRC_HOST/v2/$crepo/blobs/uploads/?mount=$b&from=$orepo" -o /dev/null
+done
+retag "$SRC_HOST" "$orepo" "$otag" "$crepo" "$ctag"
 new_bytes=$(skopeo inspect --raw --tls-verify=false "docker://$SRC_HOST/$orepo:$otag" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["config"]["size"]+sum(l["size"] for l in m["layers"]))')
 from=$(log_lines DST)
 measure changed mirror-one-changed "${MIRROR_SYNC[@]}" --json "$W/bundles.yaml" "$DST_HOST/ns"

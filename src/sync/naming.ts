@@ -6,6 +6,7 @@
  *   kept, rewritten by the first rule that matches (RKE2's `rewrite`), under the namespace.
  */
 import { MirrorError } from '../errors/index.js';
+import { registryPathComponent } from '../reference/destination.js';
 import { isValidRepository, isValidTag } from '../reference/reference.js';
 import type { DestinationConfig, Naming } from './config/model.js';
 
@@ -31,13 +32,6 @@ export function formatSource(s: SourceName): string {
   return `${s.registry}/${s.repository}${s.digest !== undefined ? `@${s.digest}` : s.tag !== undefined ? `:${s.tag}` : ''}`;
 }
 
-/** hostComponent spells a registry host as a repository path component: `localhost:5000` is `localhost_5000`. */
-export function hostComponent(host: string): string | undefined {
-  if (host.startsWith('[')) return undefined;
-  const c = host.toLowerCase().replace(/:(\d+)$/, '_$1');
-  return isValidRepository(c) && !c.includes('/') ? c : undefined;
-}
-
 /** goReplacement turns Go's `${1}` in a replacement into JavaScript's `$1`. */
 function goReplacement(text: string): string {
   return text.replace(/\$\{(\d+)\}/g, '$$$1');
@@ -56,7 +50,7 @@ export function destinationRepository(registry: string, repository: string, dest
   } else {
     path = repository;
     if (naming.keepRegistryHost) {
-      const host = hostComponent(registry);
+      const host = registryPathComponent(registry);
       if (host === undefined) throw new MirrorError('BAD_INPUT', `registry host ${registry} cannot be kept in a repository path`, { image: `${registry}/${repository}` });
       path = `${host}/${path}`;
     }
@@ -73,7 +67,7 @@ export function destinationRepository(registry: string, repository: string, dest
   if (!isValidRepository(full)) {
     const why =
       naming.kind === 'skopeo' && naming.scoped && registry.includes(':')
-        ? `--scoped keeps the source host ${registry}, and ':' is not allowed in a repository path (skopeo fails the same way); a native file with keepRegistryHost writes it as ${hostComponent(registry) ?? 'HOST_PORT'}`
+        ? `--scoped keeps the source host ${registry}, and ':' is not allowed in a repository path (skopeo fails the same way); a native file with keepRegistryHost writes it as ${registryPathComponent(registry) ?? 'HOST_PORT'}`
         : 'not a valid repository path (lower-case letters, digits and separators only)';
     throw new MirrorError('BAD_INPUT', `${registry}/${repository} would land at ${dest.host}/${full}: ${why}`, { image: `${registry}/${repository}` });
   }
