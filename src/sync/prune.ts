@@ -53,7 +53,13 @@ export async function pruneRepository(target: PruneTarget, ctx: PruneContext): P
     return [];
   }
   const all: string[] = [];
-  for await (const tag of client.tags(repo, { signal })) all.push(tag);
+  try {
+    for await (const tag of client.tags(repo, { signal })) all.push(tag);
+  } catch (e) {
+    // Nothing of it was ever written (every image failed): nothing to prune.
+    if (isMirrorError(e) && e.context.status === 404) return [];
+    throw e;
+  }
   const ours = (tag: string): boolean => !REFERRER_TAG.test(tag) && (ctx.suffix === '' || tag.endsWith(ctx.suffix));
   const stale = all.filter((t) => ours(t) && !target.kept.has(t));
   if (stale.length === 0) return [];

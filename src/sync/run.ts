@@ -6,7 +6,7 @@
  * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged).
  */
 import { setMaxListeners } from 'node:events';
-import { copyImagesFrom, type CopyOutcome, type CopyRunSummary, DEFAULT_COPY_JOBS } from '../copy/copy.js';
+import { copyImagesFrom, type CopyOutcome, type CopyRunSummary } from '../copy/copy.js';
 import type { PlatformSpec } from '../copy/platform.js';
 import { ExitCode, isMirrorError, MirrorError, type ErrorCode, type ExitCodeValue } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
@@ -189,7 +189,7 @@ class Sides {
 /** recordOf turns an engine outcome into a record. */
 function recordOf(o: CopyOutcome, dryRun: boolean): ImageRecord {
   const action: ImageAction =
-    o.status === 'failed' ? 'failed' : o.status === 'planned' ? 'copy' : o.status === 'skipped' ? (dryRun ? 'skip' : 'skipped') : 'copied';
+    o.status === 'failed' ? 'failed' : o.status === 'planned' ? 'copy' : o.status === 'pushed' ? 'copied' : dryRun ? 'skip' : 'skipped';
   const job = o.job as SyncJob;
   return {
     action,
@@ -364,6 +364,3 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     durationMs: Date.now() - t0,
   };
 }
-
-/** DEFAULT_JOBS_HELP documents the default for `--jobs`. */
-export const DEFAULT_JOBS_HELP = `${DEFAULT_SYNC_JOBS} (copy's default is ${DEFAULT_COPY_JOBS})`;
