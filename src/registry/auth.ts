@@ -80,14 +80,20 @@ export function parseWwwAuthenticate(header: string | undefined): Challenge[] {
 
 /** Scope is a repository and the actions wanted on it (`pull`, `push`). */
 export interface Scope {
+  /** The resource type: a repository (default), or `registry` for the catalog (`registry:catalog:*`). */
+  type?: 'repository' | 'registry' | undefined;
+  /** The repository name (or `catalog` for type `registry`). */
   repository: string;
   actions: readonly ('pull' | 'push' | 'delete' | '*')[];
 }
 
-/** scopeString renders a scope as the token spec does: `repository:<name>:pull,push`. */
+/** scopeString renders a scope as the token spec does: `repository:<name>:pull,push`, `registry:catalog:*`. */
 export function scopeString(scope: Scope): string {
-  return `repository:${scope.repository}:${scope.actions.join(',')}`;
+  return `${scope.type ?? 'repository'}:${scope.repository}:${scope.actions.join(',')}`;
 }
+
+/** CATALOG_SCOPE is the scope for listing a registry's repositories. */
+export const CATALOG_SCOPE: Scope = { type: 'registry', repository: 'catalog', actions: ['*'] };
 
 /** pullScope is the scope for reading a repository. */
 export function pullScope(repository: string): Scope {
@@ -488,7 +494,7 @@ export class Authenticator {
 /** covers tells whether tokens asked for `have` were asked for every action of `need`. */
 function covers(have: readonly Scope[], need: readonly Scope[]): boolean {
   return need.every((n) => {
-    const h = have.find((s) => s.repository === n.repository);
+    const h = have.find((s) => s.repository === n.repository && (s.type ?? 'repository') === (n.type ?? 'repository'));
     return h !== undefined && n.actions.every((a) => h.actions.includes(a) || h.actions.includes('*'));
   });
 }

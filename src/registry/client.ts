@@ -10,6 +10,7 @@ import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
 import { fallbackIndex, listReferrers, ReferrersSupport, type ReferrersAnswer } from './referrers.js';
 import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
+import { deleteManifest, iterateCatalog } from './catalog.js';
 import { RequestLimiter, type RequestLimits } from './limit.js';
 import { RegistryTransport } from './transport.js';
 import { cancelUpload, uploadBlob, type BlobBody, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
@@ -181,6 +182,16 @@ export class RegistryClient {
   /** listTags lists every tag of a repository (pagination followed). */
   listTags(repo: string, options: ListTagsOptions = {}): Promise<string[]> {
     return listTags(this.t, repo, options);
+  }
+
+  /** repositories gives the registry's repositories under `prefix` (all for `''`), page by page, from the catalog. */
+  repositories(prefix: string, options: SignalOption = {}): AsyncGenerator<string, void, undefined> {
+    return iterateCatalog(this.t, prefix, options);
+  }
+
+  /** deleteManifest deletes a manifest by digest (and so every tag on it); false when it was already gone. */
+  deleteManifest(repo: string, digest: string, options: SignalOption = {}): Promise<boolean> {
+    return deleteManifest(this.t, repo, digest, options);
   }
 
   /** tags gives a repository's tags as they arrive, page by page (pagination followed). */

@@ -4,6 +4,7 @@
  * known. Nothing is collected: memory stays flat in the number of tags (only `newest` holds N tags of one
  * repository back). A repository outside this run's shard is skipped before its tags are listed.
  */
+import type { RegistryClient } from '../registry/index.js';
 import type { CopyJob } from '../copy/copy.js';
 import { isFatal } from '../copy/copy.js';
 import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
@@ -12,7 +13,6 @@ import { parseManifest } from '../oci/manifest.js';
 import type { ImageSource } from '../transport/types.js';
 import type { SyncConfig, SyncEntry } from './config/model.js';
 import { destinationFor, destinationRepository, formatSource, type SourceName } from './naming.js';
-import type { RegistryExtra } from './registry-extra.js';
 import { selectTags } from './select.js';
 import { inShard, type Shard } from './shard.js';
 
@@ -22,7 +22,8 @@ export const CONFIG_READ_LIMIT = 1024 * 1024;
 /** SourceConnection is a source registry, connected. */
 export interface SourceConnection {
   source: ImageSource;
-  extra: RegistryExtra;
+  /** The client of the source host: its catalog lists repositories under a prefix. */
+  catalog: Pick<RegistryClient, 'repositories'>;
 }
 
 /** SyncJob is a copy job with the entry it came from. */
@@ -88,7 +89,7 @@ export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void,
       continue;
     }
     // Every repository under the prefix, from the catalog: a registry that does not list it fails this entry only.
-    const listing = conn.extra.repositories(entry.path, ctx.signal)[Symbol.asyncIterator]();
+    const listing = conn.catalog.repositories(entry.path, { signal: ctx.signal })[Symbol.asyncIterator]();
     let count = 0;
     for (;;) {
       let next: IteratorResult<string>;

@@ -10,7 +10,6 @@ import type { EventSink } from '../events/index.js';
 import { parseManifest } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/media-types.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { RegistryExtra } from './registry-extra.js';
 
 /** REFERRER_TAG matches the referrers fallback tag and cosign's tags: `<alg>-<hex>[.sig|.att|.sbom]`. */
 const REFERRER_TAG = /^(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})(\.(sig|att|sbom))?$/;
@@ -36,7 +35,6 @@ export interface PruneAction {
 /** PruneContext is what pruning needs. */
 export interface PruneContext {
   client: RegistryClient;
-  extra: RegistryExtra;
   /** skopeo's --append-suffix: only tags that end with it are this sync's. */
   suffix: string;
   dryRun: boolean;
@@ -100,7 +98,7 @@ export async function pruneRepository(target: PruneTarget, ctx: PruneContext): P
       return;
     }
     try {
-      await ctx.extra.deleteManifest(repo, digest, signal);
+      await ctx.client.deleteManifest(repo, digest, { signal });
       deleted.add(digest);
       actions.push({ repository: repo, digest, tags, action: 'deleted' });
     } catch (e) {

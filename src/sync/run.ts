@@ -24,7 +24,6 @@ import { referenceResolver } from './credentials.js';
 import { acquireLock, type Lock, type LockOwner } from './lock.js';
 import { planJobs, type PlanProblem, type SourceConnection, type SyncJob } from './plan.js';
 import { pruneRepository, type PruneAction } from './prune.js';
-import { RegistryExtra } from './registry-extra.js';
 import type { Shard } from './shard.js';
 
 /** DEFAULT_SYNC_JOBS is how many images a sync has in flight: most of a sync's work is two HEADs per image. */
@@ -155,11 +154,6 @@ class Sides {
     return out;
   }
 
-  /** extra gives the catalog and delete calls for a connected host. */
-  extra(host: string, side: RegistrySide & { limits?: RequestLimiter | undefined }, scheme: 'http' | 'https'): RegistryExtra {
-    return new RegistryExtra({ host, scheme, settings: side.settings, credentials: side.credentials, retry: side.retry, timeouts: side.timeouts, limiter: side.limits, events: this.events });
-  }
-
   /** source connects to a source registry once. */
   source(host: string): Promise<SourceConnection> {
     let p = this.sources.get(host);
@@ -167,7 +161,7 @@ class Sides {
       p = (async () => {
         const side = this.side(host, 'src');
         const { client, scheme } = await connectRegistry(host, side, { signal: this.signal });
-        return { source: openRegistrySource(client, { scheme }), extra: this.extra(host, side, scheme) };
+        return { source: openRegistrySource(client, { scheme }), catalog: client };
       })();
       this.sources.set(host, p);
     }
@@ -175,14 +169,14 @@ class Sides {
   }
 
   /** destination connects to the destination, proving its credentials. */
-  async destination(): Promise<{ destination: ImageDestination; client: RegistryClient; extra: RegistryExtra }> {
+  async destination(): Promise<{ destination: ImageDestination; client: RegistryClient }> {
     const d = this.config.destination;
     const side = this.side(d.host, 'dest');
     if (d.scheme === 'http') side.plainHttp = true;
     const { client, scheme } = await connectRegistry(d.host, side, { authenticate: true, signal: this.signal });
     const target: RegistryTarget = { kind: 'registry', host: d.host, namespace: d.namespace, scheme, explicitScheme: true };
     const destination = await openRegistryDestination(target, { ...side, client, signal: this.signal });
-    return { destination, client, extra: this.extra(d.host, side, scheme) };
+    return { destination, client };
   }
 }
 
@@ -303,7 +297,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
       for (const [repository, t] of tracked) {
         let actions: PruneAction[];
         try {
-          actions = await pruneRepository({ repository, kept: t.tags, complete: t.complete }, { client: dest.client, extra: dest.extra, suffix, dryRun, events, signal });
+          actions = await pruneRepository({ repository, kept: t.tags, complete: t.complete }, { client: dest.client, suffix, dryRun, events, signal });
         } catch (e) {
           if (signal.aborted || (isMirrorError(e) && (e.code === 'AUTH' || e.code === 'TLS' || e.code === 'NETWORK'))) throw e;
           actions = [{ repository, digest: '', tags: [], action: 'failed', reason: isMirrorError(e) ? e.describe() : String(e) }];

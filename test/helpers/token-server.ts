@@ -184,7 +184,13 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const access: Array<{ type: string; name: string; actions: string[] }> = [];
     for (const s of scopes) {
       const parsed = parseScope(s);
-      if (parsed === undefined || parsed.type !== 'repository') continue;
+      if (parsed === undefined) continue;
+      // The catalog (registry:catalog:*) is for any authenticated user; repositories as `authorize` says.
+      if (parsed.type === 'registry' && parsed.name === 'catalog') {
+        if (user !== undefined) access.push({ type: parsed.type, name: parsed.name, actions: ['*'] });
+        continue;
+      }
+      if (parsed.type !== 'repository') continue;
       const granted = authorize(user, parsed.name, parsed.actions).filter((a) => parsed.actions.includes(a));
       access.push({ type: parsed.type, name: parsed.name, actions: granted });
     }
