@@ -61,8 +61,18 @@ describe('mirror push: a killed docker-save push, run again (registry + recordin
   it('sends again only the layers that were not committed before the kill', async () => {
     const env = { ...process.env, NO_COLOR: '1', XDG_CACHE_HOME: join(work, 'cache') };
     const target = `http://${proxy.host}/resume`;
-    // Each commit is held back a little, so the kill lands with some layers committed and others not yet.
-    proxy.setRules([{ kind: 'delay', method: 'PUT', pathIncludes: '/blobs/uploads/', probability: 1, delayMs: 250 }]);
+    // The first KILL_AFTER_COMMITS commits go through; every later one is held at the proxy far longer than the test
+    // waits, so the kill lands with exactly those committed however many uploads run at once (a held request whose
+    // client is gone is never forwarded).
+    proxy.setRules([
+      {
+        kind: 'delay',
+        method: 'PUT',
+        pathIncludes: '/blobs/uploads/',
+        nth: Array.from({ length: 4 * LAYERS }, (_, i) => KILL_AFTER_COMMITS + 1 + i),
+        delayMs: 10 * WAIT_MS,
+      },
+    ]);
     const child = spawn(process.execPath, [BIN, 'push', '--source', file, '--private-registry', target], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
