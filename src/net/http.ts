@@ -1,7 +1,8 @@
 /**
  * The HTTP layer: one undici dispatcher per (host, settings), TLS with extra CAs added to the system roots, client
- * certificates, plain HTTP, proxies (CONNECT for https), connect/idle timeouts, and low-level failures turned into
- * one-line {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
+ * certificates, plain HTTP, proxies (CONNECT for https), connect/answer/idle-body timeouts (each reported as it
+ * fires, and a host that keeps timing out given up on), and low-level failures turned into one-line
+ * {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import * as nodeTls from 'node:tls';
 import { rootCertificates } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
+import { forgetHosts, hostWatch, type HostWatch } from './host-watch.js';
 import type { HostSettings } from './types.js';
 
 /** DEFAULT_CONNECT_TIMEOUT_MS bounds opening a connection (TCP + TLS). */
@@ -21,14 +23,76 @@ export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 /** DEFAULT_TEXT_LIMIT is the most bytes {@link HttpResponse.text} reads unless told otherwise. */
 export const DEFAULT_TEXT_LIMIT = 1024 * 1024;
 
-/** HttpTimeouts bound each phase of a request so a stall becomes a retryable error, not a hang. */
+/**
+ * HttpTimeouts bound each phase of a request so a stall becomes a retryable error, not a hang. A host that lets
+ * requests time out again and again, with no answer between them, for longer than the timeout (two rounds of
+ * timeouts) is given up on: its requests then fail with a {@link FinalNetworkError} that names it.
+ */
 export interface HttpTimeouts {
-  /** Opening a connection. Default: {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
+  /** Opening a connection (TCP and TLS). Default: {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
   connectTimeoutMs?: number | undefined;
-  /** Waiting for the response headers after the request went out. Default: {@link DEFAULT_HEADERS_TIMEOUT_MS}. */
+  /**
+   * Waiting for the response headers once the request went out (also while the server does not take more of the
+   * request body). Default: {@link DEFAULT_HEADERS_TIMEOUT_MS}.
+   */
   headersTimeoutMs?: number | undefined;
   /** Idle time between response body chunks. Default: {@link DEFAULT_BODY_TIMEOUT_MS}. */
   bodyTimeoutMs?: number | undefined;
+  /** Called each time one of these timeouts fires (see {@link describeTimeout}). Default: nothing. */
+  onTimeout?: ((timeout: TimeoutInfo) => void) | undefined;
+}
+
+/** uniformTimeouts gives timeouts with one bound, in seconds, for connecting, for an answer, and within one (`--timeout`). */
+export function uniformTimeouts(seconds: number): HttpTimeouts {
+  const ms = Math.max(1, Math.round(seconds * 1000));
+  return { connectTimeoutMs: ms, headersTimeoutMs: ms, bodyTimeoutMs: ms };
+}
+
+/** TimeoutInfo describes a request that timed out. */
+export interface TimeoutInfo {
+  /** `connect`: no connection; `headers`: no answer; `body`: the answer stopped coming. */
+  kind: 'connect' | 'headers' | 'body';
+  /** The timeout that fired, in ms. */
+  ms: number;
+  method: string;
+  /** The request URL, redacted. */
+  url: string;
+  /** `host[:port]` of the URL. */
+  host: string;
+}
+
+/** describeTimeout gives one line for a timed-out request, for a warning. */
+export function describeTimeout(t: TimeoutInfo): string {
+  let path = t.url;
+  try {
+    path = new URL(t.url).pathname;
+  } catch {
+    // keep the redacted URL
+  }
+  const secs = formatSeconds(t.ms);
+  if (t.kind === 'connect') return `no connection to ${t.host} within ${secs} (${t.method} ${path})`;
+  if (t.kind === 'headers') return `${t.host} did not answer ${t.method} ${path} within ${secs}`;
+  return `${t.host} stopped sending its answer to ${t.method} ${path} for ${secs}`;
+}
+
+/** formatSeconds writes a duration in ms as seconds (`1 s`, `2.5 s`, `120 s`). */
+function formatSeconds(ms: number): string {
+  const s = ms / 1000;
+  return `${s >= 10 ? Math.round(s) : Math.round(s * 10) / 10} s`;
+}
+
+/**
+ * FinalNetworkError is a network failure that trying the same request again would not cure: a host that never
+ * answered refuses connections (a wrong address), or a host has stopped answering (see {@link HttpTimeouts}).
+ */
+export class FinalNetworkError extends MirrorError {
+  /** Tells the retry policy not to try again. */
+  readonly retryable = false as const;
+
+  constructor(message: string, options: ConstructorParameters<typeof MirrorError>[2] = {}) {
+    super('NETWORK', message, options);
+    this.name = 'FinalNetworkError';
+  }
 }
 
 /** RequestBody is what can be sent: bytes, or a stream of chunks (send a `content-length` header when known). */
@@ -59,7 +123,10 @@ export interface HttpResponse {
   headers: Record<string, string>;
   /** The body as chunks; errors are mapped like request errors (`NETWORK`, `INTERRUPTED`). */
   body: AsyncIterable<Uint8Array>;
-  /** Reads the body as UTF-8 text, at most `limit` bytes (default {@link DEFAULT_TEXT_LIMIT}); the rest is dropped. */
+  /**
+   * Reads the body as UTF-8 text, at most `limit` bytes (default {@link DEFAULT_TEXT_LIMIT}); the rest is dropped. A
+   * body that breaks or stalls throws like a request error.
+   */
   text(limit?: number): Promise<string>;
   /** Reads the whole body, failing with `BAD_INPUT` when it is longer than `limit` bytes. */
   bytes(limit: number): Promise<Uint8Array>;
@@ -162,10 +229,11 @@ export function dispatcherFor(url: URL, settings: HostSettings, timeouts: HttpTi
   return dispatcher;
 }
 
-/** closeAll closes every cached dispatcher (waiting for requests in flight) and forgets them. */
+/** closeAll closes every cached dispatcher (waiting for requests in flight) and forgets them and every host's history. */
 export async function closeAll(): Promise<void> {
   const all = [...dispatchers.values()];
   dispatchers.clear();
+  forgetHosts();
   await Promise.allSettled(all.map((d) => d.close()));
 }
 
@@ -185,6 +253,8 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
   const method = req.method.toUpperCase();
   const ctx: FailureContext = { method, url, settings: req.settings };
   if (req.signal?.aborted) throw abortError(req.signal);
+  const watch = hostWatch(url.origin);
+  const fail = (e: unknown): MirrorError => judgeFailure(mapHttpError(e, ctx, req.signal), e, ctx, req.timeouts, watch);
   const dispatcher = dispatcherFor(url, req.settings, req.timeouts);
   // A body stream that throws (a digest mismatch, a source read error) is the real cause of the failure.
   let bodyError: unknown;
@@ -221,18 +291,22 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
     });
   } catch (e) {
     if (bodyError !== undefined) throw bodyError;
-    throw mapHttpError(e, ctx, req.signal);
+    throw fail(e);
   }
   const raw = res.body;
-  const signal = req.signal;
+  // An answer counts once it is complete: at once when it has no body, else when its body has been read.
+  const bodyless =
+    method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 || res.headers['content-length'] === '0';
+  if (bodyless) watch.answered();
   let consumed = false;
   const body$ = (async function* mapped(): AsyncGenerator<Uint8Array> {
     consumed = true;
     try {
       for await (const chunk of raw as AsyncIterable<Buffer>) yield chunk;
     } catch (e) {
-      throw mapHttpError(e, ctx, signal);
+      throw fail(e);
     }
+    watch.answered();
   })();
   const readAll = async (limit: number, truncate: boolean): Promise<Uint8Array> => {
     const parts: Uint8Array[] = [];
@@ -250,6 +324,7 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
         parts.push(chunk.subarray(0, limit - total));
         total = limit;
         raw.destroy();
+        watch.answered();
         break;
       }
       parts.push(chunk);
@@ -263,22 +338,92 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
     headers: flattenHeaders(res.headers),
     body: body$,
     async text(limit = DEFAULT_TEXT_LIMIT): Promise<string> {
-      try {
-        return Buffer.from(await readAll(limit, true)).toString('utf8');
-      } catch {
-        return '';
-      }
+      return Buffer.from(await readAll(limit, true)).toString('utf8');
     },
     bytes: (limit: number) => readAll(limit, false),
     async discard(): Promise<void> {
+      // A body that cannot be dropped cleanly only costs the connection; a stalled one is still reported and counted.
+      let failure: unknown;
+      const onError = (e: unknown): void => {
+        failure ??= e;
+      };
       try {
-        if (!consumed) await raw.dump({ limit: 64 * 1024 });
-        else raw.destroy();
+        if (!consumed) {
+          raw.on('error', onError);
+          await raw.dump({ limit: DISCARD_LIMIT });
+          if (failure === undefined) {
+            if (!bodyless) watch.answered();
+          } else if (timeoutKind(failure) !== undefined) fail(failure);
+        } else raw.destroy();
       } catch {
-        // A body that cannot be dropped cleanly only costs the connection.
+        // dump() resolves on close; nothing else to do.
+      } finally {
+        raw.off('error', onError);
       }
     },
   };
+}
+
+/** DISCARD_LIMIT is the most bytes of an unwanted body read to keep its connection; a longer body closes it. */
+const DISCARD_LIMIT = 64 * 1024;
+
+/** Codes of the three timeouts, by kind. */
+const TIMEOUT_CODES: Record<string, TimeoutInfo['kind']> = {
+  UND_ERR_CONNECT_TIMEOUT: 'connect',
+  UND_ERR_HEADERS_TIMEOUT: 'headers',
+  UND_ERR_BODY_TIMEOUT: 'body',
+};
+
+/** Codes that say a host cannot be reached: final from a host that never answered, else a restart worth waiting for. */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
+/** timeoutKind tells which timeout an error (or its cause chain) is, if any. */
+function timeoutKind(e: unknown): TimeoutInfo['kind'] | undefined {
+  for (const { code } of errorChain(e)) if (code !== undefined && code in TIMEOUT_CODES) return TIMEOUT_CODES[code];
+  return undefined;
+}
+
+/**
+ * judgeFailure adds what the host's history tells to a mapped NETWORK failure: a timeout is reported (`onTimeout`)
+ * and counted, and becomes final once the host is down; a refused or unreachable host that never answered is final
+ * (a wrong address, not a restart). Other failures pass through.
+ */
+function judgeFailure(err: MirrorError, raw: unknown, ctx: FailureContext, timeouts: HttpTimeouts | undefined, watch: HostWatch): MirrorError {
+  if (err.code !== 'NETWORK' || err instanceof FinalNetworkError) return err;
+  const kind = timeoutKind(raw);
+  if (kind !== undefined) {
+    const ms =
+      kind === 'connect'
+        ? (timeouts?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+        : kind === 'headers'
+          ? (timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS)
+          : (timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
+    const host = ctx.url.host;
+    try {
+      timeouts?.onTimeout?.({ kind, ms, method: ctx.method, url: redactUrl(ctx.url), host });
+    } catch {
+      // a reporting callback must not change the outcome
+    }
+    const verdict = watch.timedOut(ms);
+    if (!verdict.down) return err;
+    return new FinalNetworkError(
+      `no answer from ${host} for ${formatSeconds(verdict.silentMs)} (${verdict.timeouts} requests in a row timed out)`,
+      {
+        method: ctx.method,
+        url: redactUrl(ctx.url),
+        cause: err,
+        hint: 'is it hung? --timeout gives it longer',
+      },
+    );
+  }
+  if (!watch.everAnswered) {
+    for (const { code } of errorChain(raw)) {
+      if (code !== undefined && UNREACHABLE_CODES.has(code)) {
+        return new FinalNetworkError(err.message, { ...err.context, cause: raw, hint: err.hint ?? `is a registry running at ${ctx.url.host}?` });
+      }
+    }
+  }
+  return err;
 }
 
 /** FailureContext is what {@link mapHttpError} needs to describe a failure. */

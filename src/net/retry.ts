@@ -7,16 +7,28 @@ import { abortError, isMirrorError, redactUrl, throwIfAborted } from '../errors/
 import { noEvents, type EventSink } from '../events/index.js';
 import { DEFAULT_RETRY_TIMES, type RetryOptions } from './types.js';
 
-/** DEFAULT_BASE_DELAY_MS is the first backoff delay when {@link RetryOptions.baseDelayMs} is not given. */
-export const DEFAULT_BASE_DELAY_MS = 200;
+/**
+ * DEFAULT_BASE_DELAY_MS is the ceiling of the first backoff delay when {@link RetryOptions.baseDelayMs} is not given.
+ * With equal jitter the waits are 0.25-0.5 s, 0.5-1 s, 1-2 s, 2-4 s, 4-8 s: at least 7.75 s in all over the default
+ * 5 retries, so a registry that restarts (refusing connections for a few seconds) is ridden out.
+ */
+export const DEFAULT_BASE_DELAY_MS = 500;
 /** DEFAULT_MAX_DELAY_MS caps every delay (and Retry-After) when {@link RetryOptions.maxDelayMs} is not given. */
 export const DEFAULT_MAX_DELAY_MS = 30_000;
 
 /** RETRYABLE_STATUSES are the HTTP statuses worth trying again: timeouts, rate limits and server-side failures. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
-/** Error codes (Node, undici) of a connection that broke or stalled: worth another try. */
+/**
+ * Error codes (Node, undici) of a connection that broke, stalled or could not be opened: worth another try. Refused
+ * and unreachable count too (a registry restarting); `src/net/http.ts` marks them final for a host that never
+ * answered, so a wrong address still fails at once.
+ */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
   'ECONNRESET',
   'EPIPE',
   'ETIMEDOUT',
@@ -66,8 +78,10 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
 }
 
 /**
- * retryDelay gives the wait before retry number `attempt` (1 for the first retry): full jitter over
- * `baseDelayMs * 2^(attempt-1)`, capped at `maxDelayMs`; a parsable `Retry-After` replaces it (also capped).
+ * retryDelay gives the wait before retry number `attempt` (1 for the first retry): equal jitter over the ceiling
+ * `baseDelayMs * 2^(attempt-1)` (capped at `maxDelayMs`), that is half the ceiling plus a random part of the other
+ * half, so the waits spread clients apart yet always add up to a known least time; a parsable `Retry-After`
+ * replaces it (also capped).
  */
 export function retryDelay(
   attempt: number,
@@ -80,7 +94,7 @@ export function retryDelay(
   if (retryAfter !== undefined) return Math.min(retryAfter, options.maxDelayMs);
   const exponent = Math.min(Math.max(attempt - 1, 0), 30);
   const ceiling = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** exponent);
-  return Math.floor(random() * ceiling);
+  return Math.floor(ceiling / 2 + random() * (ceiling / 2));
 }
 
 /** isRetryableStatus tells whether an HTTP status is worth another try (408, 429, 500, 502, 503, 504). */

@@ -34,7 +34,7 @@ export interface HostSettingsResolver {
 export interface RetryOptions {
   /** How many times a failed request is tried again (`--retry-times`). Default: {@link DEFAULT_RETRY_TIMES}. */
   retries?: number;
-  /** First backoff delay in ms. Default: 200. */
+  /** Ceiling of the first backoff delay in ms (each retry doubles it; the wait is half of it plus a random part of the other half). Default: 500. */
   baseDelayMs?: number;
   /** Largest backoff delay in ms, also the cap on Retry-After. Default: 30000. */
   maxDelayMs?: number;

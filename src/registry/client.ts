@@ -2,7 +2,7 @@
 import { anonymousResolver, type CredentialResolver } from '../auth/types.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
-import { probeTlsRefusal, request, type HttpTimeouts } from '../net/http.js';
+import { describeTimeout, probeTlsRefusal, request, type HttpTimeouts } from '../net/http.js';
 import { withRetry } from '../net/retry.js';
 import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/types.js';
 import { blobExists, getBlob, mountBlob, type BlobReader, type GetBlobOptions, type MountResult, type SignalOption } from './blob.js';
@@ -34,7 +34,7 @@ export interface RegistryClientOptions {
   events?: EventSink | undefined;
   /** User-Agent header. Default: {@link DEFAULT_USER_AGENT}. */
   userAgent?: string | undefined;
-  /** HTTP timeouts. Defaults: see `src/net/http.ts`. */
+  /** HTTP timeouts. Defaults: see `src/net/http.ts`; each timeout that fires is a `warning` event unless `onTimeout` is given. */
   timeouts?: HttpTimeouts | undefined;
   /** Renew bearer tokens this long before they expire (capped at a quarter of their lifetime). Default: 10 s. */
   tokenMarginMs?: number | undefined;
@@ -65,15 +65,19 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions) {
     this.host = options.host;
+    const events = options.events ?? noEvents;
     this.t = new RegistryTransport({
       host: options.host,
       scheme: options.scheme ?? 'https',
       settings: options.settings,
       credentials: options.credentials ?? anonymousResolver,
       retry: options.retry ?? {},
-      events: options.events ?? noEvents,
+      events,
       userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
-      timeouts: options.timeouts,
+      timeouts: {
+        ...options.timeouts,
+        onTimeout: options.timeouts?.onTimeout ?? ((t) => events({ type: 'warning', message: describeTimeout(t) })),
+      },
       tokenMarginMs: options.tokenMarginMs,
       limiter: options.limits instanceof RequestLimiter || options.limits === undefined ? options.limits : new RequestLimiter(options.limits),
     });

@@ -2,8 +2,8 @@
  * Registry error responses (`{"errors":[{"code","message","detail"}]}`) turned into {@link MirrorError}s that name
  * the phase, the method, the redacted URL, the HTTP status and the registry's error code.
  */
-import { MirrorError, redactUrl, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
-import type { HttpResponse } from '../net/http.js';
+import { isMirrorError, MirrorError, redactUrl, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
+import { FinalNetworkError, type HttpResponse } from '../net/http.js';
 
 /** ERROR_BODY_LIMIT is the most bytes of an error body that are read. */
 export const ERROR_BODY_LIMIT = 64 * 1024;
@@ -123,8 +123,16 @@ function statusText(status: number): string {
  * `NOT_FOUND` for 404, `REGISTRY` otherwise, with a one-line message carrying the registry's code and message.
  */
 export async function registryError(res: HttpResponse, method: string, ctx: RegistryErrorContext): Promise<RegistryHttpError> {
-  const text = method === 'HEAD' ? '' : await res.text(ERROR_BODY_LIMIT);
+  let text = '';
   if (method === 'HEAD') await res.discard();
+  else {
+    try {
+      text = await res.text(ERROR_BODY_LIMIT);
+    } catch (e) {
+      // The status says enough to decide; only an interruption or a host given up on goes past a lost error body.
+      if (e instanceof FinalNetworkError || (isMirrorError(e) && e.code === 'INTERRUPTED')) throw e;
+    }
+  }
   return registryErrorFromText(res.status, res.headers, text, method, res.url, ctx);
 }
 

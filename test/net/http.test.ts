@@ -6,7 +6,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { MirrorError } from '../../src/errors/index.js';
-import { closeAll, defaultCaCertificates, request, tlsOptions } from '../../src/net/http.js';
+import { closeAll, defaultCaCertificates, FinalNetworkError, request, tlsOptions, type TimeoutInfo } from '../../src/net/http.js';
 import { isRetryableError } from '../../src/net/retry.js';
 import type { HostSettings } from '../../src/net/types.js';
 import { makeCerts, type TestCerts } from '../helpers/certs.js';
@@ -136,7 +136,69 @@ describe('net/http', function () {
     });
   });
 
-  it('connection refused is NETWORK, not retryable, and the URL is redacted', async () => {
+  it('reports each timeout, and gives up on a host that keeps timing out with no answer in between (two rounds)', async () => {
+    const url = await serve((req, res) => {
+      if (req.url?.startsWith('/ok') === true) res.end('ok');
+      // anything else: never answers
+    });
+    const seen: TimeoutInfo[] = [];
+    const timeouts = { headersTimeoutMs: 300, onTimeout: (t: TimeoutInfo) => seen.push(t) };
+    const get = (path: string): ReturnType<typeof request> => request({ method: 'GET', url: `${url}${path}?_state=SECRET`, settings: plain, timeouts });
+    // A timeout, an answer, a timeout: the answer in between keeps the host alive.
+    await assert.rejects(get('/never'), (e: unknown) => isRetryableError(e) && !(e instanceof FinalNetworkError));
+    assert.equal(await (await get('/ok')).text(), 'ok');
+    await assert.rejects(get('/never'), (e: unknown) => isRetryableError(e) && !(e instanceof FinalNetworkError));
+    // Two timeouts in a row over more than the timeout: the host is given up on, by name.
+    await assert.rejects(get('/never'), (e: unknown) => {
+      assert.ok(e instanceof FinalNetworkError, String(e));
+      assert.equal(e.code, 'NETWORK');
+      assert.ok(!isRetryableError(e));
+      assert.match(e.message, new RegExp(`^no answer from ${new URL(url).host} for [\\d.]+ s \\(2 requests in a row timed out\\)$`));
+      assert.ok(!e.describe().includes('SECRET'));
+      return true;
+    });
+    assert.equal(seen.length, 3);
+    assert.deepEqual(seen[0], { kind: 'headers', ms: 300, method: 'GET', url: `${url}/never?_state=REDACTED`, host: new URL(url).host });
+  });
+
+  it('a body that stalls: text() throws a retryable timeout, discard() reports it and goes on', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('0123456789');
+      // ...and nothing more
+    });
+    const seen: TimeoutInfo[] = [];
+    const timeouts = { bodyTimeoutMs: 300, onTimeout: (t: TimeoutInfo) => seen.push(t) };
+    const first = await request({ method: 'GET', url: `${url}/a`, settings: plain, timeouts });
+    await assert.rejects(first.text(), (e: unknown) => e instanceof MirrorError && e.code === 'NETWORK' && /stalled/.test(e.message) && isRetryableError(e));
+    const second = await request({ method: 'GET', url: `${url}/b`, settings: plain, timeouts });
+    const started = Date.now();
+    await second.discard();
+    assert.ok(Date.now() - started >= 250, 'discard waited for the body timeout');
+    assert.deepEqual(
+      seen.map((t) => [t.kind, new URL(t.url).pathname]),
+      [
+        ['body', '/a'],
+        ['body', '/b'],
+      ],
+    );
+  });
+
+  it('a refused connection from a host that answered before is retryable (a restart), and final from one that never did', async () => {
+    const s = createServer((_req, res) => res.end('ok'));
+    const url = await listen(s);
+    const first = await request({ method: 'GET', url: `${url}/v2/`, settings: plain });
+    assert.equal(await first.text(), 'ok');
+    await close(s);
+    await assert.rejects(request({ method: 'GET', url: `${url}/v2/`, settings: plain }), (e: unknown) => {
+      assert.ok(e instanceof MirrorError && e.code === 'NETWORK');
+      assert.match(e.message, /connection refused/);
+      assert.ok(isRetryableError(e), 'retryable: the host answered before');
+      return true;
+    });
+  });
+
+  it('connection refused (a host that never answered) is NETWORK, not retryable, and the URL is redacted', async () => {
     const port = await freePort();
     await assert.rejects(
       request({ method: 'PATCH', url: `http://user:hunter2@127.0.0.1:${port}/v2/r/blobs/uploads/u?_state=SECRETSTATE&digest=sha256:ab`, settings: plain }),

@@ -2,10 +2,12 @@
 import assert from 'node:assert/strict';
 import { MirrorError } from '../../src/errors/index.js';
 import type { ProgressEvent } from '../../src/events/index.js';
+import { FinalNetworkError } from '../../src/net/http.js';
 import {
   isRetryableError,
   isRetryableStatus,
   parseRetryAfter,
+  resolveRetryOptions,
   retryDelay,
   sleep,
   withRetry,
@@ -16,11 +18,23 @@ const policy = { baseDelayMs: 100, maxDelayMs: 5_000 };
 
 describe('net/retry', () => {
   describe('retryDelay', () => {
-    it('is full jitter over an exponential ceiling', () => {
+    it('is equal jitter over an exponential ceiling: half of it, plus a random part of the other half', () => {
       assert.equal(retryDelay(1, policy, undefined, () => 0.999999), 99);
-      assert.equal(retryDelay(2, policy, undefined, () => 0.5), 100);
-      assert.equal(retryDelay(4, policy, undefined, () => 0.5), 400);
-      assert.equal(retryDelay(3, policy, undefined, () => 0), 0);
+      assert.equal(retryDelay(1, policy, undefined, () => 0), 50);
+      assert.equal(retryDelay(2, policy, undefined, () => 0.5), 150);
+      assert.equal(retryDelay(4, policy, undefined, () => 0.5), 600);
+      assert.equal(retryDelay(3, policy, undefined, () => 0), 200);
+    });
+
+    it('with the defaults, the retries of one request wait at least several seconds in all (a registry restart)', () => {
+      const defaults = resolveRetryOptions();
+      const total = (random: () => number): number => {
+        let sum = 0;
+        for (let attempt = 1; attempt <= defaults.retries; attempt++) sum += retryDelay(attempt, defaults, undefined, random);
+        return sum;
+      };
+      assert.equal(total(() => 0), 7_750, 'the least wait over the default 5 retries');
+      assert.ok(total(() => 0.999999) <= 15_500);
     });
 
     it('never exceeds maxDelayMs, even for huge attempts', () => {
@@ -37,7 +51,7 @@ describe('net/retry', () => {
       assert.equal(retryDelay(1, policy, 'Mon, 01 Jan 2024 00:00:03 GMT', () => 0, now), 3000);
       assert.equal(retryDelay(1, policy, '3600', () => 0, now), 5000, 'capped');
       assert.equal(retryDelay(1, policy, 'Sun, 31 Dec 2023 23:00:00 GMT', () => 0, now), 0, 'a date in the past');
-      assert.equal(retryDelay(2, policy, 'soon', () => 0.5, now), 100, 'unparsable: backoff');
+      assert.equal(retryDelay(2, policy, 'soon', () => 0.5, now), 150, 'unparsable: backoff');
     });
 
     it('parseRetryAfter reads seconds, fractions and dates', () => {
@@ -65,9 +79,17 @@ describe('net/retry', () => {
       assert.ok(isRetryableError(new Error('socket hang up')));
     });
 
-    it('not: refused, DNS, TLS, auth, 4xx, aborts, digest mismatches, consumed streams', () => {
+    it('refused and unreachable are retryable (a restarting registry); the HTTP layer makes them final for a host that never answered', () => {
       const coded = (code: string): Error => Object.assign(new Error(code), { code });
-      assert.ok(!isRetryableError(coded('ECONNREFUSED')));
+      for (const code of ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']) {
+        assert.ok(isRetryableError(coded(code)), code);
+        assert.ok(isRetryableError(new MirrorError('NETWORK', 'x', { cause: coded(code) })), `${code} as cause`);
+      }
+      assert.ok(!isRetryableError(new FinalNetworkError('refused', { cause: coded('ECONNREFUSED') })));
+    });
+
+    it('not: DNS, TLS, auth, 4xx, aborts, digest mismatches, consumed streams', () => {
+      const coded = (code: string): Error => Object.assign(new Error(code), { code });
       assert.ok(!isRetryableError(coded('ENOTFOUND')));
       assert.ok(!isRetryableError(new MirrorError('TLS', 'x', { cause: coded('ECONNRESET') })));
       assert.ok(!isRetryableError(new MirrorError('AUTH', 'x', { status: 401 })));
