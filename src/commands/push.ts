@@ -11,6 +11,7 @@ import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.
 import { CREDENTIALS_HELP } from '../auth/chain.js';
 import { EXIT_CODE_HELP } from '../errors/index.js';
 import { parsePlatform } from '../oci/platform.js';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts } from '../net/http.js';
 
 /** Push every image of a bundle into a registry namespace. */
 export default class Push extends MirrorCommand {
@@ -71,6 +72,15 @@ ${EXIT_CODE_HELP}`;
       // One value per --platform, so a positional argument after it is never taken for a platform.
       multipleNonGreedy: true,
     }),
+    timeout: Flags.integer({
+      summary: `Seconds the registry may stay silent before a request is retried (default: ${DEFAULT_CONNECT_TIMEOUT_MS / 1000} to connect, ${DEFAULT_HEADERS_TIMEOUT_MS / 1000} for an answer, ${DEFAULT_BODY_TIMEOUT_MS / 1000} within one).`,
+      description:
+        'How long the registry (and its token server) may stay silent: to accept a connection, to start answering a request once it was sent ' +
+        '(or to take more of an upload), and between two pieces of an answer. Each request that times out is shown as a warning and retried ' +
+        '(--retry-times); a registry that leaves requests unanswered for two timeouts in a row ends the run with exit code 6, naming it.',
+      min: 1,
+      max: 3600,
+    }),
     ...connectionFlags,
   };
 
@@ -91,6 +101,7 @@ ${EXIT_CODE_HELP}`;
         uploadMode: flags['upload-mode'] as 'monolithic' | 'chunked',
         chunkSize: flags['chunk-size'] === undefined ? undefined : flags['chunk-size'] * 1024 * 1024,
         retryTimes: flags['retry-times'],
+        timeouts: flags.timeout === undefined ? undefined : uniformTimeouts(flags.timeout),
         decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
         stagingRepository: flags['staging-repository'],
         keepRegistryHost: flags['keep-registry-host'],

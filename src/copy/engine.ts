@@ -355,7 +355,9 @@ class CopyRun {
       this.blobEvent(b.digest ?? r.digest, r.size, repo, 'uploaded');
     } catch (e) {
       if (isStreamConsumed(e) && consumed) {
-        this.events({ type: 'warning', message: `upload of ${b.digest ?? b.key} was cut; it will be read from the bundle again` });
+        // No promise here: the line that says the bundle is read again comes when it is (phase `reread`).
+        const why = e instanceof Error && e.cause !== undefined ? errorMessage(e.cause) : errorMessage(e);
+        this.events({ type: 'warning', message: `upload of ${b.digest ?? b.key} to ${repo} was cut after its bytes had left the bundle stream (${why})` });
         this.rereadLater(b.key, repo);
         return;
       }

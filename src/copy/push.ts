@@ -5,6 +5,7 @@
 import type { CredentialResolver } from '../auth/types.js';
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
+import type { HttpTimeouts } from '../net/http.js';
 import type { HostSettingsResolver } from '../net/types.js';
 import {
   describeTarget,
@@ -50,6 +51,8 @@ export interface PushOptions {
   chunkSize?: number | undefined;
   /** Retries per request. */
   retryTimes?: number | undefined;
+  /** HTTP timeouts (`--timeout`). Defaults: see `src/net/http.ts`. */
+  timeouts?: HttpTimeouts | undefined;
   /** xz decoder. Default: auto. */
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
   /**
@@ -119,6 +122,7 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
       settings: options.settings,
       credentials: options.credentials,
       retry: options.retryTimes === undefined ? undefined : { retries: options.retryTimes },
+      timeouts: options.timeouts,
       uploadMode: options.uploadMode,
       chunkSize: options.chunkSize,
       events: options.events,

@@ -1,6 +1,6 @@
 /** Runs the built `mirror` binary as a user would, with a bounded time, and gives its exit code and output. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,4 +52,101 @@ export function assertOneLineError(stderr: string, ...mustName: Array<string | R
   }
   assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
   return line;
+}
+
+/** RunningCli is a `mirror` process started by {@link startCli}, watched while it runs. */
+export interface RunningCli {
+  child: ChildProcess;
+  /** Output so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Resolves when stderr (or stdout) has matched `pattern`; rejects after `timeoutMs` or when the process ended first. */
+  waitFor(pattern: RegExp, options?: { stream?: 'stdout' | 'stderr'; timeoutMs?: number }): Promise<void>;
+  /** Sends a signal: to the process, or to its whole process group (as a terminal's Ctrl-C does) with `group`. */
+  signal(sig: NodeJS.Signals, options?: { group?: boolean }): void;
+  /** The outcome, when the process has ended (killed after `CLI_TIMEOUT_MS` at the latest). */
+  done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * startCli starts `mirror ARGS...` and lets a test act while it runs (wait for a line, send signals). With `detached`
+ * it gets a process group of its own, so a group signal reaches its children too, as Ctrl-C in a terminal does.
+ */
+export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; detached?: boolean } = {}): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    detached: options.detached ?? false,
+  });
+  let stdout = '';
+  let stderr = '';
+  const listeners = new Set<() => void>();
+  const notify = (): void => {
+    for (const l of [...listeners]) l();
+  };
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    notify();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    notify();
+  });
+  child.stdin?.end('');
+  let ended = false;
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? CLI_TIMEOUT_MS);
+  const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      ended = true;
+      notify();
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    waitFor(pattern: RegExp, opts: { stream?: 'stdout' | 'stderr'; timeoutMs?: number } = {}): Promise<void> {
+      const text = (): string => (opts.stream === 'stdout' ? stdout : opts.stream === 'stderr' ? stderr : `${stdout}\n${stderr}`);
+      return new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (pattern.test(text())) {
+            finish();
+            resolve();
+          } else if (ended) {
+            finish();
+            reject(new Error(`mirror ended before printing ${pattern}:\n${stdout}\n${stderr}`));
+          }
+        };
+        const t = setTimeout(() => {
+          finish();
+          reject(new Error(`no ${pattern} within ${opts.timeoutMs ?? 60_000} ms:\n${stdout}\n${stderr}`));
+        }, opts.timeoutMs ?? 60_000);
+        const finish = (): void => {
+          clearTimeout(t);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    signal(sig: NodeJS.Signals, opts: { group?: boolean } = {}): void {
+      if (child.pid === undefined || ended) return;
+      try {
+        process.kill(opts.group ? -child.pid : child.pid, sig);
+      } catch {
+        // already gone
+      }
+    },
+    done,
+  };
 }

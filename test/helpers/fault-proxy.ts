@@ -10,8 +10,13 @@ import { Agent, createServer, request as httpRequest, type IncomingMessage, type
 import type { Socket } from 'node:net';
 import { listenLocal } from './proc.js';
 
-/** FaultKind is what a rule does to a request. */
-export type FaultKind = 'status-503' | 'status-429' | 'cut-request' | 'cut-response' | 'delay';
+/**
+ * FaultKind is what a rule does to a request: answer 503 or 429 itself, cut the connection in the request or the
+ * response body, `stall-response` (forward, send the response headers and the first `afterBytes` bytes of the body,
+ * then nothing more while the connection stays open), `delay` (hold the request `delayMs`, then forward it), or
+ * `respond` (answer `status` with `body` itself; the registry never sees the request).
+ */
+export type FaultKind = 'status-503' | 'status-429' | 'cut-request' | 'cut-response' | 'stall-response' | 'delay' | 'respond';
 
 /** FaultRule chooses requests and the fault to inject into them. */
 export interface FaultRule {
@@ -32,6 +37,10 @@ export interface FaultRule {
   forwardBeforeCut?: boolean | undefined;
   /** delay: how long the request is held (its body unread) before it is forwarded. Default: 500. */
   delayMs?: number | undefined;
+  /** respond: the status to answer. Default: 500. */
+  status?: number | undefined;
+  /** respond: the body (JSON text) to answer. Default: none. */
+  body?: string | undefined;
 }
 
 /** FaultProxyOptions configure the proxy. */
@@ -57,6 +66,8 @@ export interface RecordedRequest {
   bytesOut: number;
   /** The registry's HTTP status, once it has answered (set before the answer is passed on). */
   status?: number | undefined;
+  /** When the request arrived (Date.now()). */
+  at: number;
 }
 
 /** FaultProxy is a running proxy. */
@@ -97,8 +108,17 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = mulberry32(options.seed ?? 1);
   let rules: Array<{ rule: FaultRule; matched: number; injected: number }> = [];
   const requests: RecordedRequest[] = [];
-  const injected: Record<FaultKind, number> = { 'status-503': 0, 'status-429': 0, 'cut-request': 0, 'cut-response': 0, delay: 0 };
+  const injected: Record<FaultKind, number> = {
+    'status-503': 0,
+    'status-429': 0,
+    'cut-request': 0,
+    'cut-response': 0,
+    'stall-response': 0,
+    delay: 0,
+    respond: 0,
+  };
   const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
 
   const setRules = (next: FaultRule[]): void => {
     rules = next.map((rule) => ({ rule, matched: 0, injected: 0 }));
@@ -120,7 +140,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return undefined;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, cutResponseAfter?: number, record?: RecordedRequest): ReturnType<typeof httpRequest> => {
+  const forward = (req: IncomingMessage, res: ServerResponse, cutResponseAfter?: number, record?: RecordedRequest, stallAfter?: number): ReturnType<typeof httpRequest> => {
     const up = httpRequest(
       {
         host: upstream.hostname,
@@ -133,6 +153,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       (upRes) => {
         if (record !== undefined) record.status = upRes.statusCode;
         if (record !== undefined) upRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.byteLength));
+        if (stallAfter !== undefined) {
+          // The headers and the first bytes, then silence on an open connection.
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          res.flushHeaders();
+          let sent = 0;
+          upRes.on('data', (chunk: Buffer) => {
+            if (sent >= stallAfter) return;
+            const n = Math.min(chunk.byteLength, stallAfter - sent);
+            if (n > 0) res.write(chunk.subarray(0, n));
+            sent += n;
+          });
+          return;
+        }
         if (cutResponseAfter !== undefined) {
           const length = Number(upRes.headers['content-length'] ?? '0');
           if (!(length > cutResponseAfter)) {
@@ -170,7 +203,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const method = (req.method ?? 'GET').toUpperCase();
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const fault = choose(method, path);
-    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bytesOut: 0 };
+    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bytesOut: 0, at: Date.now() };
     requests.push(record);
     if (fault === undefined) {
       req.pipe(forward(req, res, undefined, record));
@@ -221,13 +254,28 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         req.pipe(forward(req, res, after, record));
         return;
       }
+      case 'stall-response': {
+        req.pipe(forward(req, res, undefined, record, fault.afterBytes ?? 0));
+        return;
+      }
       case 'delay': {
         req.pause();
-        setTimeout(() => {
-          if (req.destroyed) return;
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          if (req.socket.destroyed) return;
           req.pipe(forward(req, res, undefined, record));
           req.resume();
         }, fault.delayMs ?? 500);
+        timers.add(timer);
+        return;
+      }
+      case 'respond': {
+        const body = fault.body ?? '';
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(fault.status ?? 500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+          res.end(body);
+        });
         return;
       }
     }
@@ -249,6 +297,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       setRules(rules.map((r) => r.rule));
     },
     async stop(): Promise<void> {
+      for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
       agent.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

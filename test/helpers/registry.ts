@@ -40,6 +40,8 @@ export interface TestRegistry {
   port: number;
   storageDir: string;
   logFile: string;
+  /** Stops the registry process and starts it again: same port, same storage, same secret (upload sessions survive). */
+  restart(): Promise<void>;
   /** Stops the registry and removes its temporary directory. */
   stop(): Promise<void>;
 }
@@ -123,15 +125,17 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const scheme = options.tls !== undefined ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${port}`;
   const logFile = join(dir, 'registry.log');
-  let started;
-  try {
-    started = await startProcess({
+  const launch = (): ReturnType<typeof startProcess> =>
+    startProcess({
       command: REGISTRY_BINARY,
       args: ['serve', config],
       logFile,
       ready: () => answers(url),
       readyTimeoutMs: REGISTRY_READY_TIMEOUT_MS,
     });
+  let started: Awaited<ReturnType<typeof startProcess>>;
+  try {
+    started = await launch();
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -142,6 +146,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     port,
     storageDir,
     logFile,
+    async restart(): Promise<void> {
+      await started.stop();
+      started = await launch();
+    },
     async stop(): Promise<void> {
       await started.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@
  */
 import type { CredentialResolver } from '../../auth/types.js';
 import type { EventSink } from '../../events/index.js';
+import type { HttpTimeouts } from '../../net/http.js';
 import type { HostSettingsResolver, RetryOptions } from '../../net/types.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import { fallbackTag, mergeReferrer, RegistryClient, type UploadMode, type UploadSession } from '../../registry/index.js';
@@ -25,6 +26,8 @@ export interface RegistryDestinationOptions {
   settings: HostSettingsResolver;
   credentials: CredentialResolver;
   retry?: RetryOptions | undefined;
+  /** HTTP timeouts. Defaults: see `src/net/http.ts`. */
+  timeouts?: HttpTimeouts | undefined;
   /** `monolithic` (default) or `chunked`. */
   uploadMode?: UploadMode | undefined;
   /** Chunk size for chunked uploads. */
@@ -51,6 +54,7 @@ export async function openRegistryDestination(
     settings: options.settings,
     credentials: options.credentials,
     retry: options.retry,
+    timeouts: options.timeouts,
     events: options.events,
   });
   await client.ping({ signal: options.signal, authenticate: true });
