@@ -5,7 +5,7 @@
  * an index after its children, and tags last. It never prints; it emits typed events.
  */
 import pLimit from 'p-limit';
-import { DigestMismatchError, errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
+import { abortError, DigestMismatchError, errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
 import { DigestCounter, verifyBytes } from '../oci/digest.js';
 import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
@@ -96,18 +96,44 @@ function lostConflict(p: PlannedImage): boolean {
   return p.error === undefined && p.conflict?.resolution === 'skipped';
 }
 
+/** What runs that stopped had done, by the error they stopped with. */
+const partialResults = new WeakMap<object, CopyResult>();
+
+/**
+ * partialResultOf gives what a run that {@link copyImages} ended with `error` had done: images finished (pushed or
+ * already present) keep their outcome, the others are `failed` with the stop's code; blob counts are those reached.
+ * Undefined for an error that did not come from a run. `images` is empty when the run stopped before it knew them.
+ */
+export function partialResultOf(error: unknown): CopyResult | undefined {
+  return typeof error === 'object' && error !== null ? partialResults.get(error) : undefined;
+}
+
 /**
  * copyImages copies every image of `source` into `destination`. Per-image failures are recorded in the result
  * (the other images go on); failures that concern everything (authentication, TLS, network, interruption) throw.
+ * A failure that ends the run stops everything in flight at once (every request and backoff sleep gets the run's
+ * abort) and is thrown only once all of it has settled, so nothing is sent after it; {@link partialResultOf} tells
+ * what was done.
  */
 export async function copyImages(source: StreamSource, destination: ImageDestination | undefined, options: CopyOptions): Promise<CopyResult> {
   const run = new CopyRun(source, destination, options);
   return run.run();
 }
 
+/** MAX_SETTLE_ROUNDS bounds the rounds of waiting for work in flight after a stop (work can start work). */
+const MAX_SETTLE_ROUNDS = 1000;
+
 class CopyRun {
   private readonly events: EventSink;
-  private readonly signal: AbortSignal | undefined;
+  /** The run's abort: fired by the caller's signal or by the first failure that ends the run; every call gets it. */
+  private readonly stopper = new AbortController();
+  private readonly signal: AbortSignal;
+  /** The first failure that ended the run. */
+  private stopError: unknown;
+  /** Work that must settle before the run returns or throws. */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private plans: PlannedImage[] | undefined;
+  private readonly onOuterAbort = (): void => this.stop(abortError(this.options.signal));
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly budget: ByteBudget;
   private readonly memoryBlobMax: number;
@@ -142,13 +168,64 @@ class CopyRun {
     private readonly options: CopyOptions,
   ) {
     this.events = options.events ?? noEvents;
-    this.signal = options.signal;
+    this.signal = this.stopper.signal;
     this.limit = pLimit(Math.max(1, options.jobs ?? DEFAULT_JOBS));
     this.budget = new ByteBudget(options.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.memoryBlobMax = options.memoryBlobMax ?? DEFAULT_MEMORY_BLOB_MAX;
   }
 
   async run(): Promise<CopyResult> {
+    const outer = this.options.signal;
+    if (outer?.aborted) this.stop(abortError(outer));
+    else outer?.addEventListener('abort', this.onOuterAbort, { once: true });
+    try {
+      return await this.runStages();
+    } catch (e) {
+      this.stop(e);
+      await this.settleAll();
+      const err = this.stopError ?? e;
+      if (typeof err === 'object' && err !== null) partialResults.set(err, this.partialResult(err));
+      throw err;
+    } finally {
+      outer?.removeEventListener('abort', this.onOuterAbort);
+    }
+  }
+
+  /**
+   * stop ends the run at once: the run's abort fires, so requests in flight, backoff sleeps, queued work and the
+   * source read all end; the first failure given is the one the run throws. Work in flight gets an INTERRUPTED
+   * error, which nothing retries.
+   */
+  private stop(e: unknown): void {
+    if (this.stopper.signal.aborted) return;
+    this.stopError = e;
+    const reason = isMirrorError(e) && e.code === 'INTERRUPTED' ? e : new MirrorError('INTERRUPTED', `stopped: ${errorMessage(e)}`, { cause: e });
+    this.stopper.abort(reason);
+  }
+
+  /** keep tracks work the run must wait for before it returns or throws. */
+  private keep<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const drop = (): void => {
+      this.inflight.delete(p);
+    };
+    p.then(drop, drop);
+    return p;
+  }
+
+  /** settleAll waits until nothing is in flight (bounded in rounds). */
+  private async settleAll(): Promise<void> {
+    for (let round = 0; this.inflight.size > 0 && round < MAX_SETTLE_ROUNDS; round++) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** partialResult is what a stopped run had done: finished images as they ended, the others failed with the stop. */
+  private partialResult(err: object): CopyResult {
+    const cause = isMirrorError(err) ? err : new MirrorError('INTERNAL', errorMessage(err));
+    const notDone = new MirrorError(cause.code, `not finished: ${cause.message}`);
+    return this.result((this.plans ?? []).map((p) => p.outcome ?? this.outcome(p, 'failed', notDone)));
+  }
+
+  private async runStages(): Promise<CopyResult> {
     const src = this.source;
     this.events({ type: 'phase', phase: 'read', detail: src.description });
     this.passes = 1;
@@ -166,6 +243,7 @@ class CopyRun {
 
     const plans = catalog.images.map((img) => this.planImage(img, catalog));
     this.checkConflicts(plans);
+    this.plans = plans;
     this.events({ type: 'plan', images: plans.filter((p) => !lostConflict(p)).length });
     if (this.options.dryRun || this.dest === undefined) {
       return this.result(plans.map((p) => this.outcome(p, p.error ? 'failed' : lostConflict(p) ? 'skipped-conflict' : 'planned', p.error)));
@@ -178,10 +256,13 @@ class CopyRun {
     for (let round = 0; pending.length > 0; round++) {
       const deferred: PlannedImage[] = [];
       await Promise.all(
-        pending.map(async (p) => {
-          const r = await this.finishImage(p);
-          if (r === 'deferred') deferred.push(p);
-        }),
+        pending.map((p) =>
+          this.keep(
+            this.finishImage(p).then((r) => {
+              if (r === 'deferred') deferred.push(p);
+            }),
+          ),
+        ),
       );
       if (deferred.length === 0) break;
       if (round >= maxPasses) {
@@ -310,6 +391,7 @@ class CopyRun {
 
   /** track records an upload in flight for a digest until it settles. */
   private track(digest: string | undefined, job: Promise<void>): Promise<void> {
+    this.keep(job);
     if (digest === undefined) {
       // A blob converted on the way: the source needs its digest before it can build the catalog.
       this.conversions.push(job);
@@ -365,7 +447,10 @@ class CopyRun {
         this.badBlob(b.digest, e);
         return;
       }
-      if (isFatal(e)) throw e;
+      if (isFatal(e)) {
+        this.stop(e);
+        throw e;
+      }
       const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, digest: b.digest });
       if (b.digest !== undefined) this.failedBlobs.set(b.digest, err);
       b.rejected?.(err);
@@ -563,7 +648,10 @@ class CopyRun {
       this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'pushed' });
       return done(true);
     } catch (e) {
-      if (isFatal(e)) throw e;
+      if (isFatal(e)) {
+        this.stop(e);
+        throw e;
+      }
       this.fail(p, isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: p.image.name }));
       return 'failed';
     }

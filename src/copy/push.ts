@@ -23,7 +23,7 @@ import type { GzipEncoder } from '../transport/bundle/convert.js';
 import { openDestination, SOURCES } from '../transport/index.js';
 import type { DestinationImage, ImageDestination, SourceImage } from '../transport/types.js';
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from './conflicts.js';
-import { copyImages, DEFAULT_STAGING_REPOSITORY } from './engine.js';
+import { copyImages, DEFAULT_STAGING_REPOSITORY, partialResultOf } from './engine.js';
 import type { CopyResult } from './result.js';
 import type { PlatformSpec } from '../oci/platform.js';
 
@@ -87,6 +87,17 @@ export interface PushResult extends CopyResult {
   dryRun: boolean;
 }
 
+/** What pushes that stopped had done, by the error they stopped with. */
+const partialPushes = new WeakMap<object, PushResult>();
+
+/**
+ * partialPushOf gives what a push that {@link pushBundle} ended with `error` had done (see `partialResultOf` of the
+ * engine), or undefined when it stopped before the engine ran.
+ */
+export function partialPushOf(error: unknown): PushResult | undefined {
+  return typeof error === 'object' && error !== null ? partialPushes.get(error) : undefined;
+}
+
 /**
  * destinationFor maps a source image into a target (registry namespace or layout). A layout keeps full names, so
  * `keepRegistryHost` changes nothing there.
@@ -138,6 +149,13 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
     manifestFormat: target.kind === 'oci-layout' ? 'oci' : 'docker',
     signal: options.signal,
   });
+  const about = {
+    source: source.description,
+    target: describeTarget(target),
+    endpoint: targetEndpoint(target),
+    mapping: { keepRegistryHost: options.keepRegistryHost ?? false, onConflict: options.onConflict ?? DEFAULT_CONFLICT_POLICY },
+    dryRun: options.dryRun ?? false,
+  };
   try {
     const result = await copyImages(source, dest, {
       map: (img) => destinationFor(target, img, { keepRegistryHost: options.keepRegistryHost }),
@@ -149,14 +167,11 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
       events: options.events,
       signal: options.signal,
     });
-    return {
-      ...result,
-      source: source.description,
-      target: describeTarget(target),
-      endpoint: targetEndpoint(target),
-      mapping: { keepRegistryHost: options.keepRegistryHost ?? false, onConflict: options.onConflict ?? DEFAULT_CONFLICT_POLICY },
-      dryRun: options.dryRun ?? false,
-    };
+    return { ...result, ...about };
+  } catch (e) {
+    const partial = partialResultOf(e);
+    if (partial !== undefined && typeof e === 'object' && e !== null) partialPushes.set(e, { ...partial, ...about });
+    throw e;
   } finally {
     await source.close();
     await dest?.close();
