@@ -521,6 +521,10 @@ class DecompressionRun implements DecompressedStream {
         });
       }
       if (this.killedByUs) return new MirrorError('INTERNAL', `the decompressed stream of ${file} was closed while being read`, { file });
+      if (status.signal === 'SIGINT' || status.signal === 'SIGTERM' || status.signal === 'SIGHUP') {
+        // Ctrl-C in a terminal reaches the whole process group: the decoder may stop before this process hears of it.
+        return new MirrorError('INTERRUPTED', `${name} was stopped by ${status.signal} while decoding ${file}`, { file });
+      }
       if (status.signal !== null) {
         return new MirrorError('INTERNAL', `${name} was killed by ${status.signal} while decoding ${file}`, { file });
       }

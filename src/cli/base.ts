@@ -1,10 +1,18 @@
 /**
- * The base of every command: global flags (`--json`, `--debug`), interruption (Ctrl-C aborts the run cleanly),
- * and the one place errors become a one-line message and an exit code from the table in `--help`.
+ * The base of every command: global flags (`--json`, `--debug`), interruption (Ctrl-C aborts the run cleanly; a
+ * second signal bounds the shutdown; every interrupted run exits 130 with its message), and the one place errors
+ * become a one-line message and an exit code from the table in `--help`.
  */
 import { Command, Flags } from '@oclif/core';
 import { errorMessage, ExitCode, isMirrorError, MirrorError } from '../errors/index.js';
 import { guardOutput, safeBlock, safeLine } from './safe-output.js';
+
+/**
+ * FORCE_EXIT_MS bounds the shutdown once a second signal came: the first one already stopped everything in flight
+ * (requests aborted, decoder processes killed), so the run normally ends well before; if not, the process leaves
+ * then, with the message and exit code 130. A third signal leaves at once.
+ */
+export const FORCE_EXIT_MS = 3_000;
 
 /** MirrorCommand is the base class of all commands. */
 export abstract class MirrorCommand extends Command {
@@ -15,21 +23,60 @@ export abstract class MirrorCommand extends Command {
 
   /** Aborted on SIGINT/SIGTERM; pass its signal to every library call. */
   protected readonly abort = new AbortController();
+  /** Signals received, in order. */
+  private readonly signals: NodeJS.Signals[] = [];
+  /** Set once the command has ended and said so (its message printed, its exit code set). */
+  private ended = false;
   private readonly onSignal = (sig: NodeJS.Signals): void => {
-    if (this.abort.signal.aborted) process.exit(ExitCode.INTERRUPTED);
-    this.abort.abort(new MirrorError('INTERRUPTED', `interrupted by ${sig}`));
+    this.signals.push(sig);
+    // Ended already (the process is only finishing its last writes): leave now, with the code already set.
+    if (this.ended) process.exit(process.exitCode ?? ExitCode.INTERRUPTED);
+    if (this.signals.length === 1) {
+      this.abort.abort(new MirrorError('INTERRUPTED', `interrupted by ${sig}`));
+      return;
+    }
+    if (this.signals.length === 2) {
+      // Still stopping: a bounded wait for the report and the summary, then leave anyway.
+      setTimeout(() => this.forceExit(), FORCE_EXIT_MS).unref();
+      return;
+    }
+    this.forceExit();
   };
+
+  /** interrupted tells whether a signal (SIGINT, SIGTERM) has been received. */
+  protected get interrupted(): boolean {
+    return this.signals.length > 0;
+  }
+
+  /** interruptedError is the error an interrupted run ends with. */
+  private interruptedError(): MirrorError {
+    return new MirrorError('INTERRUPTED', `interrupted by ${this.signals[0] ?? 'a signal'}`);
+  }
+
+  /** forceExit leaves at once, with the interrupted message and exit code 130 (child processes got their signal already). */
+  private forceExit(): void {
+    if (this.ended) process.exit(process.exitCode ?? ExitCode.INTERRUPTED);
+    this.ended = true;
+    this.printError(ExitCode.INTERRUPTED, this.interruptedError().describe(), 'INTERRUPTED');
+    process.exit(ExitCode.INTERRUPTED);
+  }
 
   override async init(): Promise<void> {
     guardOutput(process.stdout);
     await super.init();
-    process.once('SIGINT', this.onSignal);
-    process.once('SIGTERM', this.onSignal);
+    // Not `once`: a second signal must reach this handler too, not the default one that kills without a word.
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
   }
 
   override async finally(err: Error | undefined): Promise<void> {
-    process.removeListener('SIGINT', this.onSignal);
-    process.removeListener('SIGTERM', this.onSignal);
+    // A run that was interrupted ends with exit code 130 and says so, even when it had nothing left to do.
+    if (err === undefined && this.interrupted && !this.ended) {
+      this.printError(ExitCode.INTERRUPTED, this.interruptedError().describe(), 'INTERRUPTED');
+      process.exitCode = ExitCode.INTERRUPTED;
+    }
+    // The handlers stay until the process exits: a signal now only makes it leave at once with its exit code.
+    this.ended = true;
     return super.finally(err);
   }
 
@@ -64,13 +111,26 @@ export abstract class MirrorCommand extends Command {
       stable = 'INTERNAL';
     }
     line = safeLine(line);
+    if (this.interrupted && code !== ExitCode.INTERRUPTED) {
+      // Whatever broke while stopping (a decoder killed by the same Ctrl-C), the run was interrupted.
+      code = ExitCode.INTERRUPTED;
+      line = this.interruptedError().describe();
+      stable = 'INTERRUPTED';
+    }
+    if (this.ended) return;
+    this.ended = true;
+    this.printError(code, line, stable);
+    if (this.wantsDebug() && err.stack) process.stderr.write(`${safeBlock(err.stack)}\n`);
+    process.exitCode = code;
+  }
+
+  /** printError writes the one error line (or the JSON error document with `--json`). */
+  private printError(code: number, line: string, stable: string): void {
     if (this.wantsJson()) {
       process.stdout.write(`${JSON.stringify({ status: 'error', code: stable, exitCode: code, message: line })}\n`);
     } else {
       process.stderr.write(`mirror: error: ${line}\n`);
       if (stable === 'USAGE') process.stderr.write(`See: mirror ${this.id ?? ''} --help\n`);
     }
-    if (this.wantsDebug() && err.stack) process.stderr.write(`${safeBlock(err.stack)}\n`);
-    process.exitCode = code;
   }
 }

@@ -6,10 +6,10 @@ import { ProgressRenderer } from '../cli/progress.js';
 import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY, describeClaims } from '../copy/conflicts.js';
 import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
 import type { ImageOutcome } from '../copy/result.js';
-import { pushBundle, type PushResult } from '../copy/push.js';
+import { partialPushOf, pushBundle, type PushResult } from '../copy/push.js';
 import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
 import { CREDENTIALS_HELP } from '../auth/chain.js';
-import { EXIT_CODE_HELP } from '../errors/index.js';
+import { EXIT_CODE_HELP, isMirrorError } from '../errors/index.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts } from '../net/http.js';
 
@@ -112,6 +112,10 @@ ${EXIT_CODE_HELP}`;
         events: renderer.sink,
         signal: this.abort.signal,
       });
+    } catch (e) {
+      renderer.stop();
+      await this.afterStop(e, flags.report, flags.json);
+      throw e;
     } finally {
       renderer.stop();
     }
@@ -124,6 +128,28 @@ ${EXIT_CODE_HELP}`;
       this.printSummary(result, flags.report, renderer.counts.retries);
     }
     process.exitCode = code;
+  }
+
+  /**
+   * afterStop writes down what a push that stopped had done: the report (with `--report`), and after an interrupt or
+   * a network failure the line that says how far it got and how to finish. The error line itself is the base's.
+   */
+  private async afterStop(e: unknown, reportFile: string | undefined, json: boolean): Promise<void> {
+    const partial = partialPushOf(e);
+    let reported = false;
+    if (partial !== undefined && reportFile !== undefined) {
+      try {
+        await writeReport(reportFile, buildReport(partial));
+        reported = true;
+      } catch (w) {
+        process.stderr.write(`warning: ${w instanceof Error ? w.message : String(w)}\n`);
+      }
+    }
+    const resumable = this.interrupted || (isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'NETWORK'));
+    if (json || !resumable) return;
+    const lines = [stopSummary(partial)];
+    if (reported) lines.push(`report: ${reportFile}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
   }
 
   private printSummary(r: PushResult, reportFile: string | undefined, retries: number): void {
@@ -170,4 +196,17 @@ function conflictSkipLine(i: ImageOutcome): string {
   const winner = c.claims.find((x) => x.source === c.winner);
   const taker = winner ? describeClaims([winner]) : 'no image';
   return `not pushed (${shortDigest(i.digest)}): ${c.reference} goes to ${taker}, the first in the bundle`;
+}
+
+/** stopSummary says how far a stopped push got: `N of M images pushed; run the same command again to finish`. */
+function stopSummary(partial: PushResult | undefined): string {
+  const again = 'run the same command again to finish';
+  if (partial === undefined || partial.images.length === 0) {
+    const blobs = partial?.blobs.uploaded ?? 0;
+    return `no image pushed yet${blobs > 0 ? ` (${blobs} blob(s) sent, which the next run skips)` : ''}; ${again}`;
+  }
+  // An image that lost a conflict (--on-conflict first) is not to be pushed at all.
+  const wanted = partial.images.filter((i) => i.status !== 'skipped-conflict');
+  const done = wanted.filter((i) => i.status === 'pushed' || i.status === 'skipped').length;
+  return `${done} of ${wanted.length} images pushed; ${again}`;
 }
