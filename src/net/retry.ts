@@ -119,8 +119,8 @@ export function isRetryableError(e: unknown): boolean {
   for (const c of causes(e)) {
     if (isMirrorError(c)) {
       if (c.code === 'INTERRUPTED' || c.code === 'TLS' || c.code === 'AUTH' || c.code === 'DIGEST_MISMATCH') return false;
-      if (c.context.status !== undefined) return isRetryableStatus(c.context.status);
       if ((c as { retryable?: unknown }).retryable === false) return false;
+      if (c.context.status !== undefined) return isRetryableStatus(c.context.status);
     }
     if (typeof c !== 'object' || c === null) continue;
     const code = (c as { code?: unknown }).code;

@@ -8,10 +8,19 @@ import { FinalNetworkError, type HttpResponse } from '../net/http.js';
 /** ERROR_BODY_LIMIT is the most bytes of an error body that are read. */
 export const ERROR_BODY_LIMIT = 64 * 1024;
 
+/** DETAIL_LIMIT is the most characters of a registry's error `detail` kept for a message. */
+export const DETAIL_LIMIT = 200;
+
 /** RegistryErrorDetail is one entry of a registry's error body. */
 export interface RegistryErrorDetail {
   code: string;
   message: string;
+  /**
+   * The registry's own detail, on one line and at most {@link DETAIL_LIMIT} characters: distribution puts the real
+   * cause here (`write /var/lib/registry/...: no space left on device` under `UNKNOWN unknown error`), or the digest
+   * or name concerned. A detail that is not text is given as JSON.
+   */
+  detail?: string | undefined;
 }
 
 /** RegistryHttpError is a failed registry response; it keeps `Retry-After` for the retry policy. */
@@ -21,16 +30,20 @@ export class RegistryHttpError extends MirrorError {
   /** Every error the registry listed. */
   readonly details: readonly RegistryErrorDetail[];
 
+  /** False when trying again cannot help though the status says it might (the registry's storage is full). */
+  readonly retryable: boolean | undefined;
+
   constructor(
     code: ErrorCode,
     message: string,
-    options: MirrorErrorOptions & { retryAfter?: string | undefined; details?: readonly RegistryErrorDetail[] },
+    options: MirrorErrorOptions & { retryAfter?: string | undefined; details?: readonly RegistryErrorDetail[]; retryable?: boolean | undefined },
   ) {
-    const { retryAfter, details, ...rest } = options;
+    const { retryAfter, details, retryable, ...rest } = options;
     super(code, message, rest);
     this.name = 'RegistryHttpError';
     this.retryAfter = retryAfter;
     this.details = details ?? [];
+    this.retryable = retryable;
   }
 }
 
@@ -69,14 +82,68 @@ export function parseErrorBody(text: string): RegistryErrorDetail[] {
   const out: RegistryErrorDetail[] = [];
   for (const item of list) {
     if (typeof item !== 'object' || item === null) continue;
-    const { code, message } = item as { code?: unknown; message?: unknown };
-    out.push({
+    const { code, message, detail } = item as { code?: unknown; message?: unknown; detail?: unknown };
+    const entry: RegistryErrorDetail = {
       code: typeof code === 'string' ? code : 'UNKNOWN',
       message: typeof message === 'string' ? message.split('\n')[0] ?? '' : '',
-    });
+    };
+    const text = detailText(detail);
+    if (text !== undefined) entry.detail = text;
+    out.push(entry);
   }
   return out;
 }
+
+/**
+ * ERRNO_TEXT names the Linux errno values a registry's storage errors carry as numbers (distribution marshals a Go
+ * `*os.PathError` as `{"Op","Path","Err":28}`): the ones a registry's disk gives.
+ */
+const ERRNO_TEXT: Record<number, string> = {
+  2: 'no such file or directory',
+  5: 'input/output error',
+  13: 'permission denied',
+  28: 'no space left on device',
+  30: 'read-only file system',
+  122: 'disk quota exceeded',
+};
+
+/** MAX_DETAIL_DEPTH bounds the nesting of a detail that is read (a hostile body can nest deeply). */
+const MAX_DETAIL_DEPTH = 4;
+
+/**
+ * describeDetail writes a detail object as distribution's own log does: a storage driver error
+ * (`{"DriverName","Enclosed"}`) as `DRIVER: ...`, a path error (`{"Op","Path","Err"}`) as `OP PATH: REASON` (a
+ * numeric errno named); anything else as JSON.
+ */
+function describeDetail(detail: unknown, depth = 0): string {
+  if (typeof detail === 'string') return detail;
+  if (typeof detail === 'number') return ERRNO_TEXT[detail] ?? `errno ${detail}`;
+  if (typeof detail !== 'object' || detail === null || depth >= MAX_DETAIL_DEPTH) return JSON.stringify(detail) ?? '';
+  const o = detail as Record<string, unknown>;
+  if (typeof o['DriverName'] === 'string' && 'Enclosed' in o) return `${o['DriverName']}: ${describeDetail(o['Enclosed'], depth + 1)}`;
+  if (typeof o['Op'] === 'string' && typeof o['Path'] === 'string' && 'Err' in o) {
+    const why = describeDetail(o['Err'], depth + 1);
+    return `${o['Op']} ${o['Path']}${why !== '' && why !== '{}' ? `: ${why}` : ''}`;
+  }
+  return JSON.stringify(detail);
+}
+
+/** detailText gives an error `detail` on one line (see {@link describeDetail}), bounded; undefined when empty. */
+function detailText(detail: unknown): string | undefined {
+  if (detail === undefined || detail === null) return undefined;
+  let text: string;
+  try {
+    text = describeDetail(detail);
+  } catch {
+    return undefined;
+  }
+  text = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  if (text === '' || text === '{}' || text === '[]' || text === '""') return undefined;
+  return text.length > DETAIL_LIMIT ? `${text.slice(0, DETAIL_LIMIT)}...` : text;
+}
+
+/** OUT_OF_SPACE matches a registry's detail saying its storage is full (ENOSPC, or a quota). */
+const OUT_OF_SPACE = /no space left on device|disk quota exceeded/i;
 
 /** errorCodeForStatus gives the MirrorError code for an HTTP status of a registry response. */
 export function errorCodeForStatus(status: number, notFoundIsError = true): ErrorCode {
@@ -150,8 +217,14 @@ export function registryErrorFromText(
   const code = errorCodeForStatus(status);
   const what = ctx.what ? ` ${ctx.what}` : '';
   let reason = `HTTP ${status}${statusText(status) ? ` ${statusText(status)}` : ''}`;
-  if (first !== undefined) reason += `: ${first.code}${first.message ? ` ${first.message}` : ''}`;
+  if (first !== undefined) {
+    reason += `: ${first.code}${first.message ? ` ${first.message}` : ''}`;
+    if (first.detail !== undefined && !first.message.includes(first.detail)) reason += `: ${first.detail}`;
+  }
   let hint: string | undefined;
+  // A full disk answers 500 to every write: trying again only sends the bytes again.
+  const full = details.some((d) => OUT_OF_SPACE.test(`${d.message} ${d.detail ?? ''}`));
+  if (full) hint = 'the registry is out of disk space: free some (garbage-collect) and run the same command again';
   if (status === 400 && url.protocol === 'http:' && /HTTP request to an HTTPS server/i.test(text)) {
     reason = 'the registry speaks HTTPS, but plain HTTP was used';
     hint = `use https://${url.host} (drop --plain-http)`;
@@ -167,5 +240,6 @@ export function registryErrorFromText(
     retryAfter: headers['retry-after'],
     details,
     hint,
+    retryable: full ? false : undefined,
   });
 }

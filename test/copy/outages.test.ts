@@ -15,8 +15,8 @@ import { assertOneLineError, runCli, startCli } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { listenLocal, stopAll } from '../helpers/proc.js';
 import { startTokenServer } from '../helpers/token-server.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { canMountTmpfs, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoCopyToOci, skopeoInspectRaw, skopeoListTags } from '../helpers/skopeo.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** destPath maps a full source ref into `ns` (drop the host, keep the path). */
@@ -172,6 +172,65 @@ describe('mirror push through registry outages (integration)', function () {
         await assertPushed('slow-ping');
       } finally {
         await stall.stop();
+      }
+    });
+  });
+
+  describe('a registry whose disk is full', () => {
+    /**
+     * ENOSPC_ANSWER is what docker-registry 2.8 answered here to a blob upload on a full tmpfs (captured from the real
+     * registry); it is replayed by a proxy only where this machine cannot mount a small tmpfs for a real one.
+     */
+    const ENOSPC_ANSWER = JSON.stringify({
+      errors: [
+        {
+          code: 'UNKNOWN',
+          message: 'unknown error',
+          detail: 'write /var/lib/docker-registry/docker/registry/v2/repositories/x/_uploads/6ae16fb6-e56a-463e-b6ae-5d2919f28cfe/data: no space left on device',
+        },
+      ],
+    });
+
+    it("shows the registry's own detail (no space left on device), does not retry it, and tags nothing half-way", async function () {
+      const real = await canMountTmpfs();
+      if (!real) console.log('      (no tmpfs mount here: replaying the real registry\'s ENOSPC answer through a proxy)');
+      const full = await startRegistry(real ? { storageBytes: 2 * 1024 * 1024 } : {});
+      const replay = real
+        ? undefined
+        : await startFaultProxy({
+            upstream: full.url,
+            rules: [{ kind: 'respond', method: 'PUT', pathIncludes: '/blobs/uploads/', probability: 1, status: 500, body: ENOSPC_ANSWER }],
+          });
+      const host = replay?.host ?? full.host;
+      try {
+        const sized = await buildOciLayout({
+          seed: 'full-disk',
+          images: [
+            { ref: 'gcr.io/full/small:1', layers: [{ files: 1, sizeBytes: 20_000 }] },
+            { ref: 'gcr.io/full/big:1', layers: [{ files: 1, sizeBytes: 4 * 1024 * 1024 }] },
+          ],
+        });
+        const file = join(work, 'full.tar');
+        await writeTarBundle(sized.files, file, { order: 'metadata-first', compression: 'none' });
+        const started = Date.now();
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${host}/full`, '--jobs', '1'], { timeoutMs: 60_000 });
+        const took = Date.now() - started;
+        assert.ok(r.code === 1 || r.code === 7, `exit ${r.code}: ${r.stderr}${r.stdout}`);
+        const out = `${r.stderr}\n${r.stdout}`;
+        assert.match(out, /no space left on device/);
+        const bare = out.split('\n').filter((l) => /UNKNOWN unknown error/.test(l) && !/no space left on device/.test(l));
+        assert.deepEqual(bare, [], 'never the bare UNKNOWN unknown error');
+        assert.ok(took < 7_000, `a full disk is not retried: ${took} ms`);
+        // Nothing tagged half-way: a tag that exists names an image whose every blob is there (skopeo checks each one).
+        for (const img of sized.images) {
+          const repo = `docker://${full.host}/${destPath(img.ref!, 'full').replace(/:[^:/]*$/, '')}`;
+          const tags = await skopeoListTags(repo).catch(() => [] as string[]);
+          if (img.ref!.includes('/big:')) assert.deepEqual(tags, [], 'the image whose layer did not fit has no tag');
+          if (tags.includes('1')) await skopeoCopyToOci(`${repo}:1`, join(work, `full-out-${tags.length}-${img.digest.slice(7, 15)}`));
+        }
+      } finally {
+        await replay?.stop();
+        await full.stop();
       }
     });
   });

@@ -29,6 +29,30 @@ export interface RegistryOptions {
    * with which distribution refuses every manifest that has URLs.
    */
   manifestUrlsAllow?: string[] | undefined;
+  /**
+   * Keep the storage on a tmpfs of this many bytes, mounted in a mount namespace of the registry's own
+   * (`unshare -m`, needs root or CAP_SYS_ADMIN; see {@link canMountTmpfs}), so that it fills up as a real disk does.
+   * The mount goes away with the registry process (so a restart starts empty). Default: the temporary directory's filesystem.
+   */
+  storageBytes?: number | undefined;
+}
+
+let tmpfsProbe: Promise<boolean> | undefined;
+
+/** canMountTmpfs tells whether this machine lets a test mount a tmpfs in a mount namespace of its own (once). */
+export function canMountTmpfs(): Promise<boolean> {
+  tmpfsProbe ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mirror-tmpfs-probe-'));
+    try {
+      await run('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs "$1"', 'probe', dir], { timeoutMs: 10_000 });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  return tmpfsProbe;
 }
 
 /** TestRegistry is a running registry. */
@@ -125,10 +149,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const scheme = options.tls !== undefined ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${port}`;
   const logFile = join(dir, 'registry.log');
+  // On a tmpfs of its own: unshare gives the registry a private mount namespace, sh mounts, then becomes the registry.
+  const tmpfs = options.storageBytes === undefined ? undefined : ['-m', 'sh', '-c', 'mount -t tmpfs -o size="$1" tmpfs "$2" && exec "$3" serve "$4"'];
   const launch = (): ReturnType<typeof startProcess> =>
     startProcess({
-      command: REGISTRY_BINARY,
-      args: ['serve', config],
+      command: tmpfs === undefined ? REGISTRY_BINARY : 'unshare',
+      args: tmpfs === undefined ? ['serve', config] : [...tmpfs, 'registry-on-tmpfs', String(options.storageBytes), storageDir, REGISTRY_BINARY, config],
       logFile,
       ready: () => answers(url),
       readyTimeoutMs: REGISTRY_READY_TIMEOUT_MS,

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { MirrorError } from '../../src/errors/index.js';
 import { errorCodeForStatus, nextLink, parseErrorBody, StreamConsumedError } from '../../src/registry/index.js';
 import { registryErrorFromText } from '../../src/registry/errors.js';
+import { isRetryableError } from '../../src/net/retry.js';
 
 describe('registry errors', () => {
-  it('parses the errors body, first line of each message only', () => {
+  it('parses the errors body, first line of each message only, with the detail', () => {
     assert.deepEqual(parseErrorBody('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:x"},{"message":"a\\nb"}]}'), [
-      { code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' },
+      { code: 'BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:x' },
       { code: 'UNKNOWN', message: 'a' },
     ]);
     assert.deepEqual(parseErrorBody('<html>502 Bad Gateway</html>'), []);
@@ -41,6 +42,38 @@ describe('registry errors', () => {
     assert.equal(e.context.registryCode, 'TOOMANYREQUESTS');
     assert.equal(e.retryAfter, '7');
     assert.ok(!e.describe().includes('SECRET') && !e.describe().includes('pw'));
+  });
+
+  it("keeps the registry's detail: text, distribution's storage errors (errno named), JSON otherwise; one line, bounded", () => {
+    const detailOf = (detail: unknown): string | undefined => parseErrorBody(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'unknown error', detail }] }))[0]?.detail;
+    assert.equal(detailOf('write /var/lib/registry/x/data: no space left on device'), 'write /var/lib/registry/x/data: no space left on device');
+    // What docker-registry 2.8 answers to a POST on a full disk.
+    assert.equal(
+      detailOf({ DriverName: 'filesystem', Enclosed: { Op: 'write', Path: '/var/lib/registry/x/startedat', Err: 28 } }),
+      'filesystem: write /var/lib/registry/x/startedat: no space left on device',
+    );
+    assert.equal(detailOf({ Op: 'open', Path: '/p', Err: 9999 }), 'open /p: errno 9999');
+    assert.equal(detailOf({ Digest: 'sha256:ab', Reason: {} }), '{"Digest":"sha256:ab","Reason":{}}');
+    assert.equal(detailOf([{ Type: 'repository', Name: 'a/b', Action: 'push' }]), '[{"Type":"repository","Name":"a/b","Action":"push"}]');
+    assert.equal(detailOf('line one\nline\u001b[31m two'), 'line one line [31m two');
+    assert.equal(detailOf({}), undefined);
+    assert.equal(detailOf(''), undefined);
+    assert.equal(detailOf('x'.repeat(5000))?.length, 203);
+    const deep = `${'{"DriverName":"d","Enclosed":'.repeat(3000)}"bottom"${'}'.repeat(3000)}`;
+    const parsed = parseErrorBody(`{"errors":[{"code":"UNKNOWN","message":"m","detail":${deep}}]}`);
+    assert.ok((parsed[0]?.detail?.length ?? 0) <= 203, 'a deeply nested detail is bounded');
+  });
+
+  it('a full disk: the message carries the detail, says what to do, and is not retried though it is a 500', () => {
+    const body = JSON.stringify({
+      errors: [{ code: 'UNKNOWN', message: 'unknown error', detail: { DriverName: 'filesystem', Enclosed: { Op: 'write', Path: '/r/_uploads/u/startedat', Err: 28 } } }],
+    });
+    const e = registryErrorFromText(500, {}, body, 'POST', new URL('http://r:5000/v2/a/blobs/uploads/'), { phase: 'upload', what: 'to a' });
+    assert.equal(e.message, 'upload to a failed: HTTP 500 Internal Server Error: UNKNOWN unknown error: filesystem: write /r/_uploads/u/startedat: no space left on device');
+    assert.match(e.hint ?? '', /out of disk space/);
+    assert.ok(!isRetryableError(e));
+    const busy = registryErrorFromText(500, {}, '{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}', 'POST', new URL('http://r:5000/v2/'), { phase: 'upload' });
+    assert.ok(isRetryableError(busy), 'another 500 is retried as before');
   });
 
   it('StreamConsumedError is a NETWORK error marked streamConsumed', () => {
