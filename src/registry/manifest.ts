@@ -29,6 +29,11 @@ export function manifestPath(repo: string, reference: string): string {
   return `/v2/${repo}/manifests/${reference}`;
 }
 
+/** manifestName names a manifest for people: `repo:tag`, or `repo@sha256:...` for a digest (a tag never holds a colon). */
+export function manifestName(repo: string, reference: string): string {
+  return `${repo}${reference.includes(':') ? '@' : ':'}${reference}`;
+}
+
 /** digestOf computes the digest of bytes with the algorithm of `like` (sha256 unless `like` says sha512). */
 export function digestOf(bytes: Uint8Array, like = 'sha256:'): string {
   const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256';
@@ -54,7 +59,7 @@ export async function headManifest(
       scopes: [pullScope(repo)],
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
       ok: [200, 404],
-      context: { phase: 'manifest', what: `${repo}:${reference}` },
+      context: { phase: 'manifest', what: manifestName(repo, reference) },
       signal: options.signal,
     },
     async (res) => {
@@ -88,7 +93,7 @@ export async function getManifest(t: RegistryTransport, repo: string, reference:
       scopes: [pullScope(repo)],
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
       ok: [200],
-      context: { phase: 'manifest', what: `${repo}:${reference}` },
+      context: { phase: 'manifest', what: manifestName(repo, reference) },
       signal: options.signal,
     },
     async (res) => {
@@ -136,7 +141,7 @@ export async function putManifestAnswer(
   mediaType: string,
   options: SignalOption = {},
 ): Promise<PutManifestAnswer> {
-  if (mediaType === '') throw new MirrorError('BAD_INPUT', `manifest for ${repo}:${reference} has no media type`, { phase: 'manifest' });
+  if (mediaType === '') throw new MirrorError('BAD_INPUT', `manifest for ${manifestName(repo, reference)} has no media type`, { phase: 'manifest' });
   const computed = digestOf(bytes, isValidDigest(reference) ? reference : 'sha256:');
   if (isValidDigest(reference) && computed !== reference) {
     throw new DigestMismatchError(reference, computed, { phase: 'manifest', image: `${repo}@${reference}` });
@@ -149,7 +154,7 @@ export async function putManifestAnswer(
       headers: { 'content-type': mediaType, 'content-length': String(bytes.byteLength) },
       body: () => bytes,
       ok: [201, 200, 202, 204],
-      context: { phase: 'manifest', what: `${repo}:${reference}` },
+      context: { phase: 'manifest', what: manifestName(repo, reference) },
       signal: options.signal,
     },
     async (res) => {
