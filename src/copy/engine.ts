@@ -122,6 +122,12 @@ export async function copyImages(source: StreamSource, destination: ImageDestina
 
 /** MAX_SETTLE_ROUNDS bounds the rounds of waiting for work in flight after a stop (work can start work). */
 const MAX_SETTLE_ROUNDS = 1000;
+/**
+ * SETTLE_TIMEOUT_MS bounds the wait for work in flight after a stop. Everything in flight has the run's abort and ends
+ * within moments (an upload session's cancel is bounded by CANCEL_TIMEOUT_MS of src/registry/upload.ts); this is a
+ * safety net so a stopped run always returns.
+ */
+export const SETTLE_TIMEOUT_MS = 15_000;
 
 class CopyRun {
   private readonly events: EventSink;
@@ -213,9 +219,22 @@ class CopyRun {
     return p;
   }
 
-  /** settleAll waits until nothing is in flight (bounded in rounds). */
+  /** settleAll waits until nothing is in flight (bounded in rounds and by {@link SETTLE_TIMEOUT_MS}). */
   private async settleAll(): Promise<void> {
-    for (let round = 0; this.inflight.size > 0 && round < MAX_SETTLE_ROUNDS; round++) await Promise.allSettled([...this.inflight]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SETTLE_TIMEOUT_MS);
+      timer.unref();
+    });
+    let late = false;
+    void deadline.then(() => (late = true));
+    try {
+      for (let round = 0; this.inflight.size > 0 && round < MAX_SETTLE_ROUNDS && !late; round++) {
+        await Promise.race([Promise.allSettled([...this.inflight]), deadline]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** partialResult is what a stopped run had done: finished images as they ended, the others failed with the stop. */
