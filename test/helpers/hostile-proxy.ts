@@ -30,7 +30,7 @@ export interface Hop {
   /** `http://127.0.0.1:PORT` or `https://...` */
   url: string;
   requests: SeenRequest[];
-  /** TLS handshakes that failed (a TLS hop: e.g. plain HTTP sent to it). */
+  /** TLS handshakes that failed (a TLS hop: e.g. plain HTTP sent to it); a client hanging up mid-handshake does not count. */
   tlsErrors: number;
   stop(): Promise<void>;
 }
@@ -175,7 +175,10 @@ export async function startFront(options: FrontOptions): Promise<Hop> {
       await t.stop();
     },
   };
-  server.on('tlsClientError', () => hop.tlsErrors++);
+  // A client that hangs up in the middle of a handshake (a request aborted when its run stopped) is not a failed one.
+  server.on('tlsClientError', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ECONNRESET') hop.tlsErrors++;
+  });
   return hop;
 }
 
