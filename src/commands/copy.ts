@@ -8,6 +8,8 @@ import { copyImage, type CopyImageResult } from '../copy/copy-image.js';
 import { parsePlatform, systemPlatform, type PlatformSpec } from '../copy/platform.js';
 import { exitCodeOf, writeReport } from '../copy/report.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
+import { copyConfigHint } from '../mirrorconfig/hint.js';
+import { parseTransportRef } from '../transport/refs.js';
 
 /** Boolean flags that also take skopeo's `--flag=true|false` spelling. */
 const BOOLEAN_FLAGS = ['src-tls-verify', 'dest-tls-verify', 'referrers', 'preserve-digests', 'all', 'dry-run', 'quiet'];
@@ -89,8 +91,9 @@ ${EXIT_CODE_HELP}`;
     const o = result.outcome;
     const code = exitCodeOf({ images: [o], blobs: { ...result.summary.blobs }, passes: 1, durationMs: result.summary.durationMs });
     if (flags.digestfile && o.digest !== undefined && o.status !== 'failed') await writeFile(flags.digestfile, o.digest);
+    const [srcLoc, dstLoc] = [parseTransportRef(result.source), parseTransportRef(result.destination)];
     const report = {
-      version: 1,
+      version: 2,
       source: result.source,
       destination: result.destination,
       dryRun: result.dryRun,
@@ -103,6 +106,18 @@ ${EXIT_CODE_HELP}`;
       referrers: o.referrers,
       blobs: result.summary.blobs,
       durationMs: result.summary.durationMs,
+      // Version 2: where the image went, as data (mirror config reads it); no endpoint when --dest-tls-verify=false may have fallen back to plain HTTP.
+      ...(dstLoc.transport === 'docker' && (flags['dest-plain-http'] || flags['dest-tls-verify'] !== false)
+        ? { endpoint: { kind: 'registry', scheme: flags['dest-plain-http'] ? 'http' : 'https', host: dstLoc.reference.registry, namespace: '' } }
+        : {}),
+      ...(srcLoc.transport === 'docker' && dstLoc.transport === 'docker'
+        ? {
+            mapping: {
+              source: { registry: srcLoc.reference.registry, repository: srcLoc.reference.repository, tag: srcLoc.reference.tag ?? null, digest: srcLoc.reference.digest ?? o.digest ?? null },
+              destination: { registry: dstLoc.reference.registry, repository: dstLoc.reference.repository, tag: dstLoc.reference.tag ?? null },
+            },
+          }
+        : {}),
     };
     if (flags.report === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else if (flags.report) await writeReport(flags.report, report);
@@ -127,6 +142,7 @@ ${EXIT_CODE_HELP}`;
       );
     }
     if (o.converted) lines.push(`note: ${o.converted}`);
+    lines.push(...copyConfigHint(r));
     process.stdout.write(`${lines.join('\n')}\n`);
   }
 }

@@ -12,6 +12,7 @@ import { CREDENTIALS_HELP } from '../auth/chain.js';
 import { EXIT_CODE_HELP, isMirrorError } from '../errors/index.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts } from '../net/http.js';
+import { pushConfigHint } from '../mirrorconfig/hint.js';
 
 /** Push every image of a bundle into a registry namespace. */
 export default class Push extends MirrorCommand {
@@ -185,6 +186,7 @@ ${EXIT_CODE_HELP}`;
       for (const i of r.images) if (i.status === 'skipped-conflict') out.push(`skipped: ${i.source}: ${conflictSkipLine(i)}`);
     }
     if (reportFile) out.push(`report: ${reportFile}`);
+    out.push(...pushConfigHint(r, reportFile));
     process.stdout.write(`${out.join('\n')}\n`);
   }
 }
