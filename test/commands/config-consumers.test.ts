@@ -153,6 +153,33 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
       assert.deepEqual(attempted(), []);
     });
 
+    it('mutual TLS: the generated client pair gets ctr (and skopeo, from certs.d) into a registry that wants a client certificate', async () => {
+      const mtlsCerts = await makeCerts({ client: true });
+      const mtls = await startRegistry({ tls: { certFile: mtlsCerts.server.certFile, keyFile: mtlsCerts.server.keyFile, clientCaFiles: [mtlsCerts.clientCa!.certFile] } });
+      try {
+        const mtlsReport = join(work, 'mtls.json');
+        const tlsFlags = ['--cacert', mtlsCerts.ca.certFile, '--cert', mtlsCerts.client!.certFile, '--key', mtlsCerts.client!.keyFile];
+        const p = await runCli(['push', '-s', DEMO_BUNDLE, '-r', `https://${mtls.host}/ns`, ...tlsFlags, '--report', mtlsReport]);
+        assert.equal(p.code, 0, p.stderr);
+        const name = 'quay.io/mirror-demo/tools:2.0';
+        const caOnly = await config('containerd', '--from-report', mtlsReport, '--cacert', mtlsCerts.ca.certFile, '--no-fallback');
+        const refused = await containerd!.ctr(['images', 'pull', '--hosts-dir', join(caOnly, 'certs.d'), name], proxyEnv(proxy.url));
+        assert.notEqual(refused.code, 0, 'no client certificate, no pull');
+        const out = await config('containerd', '--from-report', mtlsReport, ...tlsFlags, '--no-fallback');
+        const r = await containerd!.ctr(['images', 'pull', '--hosts-dir', join(out, 'certs.d'), name], proxyEnv(proxy.url));
+        assert.equal(r.code, 0, r.stderr);
+        const crio = await config('cri-o', '--from-report', mtlsReport, ...tlsFlags);
+        const conf = join(crio, 'registries.conf.d', '50-mirror.conf');
+        const k = await skopeo(['--registries-conf', conf, 'inspect', '--cert-dir', join(crio, 'certs.d', mtls.host), '--raw', `docker://${name}`], proxyEnv(proxy.url));
+        assert.equal(k.code, 0, k.stderr);
+        assert.equal(digestOf(k.stdout), demo.images[name]!.digest);
+        assert.deepEqual(attempted(), []);
+      } finally {
+        await mtls.stop();
+        await rm(mtlsCerts.dir, { recursive: true, force: true });
+      }
+    });
+
     it('fallback kept: an image the mirror lacks is asked of its original host; --no-fallback: never, and mirrored images still pull', async () => {
       const kept = await config('containerd', '--from-report', plainReport);
       const a = await containerd!.ctr(['images', 'pull', '--hosts-dir', join(kept, 'certs.d'), MISSING], proxyEnv(proxy.url));
