@@ -12,8 +12,9 @@ import { type GenerateContext, type GeneratedFile, header, PUBLIC_MODE, SECRET_M
 import { mirrorApiUrl, type MirrorRoute } from './model.js';
 import { yamlDocument, type YamlMap } from './text.js';
 
-/** BMCTL_BLOCK and BMCTL_CREDENTIALS are the files written under `--output`. */
+/** BMCTL_BLOCK is the registryMirrors block written under `--output`. */
 export const BMCTL_BLOCK = 'registry-mirrors.yaml';
+/** BMCTL_CREDENTIALS is the Docker config with the mirror's credential that `pullCredentialConfigPath` names. */
 export const BMCTL_CREDENTIALS = 'pull-credential-config.json';
 
 /** generateBmctl writes the registryMirrors block and, when a credential was found and `--output` is given, the credential file. */

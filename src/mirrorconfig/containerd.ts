@@ -13,9 +13,11 @@ import { type GenerateContext, type GeneratedFile, header, PUBLIC_MODE, SECRET_M
 import { endpointsOf, mirrorApiUrl, type MirrorEndpoint, type MirrorRoute, routesBySource, upstreamUrl } from './model.js';
 import { tomlArray, tomlKey, tomlString } from './text.js';
 
-/** CA_COPY, CLIENT_CERT_COPY and CLIENT_KEY_COPY are the names of the copies in each host directory. */
+/** CA_COPY is the name of the mirror CA's copy in each host directory. */
 export const CA_COPY = 'mirror-ca.crt';
+/** CLIENT_CERT_COPY is the name of the client certificate's copy in each host directory. */
 export const CLIENT_CERT_COPY = 'mirror-client.cert';
+/** CLIENT_KEY_COPY is the name of the client key's copy (mode 0600) in each host directory. */
 export const CLIENT_KEY_COPY = 'mirror-client.key';
 
 /** CONTAINERD_CERTS_D is where the host directories go on a node. */
