@@ -6,7 +6,8 @@
  * - skopeo with `--registries-conf`, podman (vfs storage) with `CONTAINERS_REGISTRIES_CONF`.
  * Every consumer runs with HTTPS_PROXY/HTTP_PROXY set to a recording proxy that refuses everything: a request for
  * an original host (the fallback) shows there, the mirror on 127.0.0.1 never does (Go does not proxy loopback).
- * With --no-fallback, nothing reaches the proxy, even for an image the mirror lacks.
+ * With --no-fallback, nothing reaches the proxy, even for an image the mirror lacks. containerd and podman need
+ * root here (their tests are skipped without it); skopeo runs as anyone.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -41,11 +42,7 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
   let tlsReport: string;
   let n = 0;
 
-  before(async function () {
-    if (!isRoot()) {
-      // containerd's snapshotter needs root; the rest of the suite covers the files themselves.
-      this.skip();
-    }
+  before(async () => {
     work = await mkdtemp(join(tmpdir(), 'mirror-config-consumers-'));
     certs = await makeCerts();
     plain = await startRegistry();
@@ -58,8 +55,11 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
     const b = await runCli(['push', '-s', DEMO_BUNDLE, '-r', `https://${tls.host}/team/mirror`, '--cacert', certs.ca.certFile, '--report', tlsReport]);
     assert.equal(b.code, 0, b.stderr);
     proxy = await startConnectProxy();
-    containerd = await startContainerd();
-    podman = await makePodman();
+    // containerd's snapshotter, and podman without a subuid setup, need root; skopeo does not.
+    if (isRoot()) {
+      containerd = await startContainerd();
+      podman = await makePodman();
+    }
   });
 
   after(async () => {
@@ -116,6 +116,10 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
   }
 
   describe('containerd (ctr images pull --hosts-dir)', () => {
+    beforeEach(function () {
+      if (containerd === undefined) this.skip();
+    });
+
     it('pulls every image by its original name from the namespace endpoint; nothing reaches the original hosts', async () => {
       await ctrRemoveAll();
       const out = await config('containerd', '--from-report', plainReport);
@@ -214,7 +218,8 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
       assert.deepEqual(attempted(), []);
     });
 
-    it('podman pulls every image by its original name (CONTAINERS_REGISTRIES_CONF)', async () => {
+    it('podman pulls every image by its original name (CONTAINERS_REGISTRIES_CONF)', async function () {
+      if (podman === undefined) this.skip();
       const out = await config('podman', '--from-report', plainReport);
       const conf = join(out, 'registries.conf.d', '50-mirror.conf');
       for (const name of names()) {
@@ -236,8 +241,10 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
       const r = await skopeo(['--registries-conf', conf, 'inspect', '--cert-dir', certDir, '--raw', `docker://${name}`], proxyEnv(proxy.url));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(digestOf(r.stdout), demo.images[name]!.digest);
-      const p = await podman!.run(['pull', '-q', '--cert-dir', certDir, 'docker.io/library/busybox:1.36'], { CONTAINERS_REGISTRIES_CONF: conf, ...proxyEnv(proxy.url) });
-      assert.equal(p.code, 0, p.stderr);
+      if (podman !== undefined) {
+        const p = await podman.run(['pull', '-q', '--cert-dir', certDir, 'docker.io/library/busybox:1.36'], { CONTAINERS_REGISTRIES_CONF: conf, ...proxyEnv(proxy.url) });
+        assert.equal(p.code, 0, p.stderr);
+      }
     });
 
     it('fallback kept: a missing image is asked of its original host; --no-fallback blocks it, mirrored images still come', async () => {
@@ -250,8 +257,10 @@ describe('mirror config: containerd, skopeo and podman pull by original names th
       const b = await skopeo(['--registries-conf', air, 'inspect', '--raw', `docker://${MISSING}`], proxyEnv(proxy.url));
       assert.notEqual(b.code, 0);
       assert.match(b.stderr, /blocked/);
-      const c = await podman!.run(['pull', '-q', 'docker.io/library/not-mirrored:1'], { CONTAINERS_REGISTRIES_CONF: air, ...proxyEnv(proxy.url) });
-      assert.notEqual(c.code, 0);
+      if (podman !== undefined) {
+        const c = await podman.run(['pull', '-q', 'docker.io/library/not-mirrored:1'], { CONTAINERS_REGISTRIES_CONF: air, ...proxyEnv(proxy.url) });
+        assert.notEqual(c.code, 0);
+      }
       for (const name of names()) {
         const r = await skopeo(['--registries-conf', air, 'inspect', '--raw', `docker://${name}`], proxyEnv(proxy.url));
         assert.equal(r.code, 0, `${name}: ${r.stderr}`);
