@@ -23,7 +23,7 @@ Without --output the configuration goes to standard output; with --output DIR th
 
 Nodes fall back to the source registry when the mirror fails, unless --no-fallback (fully air-gapped nodes): containerd then knows only the mirror, registries.conf blocks the source, RKE2/K3s get disable-default-registry-endpoint, OpenShift NeverContactSource.
 
-Credentials for rke2/k3s (configs.auth), bmctl (pullCredentialConfigPath) and pull-secret come from the same chain as push:
+Credentials for rke2/k3s (configs.auth), bmctl (pullCredentialConfigPath) and pull-secret come from the same chain as push, and go only into files under --output (mode 0600), never to standard output:
 
 ${CREDENTIALS_HELP}
 
@@ -32,10 +32,10 @@ ${EXIT_CODE_HELP}`;
   static override examples = [
     '<%= config.bin %> push -s bundle.tar.xz -r 172.18.0.20:5000/ns --report push.json && <%= config.bin %> config containerd --from-report push.json --cacert ca.crt --output out/',
     '<%= config.bin %> config cri-o --from-report push.json --no-fallback > /etc/containers/registries.conf.d/50-mirror.conf',
-    '<%= config.bin %> config rke2 --from-report push.json --username admin --password-stdin --cacert /etc/ssl/mirror-ca.crt < pass.txt',
+    '<%= config.bin %> config rke2 --from-report push.json --username admin --password-stdin --cacert /etc/ssl/mirror-ca.crt --output rke2/ < pass.txt',
     '<%= config.bin %> config openshift --mirror https://172.18.0.20:5000/ns --source-registry quay.io --source-registry gcr.io',
     '<%= config.bin %> config bmctl --from-report push.json --cacert /root/ca.crt --output bmctl-mirror/',
-    '<%= config.bin %> config pull-secret --from-report push.json --name mirror-pull --namespace apps --docker-config ~/.docker/config.json',
+    '<%= config.bin %> config pull-secret --from-report push.json --name mirror-pull --namespace apps --docker-config ~/.docker/config.json --output secret/',
   ];
 
   static override args = {

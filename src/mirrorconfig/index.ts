@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import type { Credential, CredentialResolver } from '../auth/types.js';
+import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { noEvents } from '../events/index.js';
 import { generateBmctl } from './bmctl.js';
@@ -83,6 +84,9 @@ async function resolveCredentials(plan: MirrorPlan, options: MirrorConfigOptions
 /** mirrorConfig builds the plan, generates the target's files, and writes them under `output` when given. */
 export async function mirrorConfig(options: MirrorConfigOptions): Promise<MirrorConfigResult> {
   const events = options.events ?? noEvents;
+  if (TARGET_SPECS[options.target].credentials === 'required' && options.output === undefined) {
+    throw new MirrorError('USAGE', `${options.target} holds the registry credential, which is never printed: write it with --output DIR (the file gets mode 0600)`);
+  }
   const plan = await buildPlan({ ...options, events });
   const credentials = await resolveCredentials(plan, options, events);
   const outputDir = options.output === undefined ? undefined : resolve(options.output);

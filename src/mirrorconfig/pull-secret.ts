@@ -2,7 +2,7 @@
  * Kubernetes (and Rancher, OpenShift) pull credentials: a `kubernetes.io/dockerconfigjson` Secret whose
  * `.dockerconfigjson` is `{"auths": {"HOST:PORT": {"auth", "password", "username"}}}` for each mirror host, as
  * `kubectl create secret docker-registry` writes it. Pods name it in `imagePullSecrets` (or their service account
- * does). The file holds the credential: mode 0600.
+ * does). The file holds the credential: it is written only under `--output`, mode 0600, never printed.
  */
 import { MirrorError } from '../errors/index.js';
 import { dockerConfigJson } from './dockerconfig.js';

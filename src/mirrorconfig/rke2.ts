@@ -1,7 +1,8 @@
 /**
  * RKE2 and K3s: `registries.yaml`, with `mirrors` (per source registry: the mirror's endpoint `https://HOST:PORT`
  * and, when the images sit under a namespace, the `rewrite` `"^(.*)$": "NS/$1"`, since an endpoint there cannot
- * carry a path) and `configs` (per mirror host: `auth` from the credential chain, and `tls`). The rewrite applies to
+ * carry a path) and `configs` (per mirror host: `auth` from the credential chain, only into a file written with
+ * `--output`, mode 0600; and `tls`). The rewrite applies to
  * the repository as containerd gets it (`library/busybox` for `busybox`). RKE2 and K3s always fall back to the
  * source ("default endpoint") unless the node runs with `disable-default-registry-endpoint: true`: with
  * `--no-fallback` that setting is written as a `config.yaml.d` drop-in.
@@ -51,9 +52,15 @@ export function generateRke2(ctx: GenerateContext): GeneratedFile[] {
   }
   const configs: Record<string, YamlMap> = {};
   let secret = false;
+  const printed = ctx.layout === 'stream';
   for (const e of endpointsOf(plan)) {
     const c = ctx.credentials.get(e.host);
-    const auth = c ? authOf(ctx, e.host, c) : undefined;
+    let auth = c ? authOf(ctx, e.host, c) : undefined;
+    if (auth && printed) {
+      // Credentials go only into a file of mode 0600, never to standard output.
+      ctx.events({ type: 'warning', message: `configs.auth for ${e.host} is left out on standard output: write the file with --output DIR (mode 0600) to have it` });
+      auth = undefined;
+    }
     if (auth) secret = true;
     const t = plan.tls;
     const tls: YamlMap | undefined =

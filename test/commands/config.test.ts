@@ -215,20 +215,26 @@ describe('mirror config (CLI, integration: docker-registry + skopeo)', function 
       assert.equal(await inspect(ref, ['--authfile', authfile]), image!.digest);
     });
 
-    it('the chain: MIRROR_USERNAME/PASSWORD, then a Docker config; --need-credential=false and no terminal are refused for a Secret (exit 4)', async () => {
-      const env = await cli(['config', 'pull-secret', '--from-report', authReport], { env: { MIRROR_USERNAME: USER, MIRROR_PASSWORD: PASSWORD } });
+    it('the chain: MIRROR_USERNAME/PASSWORD, then a Docker config; --need-credential=false and no terminal are refused for a Secret (exit 4); never printed (exit 2)', async () => {
+      const outEnv = join(work, `ps-${++n}`);
+      const env = await cli(['config', 'pull-secret', '--from-report', authReport, '--output', outEnv], { env: { MIRROR_USERNAME: USER, MIRROR_PASSWORD: PASSWORD } });
       assert.equal(env.code, 0, env.stderr);
       const dockerConfig = join(work, 'docker-config.json');
       await writeFile(dockerConfig, JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
-      const fromFile = await cli(['config', 'pull-secret', '--from-report', authReport, '--docker-config', dockerConfig]);
+      const outFile = join(work, `ps-${++n}`);
+      const fromFile = await cli(['config', 'pull-secret', '--from-report', authReport, '--docker-config', dockerConfig, '--output', outFile]);
       assert.equal(fromFile.code, 0, fromFile.stderr);
-      assert.equal(fromFile.stdout, env.stdout, 'the same credential gives the same Secret');
-      const none = await cli(['config', 'pull-secret', '--from-report', authReport]);
+      assert.equal(await readFile(join(outFile, 'pull-secret.yaml'), 'utf8'), await readFile(join(outEnv, 'pull-secret.yaml'), 'utf8'), 'the same credential gives the same Secret');
+      const none = await cli(['config', 'pull-secret', '--from-report', authReport, '--output', join(work, `ps-${++n}`)]);
       assert.equal(none.code, ExitCode.AUTH);
       assertOneLineError(none.stderr, `no credentials for ${secured.host}`);
-      const off = await cli(['config', 'pull-secret', '--from-report', authReport, '--need-credential=false']);
+      const off = await cli(['config', 'pull-secret', '--from-report', authReport, '--need-credential=false', '--output', join(work, `ps-${++n}`)]);
       assert.equal(off.code, ExitCode.AUTH);
       assertOneLineError(off.stderr, 'a pull secret needs a username and password');
+      const printed = await cli(['config', 'pull-secret', '--from-report', authReport], { env: { MIRROR_USERNAME: USER, MIRROR_PASSWORD: PASSWORD } });
+      assert.equal(printed.code, ExitCode.USAGE);
+      assertOneLineError(printed.stderr, 'write it with --output DIR');
+      assert.equal(printed.stdout, '');
     });
 
     it('bmctl: pullCredentialConfigPath is a 0600 Docker config skopeo authenticates with; rke2 configs.auth holds the same', async () => {
@@ -249,6 +255,12 @@ describe('mirror config (CLI, integration: docker-registry + skopeo)', function 
       assert.equal((await stat(reg)).mode & 0o777, 0o600);
       const yaml = (await parseYaml(await readFile(reg, 'utf8'))) as { configs: Record<string, { auth: { username: string; password: string } }> };
       assert.deepEqual(yaml.configs[secured.host]!.auth, { username: USER, password: PASSWORD });
+      // On standard output the credential is left out, with a warning.
+      const printed = await cli(['config', 'rke2', '--from-report', authReport], { env: { MIRROR_USERNAME: USER, MIRROR_PASSWORD: PASSWORD } });
+      assert.equal(printed.code, 0, printed.stderr);
+      assertNoSecrets('printed registries.yaml', printed.stdout + printed.stderr, [PASSWORD], USER);
+      assert.doesNotMatch(printed.stdout, /configs:/);
+      assert.match(printed.stderr, /configs\.auth for .* is left out on standard output/);
       // Without a credential in the chain, no auth and no 0600.
       const anon = await cli(['config', 'rke2', '--from-report', authReport, '--no-registry-credential']);
       assert.equal(anon.code, 0, anon.stderr);

@@ -220,10 +220,17 @@ describe('mirrorconfig generators (field by field)', () => {
       assert.equal((await stat(result.written[0]!)).mode & 0o777, 0o644, 'no credential, no 0600');
     });
 
+    it('credentials only into the file: on standard output configs.auth is left out, with a warning', async () => {
+      const { result, warnings } = await gen({ target: 'rke2', credentials: resolverOf({ '172.18.0.20:5000': { kind: 'basic', username: USER, password: PASSWORD } }) });
+      assert.ok(!result.text.includes(PASSWORD) && !result.text.includes(USER), 'no credential printed');
+      assert.equal((await parseYaml(result.text)).configs, undefined);
+      assert.match(warnings.join('\n'), /configs\.auth for 172\.18\.0\.20:5000 is left out on standard output: write the file with --output DIR/);
+    });
+
     it('identity tokens as identity_token; a bearer token is left out with a warning; two namespaces for one registry are refused', async () => {
-      const a = await gen({ target: 'rke2', credentials: resolverOf({ '172.18.0.20:5000': { kind: 'identity-token', token: 'tok' } }) });
+      const a = await gen({ target: 'rke2', credentials: resolverOf({ '172.18.0.20:5000': { kind: 'identity-token', token: 'tok' } }) }, true);
       assert.deepEqual((await parseYaml(a.file('registries.yaml'))).configs, { '172.18.0.20:5000': { auth: { identity_token: 'tok' } } });
-      const b = await gen({ target: 'rke2', credentials: resolverOf({ '172.18.0.20:5000': { kind: 'registry-token', token: 'tok' } }) });
+      const b = await gen({ target: 'rke2', credentials: resolverOf({ '172.18.0.20:5000': { kind: 'registry-token', token: 'tok' } }) }, true);
       assert.equal((await parseYaml(b.file('registries.yaml'))).configs, undefined);
       assert.match(b.warnings.join('\n'), /bearer token/);
       const other = join(work, 'other.json');
@@ -343,16 +350,19 @@ describe('mirrorconfig generators (field by field)', () => {
         auths: { '172.18.0.20:5000': { username: USER, password: PASSWORD, auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
       });
       assert.equal((await stat(result.written[0]!)).mode & 0o777, 0o600);
-      const noNs = (await parseYaml((await gen({ target: 'pull-secret', credentials: creds })).file('pull-secret.yaml'))) as { metadata: unknown };
+      const noNs = (await parseYaml((await gen({ target: 'pull-secret', credentials: creds }, true)).file('pull-secret.yaml'))) as { metadata: unknown };
       assert.deepEqual(noNs.metadata, { name: 'mirror-pull-secret' });
     });
 
-    it('refuses to write a Secret without a username and password (AUTH)', async () => {
-      await assert.rejects(mirrorConfig({ target: 'pull-secret', reports: [report], credentials: resolverOf({}) }), (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && /no credentials for 172\.18\.0\.20:5000/.test(e.message));
+    it('refuses to write a Secret without a username and password (AUTH), or to print one (USAGE: --output only)', async () => {
+      const output = join(work, 'refused');
+      await assert.rejects(mirrorConfig({ target: 'pull-secret', reports: [report], output, credentials: resolverOf({}) }), (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && /no credentials for 172\.18\.0\.20:5000/.test(e.message));
       await assert.rejects(
-        mirrorConfig({ target: 'pull-secret', reports: [report], credentials: resolverOf({ '172.18.0.20:5000': { kind: 'identity-token', token: 't' } }) }),
+        mirrorConfig({ target: 'pull-secret', reports: [report], output, credentials: resolverOf({ '172.18.0.20:5000': { kind: 'identity-token', token: 't' } }) }),
         (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && /is a token/.test(e.message),
       );
+      const creds = resolverOf({ '172.18.0.20:5000': { kind: 'basic', username: USER, password: PASSWORD } });
+      await assert.rejects(mirrorConfig({ target: 'pull-secret', reports: [report], credentials: creds }), (e: unknown) => e instanceof MirrorError && e.code === 'USAGE' && /--output DIR/.test(e.message));
     });
   });
 
@@ -372,6 +382,7 @@ describe('mirrorconfig generators (field by field)', () => {
         // bmctl names its own credential file by its absolute path: the only difference two output directories make.
         assert.equal(x.replaceAll(a.output!, 'OUT'), y.replaceAll(b.output!, 'OUT'), `${target} ${f}`);
       }
+      if (target === 'pull-secret') continue; // never printed
       const c = await gen({ target, cacert: ca, credentials: creds, reports: [shuffled] });
       const d = await gen({ target, cacert: ca, credentials: creds });
       assert.equal(c.result.text.replaceAll(shuffled, 'R'), d.result.text.replaceAll(report, 'R'), target);
