@@ -10,11 +10,11 @@ import { CONFIG_TARGETS, type ConfigTarget, mirrorConfig, TARGET_ALIASES, TARGET
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** Write the configuration that points nodes and clusters at a mirror filled by mirror push or mirror copy. */
+/** Write the configuration that points nodes and clusters at a mirror filled by mirror push, copy or sync. */
 export default class Config extends MirrorCommand {
   static override summary = 'Write the node or cluster configuration that pulls from the mirror (containerd, CRI-O, RKE2/K3s, OpenShift, bmctl, pull secret).';
 
-  static override description = `Reads what a push or copy did (--from-report, as many as you like) or what you say was mirrored (--mirror https://HOST:PORT/NAMESPACE with --source-registry), and writes the configuration that makes nodes pull images by their original names (gcr.io/..., docker.io/library/...) from the mirror, namespace included:
+  static override description = `Reads what a push, copy or sync did (--from-report, as many as you like) or what you say was mirrored (--mirror https://HOST:PORT/NAMESPACE with --source-registry), and writes the configuration that makes nodes pull images by their original names (gcr.io/..., docker.io/library/...) from the mirror, namespace included:
 
 ${CONFIG_TARGETS.map((t) => `  ${t.padEnd(12)} ${TARGET_SPECS[t].summary}`).join('\n')}
   (podman, skopeo and crio are other names for cri-o)
@@ -47,7 +47,7 @@ ${EXIT_CODE_HELP}`;
   };
 
   static override flags = {
-    'from-report': Flags.string({ summary: 'Report of mirror push or mirror copy (--report FILE). Repeatable; mirrors are tried in the order given.', multiple: true, multipleNonGreedy: true }),
+    'from-report': Flags.string({ summary: 'Report of mirror push, copy or sync (--report FILE). Repeatable; mirrors are tried in the order given.', multiple: true, multipleNonGreedy: true }),
     mirror: Flags.string({
       summary: 'Without a report: the mirror, https://HOST:PORT/NAMESPACE (http:// for plain HTTP). With reports: the address nodes reach it at (https://HOST:PORT).',
     }),

@@ -109,6 +109,7 @@ function routesFromReports(reports: readonly MirrorReport[], keep: Set<string> |
     if (report.dryRun) events({ type: 'warning', message: `report ${report.file} is of a dry run: its images are not in ${report.endpoint.host} yet` });
     const renamed: string[] = [];
     const itself: string[] = [];
+    const retagged: string[] = [];
     for (const image of report.images) {
       if (keep !== undefined && !keep.has(image.source.registry)) continue;
       if (image.source.registry === report.endpoint.host) {
@@ -121,6 +122,14 @@ function routesFromReports(reports: readonly MirrorReport[], keep: Set<string> |
         continue;
       }
       inputs.push({ source: image.source.registry, endpoint: report.endpoint, prefix, repository: image.source.repository });
+      const { tag } = image.source;
+      if (tag !== undefined && image.destination.tag !== undefined && image.destination.tag !== tag) retagged.push(`${image.name} (as :${image.destination.tag})`);
+    }
+    if (retagged.length > 0) {
+      events({
+        type: 'warning',
+        message: `report ${report.file}: ${retagged.length} image(s) were given other tags at the mirror, so a pull by the original tag does not find them there (by digest it does): ${listNames(retagged)}`,
+      });
     }
     if (renamed.length > 0) {
       events({
@@ -217,7 +226,7 @@ export async function buildPlan(options: PlanOptions): Promise<MirrorPlan> {
     origin = `${reportFiles.length > 1 ? 'reports' : 'report'} ${reportFiles.join(', ')}`;
     if (inputs.length === 0) {
       throw new MirrorError('BAD_INPUT', `nothing to configure: no image of ${reportFiles.join(', ')} is in a registry mirror`, {
-        hint: 'give the report of a push or copy that went through',
+        hint: 'give the report of a push, copy or sync that went through',
       });
     }
   } else if (mirror) {
@@ -235,7 +244,7 @@ export async function buildPlan(options: PlanOptions): Promise<MirrorPlan> {
     const url = `${mirror.endpoint.scheme}://${mirror.endpoint.host}${mirror.namespace ? `/${mirror.namespace}` : ''}`;
     origin = `--mirror ${url}${options.keepRegistryHost ? ' --keep-registry-host' : ''} ${[...new Set(sources)].sort().map((s) => `--source-registry ${s}`).join(' ')}`;
   } else {
-    throw usage('say what was mirrored: --from-report FILE (a report of mirror push or mirror copy), or --mirror https://HOST:PORT/NAMESPACE with --source-registry');
+    throw usage('say what was mirrored: --from-report FILE (a report of mirror push, copy or sync), or --mirror https://HOST:PORT/NAMESPACE with --source-registry');
   }
   const routes = buildRoutes(inputs);
   const https = routes.some((r) => r.endpoint.scheme === 'https');

@@ -1,7 +1,7 @@
 /**
  * Reading `--report` files for `mirror config`: what `mirror push` writes (version 2 with the mapping as data, and
- * version 1 with display strings only) and what `mirror copy` writes (one image; `endpoint` and `mapping` when it
- * has them, else its `docker://` locations). Everything taken from a report is checked before it can reach a
+ * version 1 with display strings only), what `mirror copy` writes (one image; `endpoint` and `mapping` when it
+ * has them, else its `docker://` locations) and what `mirror sync` writes (display strings, no scheme). Everything taken from a report is checked before it can reach a
  * generated file: hosts, repositories, schemes; a report is input like a bundle, and a hostile one must not be able
  * to write arbitrary text into a node's configuration.
  */
@@ -36,10 +36,10 @@ export interface LeftOutImage {
 /** MirrorReport is what `mirror config` takes from one report. */
 export interface MirrorReport {
   readonly file: string;
-  /** `push` (a bundle, many images) or `copy` (one image). */
-  readonly kind: 'push' | 'copy';
+  /** `push` (a bundle, many images), `copy` (one image) or `sync` (many images, by tag). */
+  readonly kind: 'push' | 'copy' | 'sync';
   readonly endpoint: MirrorEndpoint;
-  /** False when the report does not say whether the registry speaks https or http (a copy report of version 1). */
+  /** False when the report does not say whether the registry speaks https or http (a copy report of version 1, a sync report). */
   readonly schemeKnown: boolean;
   readonly dryRun: boolean;
   readonly images: readonly ReportImage[];
@@ -67,7 +67,7 @@ export function quote(s: string, max = 80): string {
 
 /** bad builds the BAD_INPUT error for a report. */
 function bad(file: string, why: string, image?: string): MirrorError {
-  return new MirrorError('BAD_INPUT', `report ${file}: ${why}`, { file, image, hint: 'give a report written by mirror push --report or mirror copy --report' });
+  return new MirrorError('BAD_INPUT', `report ${file}: ${why}`, { file, image, hint: 'give a report written by mirror push, copy or sync --report' });
 }
 
 /** checkHost validates and lower-cases a registry host from a report. */
@@ -113,15 +113,19 @@ function endpointOf(file: string, e: Json): MirrorEndpoint {
   return { scheme: e.scheme, host: checkHost(file, e.host, 'endpoint.host') };
 }
 
-/** destinationRepositoryOf reads a version-1 destination display string (`HOST/REPO[:TAG][@DIGEST]`) under `host`. */
-function destinationRepositoryOf(file: string, destination: string, host: string, image: string): string {
+/** destinationOf reads a version-1 destination display string (`HOST/REPO[:TAG][@DIGEST]`) under `host`. */
+function destinationOf(file: string, destination: string, host: string, image: string): { repository: string; tag: string | undefined } {
   if (!destination.toLowerCase().startsWith(`${host}/`)) throw bad(file, `destination ${quote(destination)} is not on ${host}`, image);
   let rest = destination.slice(host.length + 1);
   const at = rest.indexOf('@');
   if (at >= 0) rest = rest.slice(0, at);
+  let tag: string | undefined;
   const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) rest = rest.slice(0, colon);
-  return checkRepository(file, rest, 'destination repository');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = optionalTag(rest.slice(colon + 1));
+    rest = rest.slice(0, colon);
+  }
+  return { repository: checkRepository(file, rest, 'destination repository'), tag };
 }
 
 /** readPushReport reads the report of `mirror push` (version 1 or 2). */
@@ -183,7 +187,7 @@ function readPushReport(file: string, doc: Json, images: unknown[]): MirrorRepor
       name,
       status: kind,
       source: { registry: checkHost(file, ref.registry, 'source registry'), repository: ref.repository, tag: ref.tag, digest: ref.digest ?? optionalDigest(raw.digest) },
-      destination: { registry: endpoint.host, repository: destinationRepositoryOf(file, destination, endpoint.host, name), tag: ref.tag },
+      destination: { registry: endpoint.host, ...destinationOf(file, destination, endpoint.host, name) },
     });
   }
   return { file, kind: 'push', endpoint, schemeKnown: true, dryRun: doc.dryRun === true, images: out, leftOut };
@@ -253,6 +257,32 @@ function readCopyReport(file: string, doc: Json): MirrorReport {
   return { ...base, images: [image], leftOut: [] };
 }
 
+/** syncStatus maps a sync report's action to a push report's status. */
+function syncStatus(action: unknown): string {
+  if (action === 'copied') return 'pushed';
+  if (action === 'skipped') return 'skipped';
+  if (action === 'copy' || action === 'skip') return 'planned';
+  return typeof action === 'string' ? action : 'unknown';
+}
+
+/**
+ * readSyncReport reads the report of `mirror sync` (`kind: mirror-sync-report`): `header.destination` is the
+ * registry and namespace without a scheme (https is assumed, with a warning), each image has `action`, `source` and
+ * `destination` as display strings.
+ */
+function readSyncReport(file: string, doc: Json, images: unknown[]): MirrorReport {
+  const header = isObject(doc.header) ? doc.header : {};
+  const destination = str(header, 'destination');
+  if (destination === undefined) throw bad(file, 'a sync report without header.destination');
+  const asPush: Json = {
+    target: destination,
+    dryRun: header.dryRun === true,
+    images: images.map((i) => (isObject(i) ? { source: i.source, destination: i.destination, digest: i.digest, status: syncStatus(i.action) } : i)),
+  };
+  const report = readPushReport(file, asPush, asPush.images as unknown[]);
+  return { ...report, kind: 'sync', schemeKnown: /^https?:\/\//.test(destination) };
+}
+
 /** parseReport reads a report's JSON text. */
 export function parseReport(file: string, text: string): MirrorReport {
   let doc: unknown;
@@ -263,6 +293,7 @@ export function parseReport(file: string, text: string): MirrorReport {
   }
   if (!isObject(doc)) throw bad(file, 'not a JSON object');
   if (typeof doc.version !== 'number' || !Number.isInteger(doc.version) || doc.version < 1) throw bad(file, 'no report version');
+  if (doc.kind === 'mirror-sync-report' && Array.isArray(doc.images)) return readSyncReport(file, doc, doc.images);
   if (Array.isArray(doc.images)) return readPushReport(file, doc, doc.images);
   if (typeof doc.destination === 'string' && typeof doc.source === 'string') return readCopyReport(file, doc);
   throw bad(file, 'neither a push report (images) nor a copy report (source, destination)');

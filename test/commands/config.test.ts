@@ -140,6 +140,37 @@ describe('mirror config (CLI, integration: docker-registry + skopeo)', function 
     });
   });
 
+  it('a mirror sync report configures the mirror: the rewrite gives the repository sync wrote', async () => {
+    const syncReport = join(work, 'sync.json');
+    const syncFile = join(work, 'sync.yaml');
+    await writeFile(
+      syncFile,
+      [
+        'apiVersion: mirror/v1',
+        'kind: Sync',
+        'registries:',
+        `  "${plain.host}": {tls: {plainHttp: true}}`,
+        `  "${other.host}": {tls: {plainHttp: true}}`,
+        'destination:',
+        `  registry: "http://${other.host}"`,
+        '  namespace: synced',
+        'sync:',
+        `  - repository: "${plain.host}/team/mirror/kubernetes-e2e-test-images/nautilus"`,
+        '',
+      ].join('\n'),
+    );
+    const s = await cli(['sync', '--config', syncFile, '--no-lock', '--report', syncReport]);
+    assert.equal(s.code, 0, s.stderr + s.stdout);
+    const r = await cli(['config', 'rke2', '--from-report', syncReport, '--plain-http']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = (await parseYaml(r.stdout)) as { mirrors: Record<string, { endpoint: string[]; rewrite: Record<string, string> }> };
+    const mirror = doc.mirrors[plain.host];
+    assert.ok(mirror, r.stdout);
+    assert.deepEqual(mirror.endpoint, [`http://${other.host}`]);
+    const path = 'team/mirror/kubernetes-e2e-test-images/nautilus'.replace(new RegExp(Object.keys(mirror.rewrite)[0]!), Object.values(mirror.rewrite)[0]!);
+    assert.equal(await inspect(`${other.host}/${path}:1.0`), demo.images['gcr.io/kubernetes-e2e-test-images/nautilus:1.0']!.digest);
+  });
+
   describe('rules applied to every pushed name give the repository the image really has', () => {
     it('rke2: endpoint + rewrite "^(.*)$": "NS/$1" (and k3s alike)', async () => {
       for (const target of ['rke2', 'k3s']) {

@@ -120,6 +120,30 @@ describe('mirrorconfig plan: reports and flags', () => {
     assert.deepEqual(b.plan.routes.map((r) => [r.source, r.endpoint.scheme, r.prefix]), [['docker.io', 'http', '']]);
   });
 
+  it('a sync report (mirror sync --report): display strings, scoped names, retagged images and failures named', async () => {
+    const f = await file({
+      version: 1,
+      kind: 'mirror-sync-report',
+      header: { config: 'sync.yaml', format: 'skopeo', destination: 'reg:5000/mirror', dryRun: false, started: '2024-01-01T00:00:00Z' },
+      images: [
+        { action: 'copied', source: 'quay.io/team/app:1.0', destination: 'reg:5000/mirror/quay.io/team/app:1.0', digest: `sha256:${'b'.repeat(64)}`, bytes: 1, seconds: 0 },
+        { action: 'skipped', source: 'docker.io/library/busybox:1.36', destination: 'reg:5000/mirror/docker.io/library/busybox:1.36-mirror', bytes: 0, seconds: 0 },
+        { action: 'failed', source: 'gcr.io/a/b:1', error: 'x', bytes: 0, seconds: 0 },
+      ],
+      pruned: [],
+      summary: {},
+    });
+    const { plan: p, warnings } = await plan({ reports: [f] });
+    assert.deepEqual(p.routes.map((r) => [r.source, r.endpoint.scheme, r.endpoint.host, r.prefix]), [
+      ['docker.io', 'https', 'reg:5000', 'mirror/docker.io'],
+      ['quay.io', 'https', 'reg:5000', 'mirror/quay.io'],
+    ]);
+    const all = warnings.join('\n');
+    assert.match(all, /does not say whether reg:5000 speaks https or plain http/);
+    assert.match(all, /1 image\(s\) were given other tags at the mirror.*docker\.io\/library\/busybox:1\.36 \(as :1\.36-mirror\)/);
+    assert.match(all, /1 image\(s\) are not in the mirror \(failed\): gcr\.io\/a\/b:1/);
+  });
+
   it('several reports: a source mirrored at two places gets both, in the order the reports were given', async () => {
     const one = await file(pushReport('b-reg:5000', 'two', DEMO.slice(0, 1).map((i) => ({ ...i, dest: `two/${i.repository}` }))));
     const two = await file(pushReport('a-reg:5000', 'ns', DEMO));
