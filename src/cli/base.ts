@@ -4,8 +4,9 @@
  * become a one-line message and an exit code from the table in `--help`.
  */
 import { Command, Flags } from '@oclif/core';
-import { errorMessage, ExitCode, isMirrorError, MirrorError } from '../errors/index.js';
-import { guardOutput, safeBlock, safeLine } from './safe-output.js';
+import { ExitCode, isMirrorError, MirrorError } from '../errors/index.js';
+import { type CliErrorContext, isQuietExit, writeCliError } from './errors.js';
+import { guardOutput } from './safe-output.js';
 
 /**
  * FORCE_EXIT_MS bounds the shutdown once a second signal came: the first one already stopped everything in flight
@@ -57,7 +58,7 @@ export abstract class MirrorCommand extends Command {
   private forceExit(): void {
     if (this.ended) process.exit(process.exitCode ?? ExitCode.INTERRUPTED);
     this.ended = true;
-    this.printError(ExitCode.INTERRUPTED, this.interruptedError().describe(), 'INTERRUPTED');
+    this.printInterrupted();
     process.exit(ExitCode.INTERRUPTED);
   }
 
@@ -72,8 +73,7 @@ export abstract class MirrorCommand extends Command {
   override async finally(err: Error | undefined): Promise<void> {
     // A run that was interrupted ends with exit code 130 and says so, even when it had nothing left to do.
     if (err === undefined && this.interrupted && !this.ended) {
-      this.printError(ExitCode.INTERRUPTED, this.interruptedError().describe(), 'INTERRUPTED');
-      process.exitCode = ExitCode.INTERRUPTED;
+      this.printInterrupted();
     }
     // The handlers stay until the process exits: a signal now only makes it leave at once with its exit code.
     this.ended = true;
@@ -90,47 +90,36 @@ export abstract class MirrorCommand extends Command {
     return this.argv.includes('--debug');
   }
 
+  /**
+   * usageLine is the command's shortest correct form, shown when an argument or a required flag is missing.
+   * (Every argument of every command sets `ignoreStdin: true`: oclif would otherwise read a missing argument from
+   * standard input, which is where `--password-stdin` keeps the password.)
+   */
+  static usageLine: string | undefined;
+
   override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
-    let code: number;
-    let line: string;
-    let stable: string;
-    if (isMirrorError(err)) {
-      code = err.exitCode;
-      line = err.describe();
-      stable = err.code;
-    } else if (err.oclif?.exit !== undefined || err.name === 'CLIError' || err.constructor?.name?.endsWith('Error') && 'oclif' in err) {
-      // oclif's own parse errors: bad flags or arguments.
-      code = err.oclif?.exit ?? ExitCode.USAGE;
-      if (code === 0) return;
-      line = (err.message || errorMessage(err)).replace(/\s*\n\s*/g, ' ').trim();
-      stable = 'USAGE';
-      if (code !== ExitCode.USAGE && code !== ExitCode.FAILURE) stable = 'FAILURE';
-    } else {
-      code = ExitCode.FAILURE;
-      line = `internal error: ${errorMessage(err)}`;
-      stable = 'INTERNAL';
-    }
-    line = safeLine(line);
-    if (this.interrupted && code !== ExitCode.INTERRUPTED) {
-      // Whatever broke while stopping (a decoder killed by the same Ctrl-C), the run was interrupted.
-      code = ExitCode.INTERRUPTED;
-      line = this.interruptedError().describe();
-      stable = 'INTERRUPTED';
-    }
+    if (isQuietExit(err)) return;
     if (this.ended) return;
     this.ended = true;
-    this.printError(code, line, stable);
-    if (this.wantsDebug() && err.stack) process.stderr.write(`${safeBlock(err.stack)}\n`);
-    process.exitCode = code;
+    // Whatever broke while stopping (a decoder killed by the same Ctrl-C), the run was interrupted.
+    const shown = this.interrupted && !(isMirrorError(err) && err.exitCode === ExitCode.INTERRUPTED) ? this.interruptedError() : err;
+    writeCliError(shown, this.errorContext(), { json: this.wantsJson(), debug: this.wantsDebug() });
   }
 
-  /** printError writes the one error line (or the JSON error document with `--json`). */
-  private printError(code: number, line: string, stable: string): void {
-    if (this.wantsJson()) {
-      process.stdout.write(`${JSON.stringify({ status: 'error', code: stable, exitCode: code, message: line })}\n`);
-    } else {
-      process.stderr.write(`mirror: error: ${line}\n`);
-      if (stable === 'USAGE') process.stderr.write(`See: mirror ${this.id ?? ''} --help\n`);
+  /** printInterrupted writes the interrupted line (or its JSON error document) and sets exit code 130. */
+  private printInterrupted(): void {
+    writeCliError(this.interruptedError(), this.errorContext(), { json: this.wantsJson(), debug: false });
+  }
+
+  /** errorContext tells the error rewriting which command ran and what its flags are called. */
+  private errorContext(): CliErrorContext {
+    const ctor = this.constructor as typeof MirrorCommand;
+    const flags = { ...ctor.baseFlags, ...ctor.flags };
+    const names: string[] = [];
+    for (const [name, flag] of Object.entries(flags)) {
+      names.push(name, ...(flag.aliases ?? []));
+      if (flag.char) names.push(flag.char);
     }
+    return { commandId: this.id, flagNames: names, usage: ctor.usageLine, commandIds: this.config.commandIDs };
   }
 }

@@ -1,0 +1,34 @@
+import { Args } from '@oclif/core';
+import { loadHelpClass } from '@oclif/core';
+import { MirrorCommand } from '../cli/base.js';
+import { suggest } from '../cli/errors.js';
+import { MirrorError } from '../errors/index.js';
+
+/** Show help for mirror or for one of its commands (the same as `mirror COMMAND --help`). */
+export default class HelpCommand extends MirrorCommand {
+  static override summary = 'Show help for mirror, or for one command (the same as mirror COMMAND --help or -h).';
+
+  static override examples = ['<%= config.bin %> help', '<%= config.bin %> help push'];
+
+  static override strict = false;
+
+  static override args = {
+    command: Args.string({ description: 'The command to explain (push, login, ...).', required: false, ignoreStdin: true }),
+  };
+
+  static override usageLine = 'mirror help [COMMAND]';
+
+  async run(): Promise<void> {
+    const { argv } = await this.parse(HelpCommand);
+    const words = (argv as string[]).filter((a) => !a.startsWith('-'));
+    const id = words.join(':');
+    if (id !== '' && !this.config.findCommand(id) && !this.config.findTopic(id)) {
+      const near = suggest(words[0] ?? '', this.config.commandIDs);
+      throw new MirrorError('USAGE', `no help for "${words.join(' ')}": unknown command`, {
+        hint: near ? `did you mean "mirror help ${near}"?` : 'see mirror --help for the commands',
+      });
+    }
+    const Help = await loadHelpClass(this.config);
+    await new Help(this.config).showHelp(words);
+  }
+}
