@@ -126,20 +126,8 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
     target.kind === 'registry'
       ? [target.namespace, options.stagingRepository ?? DEFAULT_STAGING_REPOSITORY].filter((s) => s !== '').join('/')
       : undefined;
-  // Connect first: a wrong address, certificate or password fails in seconds, before the bundle is read.
-  let dest: ImageDestination | undefined;
-  if (!options.dryRun) {
-    dest = await openDestination(target, {
-      settings: options.settings,
-      credentials: options.credentials,
-      retry: options.retryTimes === undefined ? undefined : { retries: options.retryTimes },
-      timeouts: options.timeouts,
-      uploadMode: options.uploadMode,
-      chunkSize: options.chunkSize,
-      events: options.events,
-      signal: options.signal,
-    });
-  }
+  // The bundle first (a file that is not a bundle fails before anyone is asked for a password), then the
+  // registry (a wrong address, certificate or password fails in seconds), then the long read.
   const source = await SOURCES.bundle(options.source, {
     layerCompression: options.layerCompression,
     compressionLevel: options.compressionLevel,
@@ -156,6 +144,24 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
     mapping: { keepRegistryHost: options.keepRegistryHost ?? false, onConflict: options.onConflict ?? DEFAULT_CONFLICT_POLICY },
     dryRun: options.dryRun ?? false,
   };
+  let dest: ImageDestination | undefined;
+  if (!options.dryRun) {
+    try {
+      dest = await openDestination(target, {
+        settings: options.settings,
+        credentials: options.credentials,
+        retry: options.retryTimes === undefined ? undefined : { retries: options.retryTimes },
+        timeouts: options.timeouts,
+        uploadMode: options.uploadMode,
+        chunkSize: options.chunkSize,
+        events: options.events,
+        signal: options.signal,
+      });
+    } catch (e) {
+      await source.close();
+      throw e;
+    }
+  }
   try {
     const result = await copyImages(source, dest, {
       map: (img) => destinationFor(target, img, { keepRegistryHost: options.keepRegistryHost }),

@@ -46,7 +46,7 @@ export const EXIT_CODE_HELP = [
   '  2    usage: bad flags or arguments',
   '  3    bad input: missing or unreadable file, not a bundle, corrupt archive, digest mismatch',
   '  4    authentication or authorization failed, or no credentials and no terminal to ask',
-  '  5    TLS: unknown CA, name mismatch, expired or incomplete certificate chain',
+  '  5    TLS: unknown CA, name mismatch, expired or incomplete chain, http/https mismatch',
   '  6    network: unreachable, refused, proxy failure, timed out after retries',
   '  7    partial: some images were pushed, others failed (see the summary or --report)',
   '  8    another run holds the lock (mirror sync); nothing was done',

@@ -62,7 +62,7 @@ export function parseTarget(input: string, options: TargetOptions = {}): Target 
   const shown = credentials?.redacted ?? input;
   const bad = (why: string): MirrorError =>
     new MirrorError('USAGE', `invalid --private-registry "${shown}": ${why}`, {
-      hint: 'use HOST[:PORT][/NAMESPACE], https://HOST[:PORT]/v2/NAMESPACE, http://HOST[:PORT] or oci:DIR',
+      hint: 'expected HOST[:PORT][/NAMESPACE], http(s)://HOST[:PORT][/v2]/NAMESPACE or oci:DIR',
     });
   if (text.startsWith('oci:')) {
     const path = text.slice(4);
@@ -87,9 +87,11 @@ export function parseTarget(input: string, options: TargetOptions = {}): Target 
   }
   rest = rest.replace(/\/+$/, '');
   const slash = rest.indexOf('/');
-  const host = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
+  const typedHost = slash < 0 ? rest : rest.slice(0, slash);
+  const host = typedHost.toLowerCase();
   let ns = slash < 0 ? '' : rest.slice(slash + 1);
-  if (!isValidHost(host)) throw bad(`bad host "${host}"`);
+  const problem = hostProblem(typedHost, scheme);
+  if (problem !== undefined) throw bad(problem);
   // containerd's mirror endpoint form: https://host:port/v2/namespace
   if (ns === 'v2') ns = '';
   else if (ns.startsWith('v2/')) ns = ns.slice(3);
@@ -106,6 +108,23 @@ export interface MappingOptions {
    * (see {@link registryPathComponent}). Default: false (the host is dropped, as bmctl and actl do).
    */
   keepRegistryHost?: boolean | undefined;
+}
+
+/**
+ * hostProblem says what is wrong with a typed `host[:port]` (a port that is not a number or out of range, a name
+ * no URL can hold), or undefined when it is fine.
+ */
+function hostProblem(typed: string, scheme: 'http' | 'https'): string | undefined {
+  const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(typed)?.[1];
+  if (port !== undefined && !/^[0-9]+$/.test(port)) return `port "${port}" is not a number`;
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `port ${port} is out of range (1-65535)`;
+  if (!isValidHost(typed.toLowerCase())) return `bad host "${typed}"`;
+  try {
+    new URL(`${scheme}://${typed}/`);
+  } catch {
+    return `bad host "${typed}"`;
+  }
+  return undefined;
 }
 
 /**

@@ -214,7 +214,7 @@ export function registryErrorFromText(
 ): RegistryHttpError {
   const details = parseErrorBody(text);
   const first = details[0];
-  const code = errorCodeForStatus(status);
+  let code = errorCodeForStatus(status);
   const what = ctx.what ? ` ${ctx.what}` : '';
   let reason = `HTTP ${status}${statusText(status) ? ` ${statusText(status)}` : ''}`;
   if (first !== undefined) {
@@ -225,7 +225,9 @@ export function registryErrorFromText(
   // A full disk answers 500 to every write: trying again only sends the bytes again.
   const full = details.some((d) => OUT_OF_SPACE.test(`${d.message} ${d.detail ?? ''}`));
   if (full) hint = 'the registry is out of disk space: free some (garbage-collect) and run the same command again';
-  if (status === 400 && url.protocol === 'http:' && /HTTP request to an HTTPS server/i.test(text)) {
+  if (status === 400 && url.protocol === 'http:' && /HTTP request to an HTTPS server|plain HTTP request was sent to HTTPS port/i.test(text)) {
+    // A scheme mismatch is a TLS problem whichever way round (https to a plain registry is TLS too): one exit code.
+    code = 'TLS';
     reason = 'the registry speaks HTTPS, but plain HTTP was used';
     hint = `use https://${url.host} (drop --plain-http)`;
   }
