@@ -17,7 +17,7 @@ import { noEvents } from '../events/index.js';
 import { DEFAULT_HELPER_TIMEOUT_MS } from './cred-helper.js';
 import { createDockerConfigSource, normalizeRegistryHost } from './docker-config.js';
 import { type Keychain, createKeychain } from './keychain.js';
-import { type PromptStreams, isInteractive, promptCredential } from './prompt.js';
+import { type PromptInput, type PromptStreams, isInteractive, promptCredential } from './prompt.js';
 import { registerCredentialSecrets } from './secrets.js';
 import type { CredentialResolver, CredentialSource, ResolvedCredential } from './types.js';
 
@@ -177,11 +177,27 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
         return { credential: { kind: 'basic', username, password: options.password }, source: '--username/--password' };
       }
       if (options.passwordStdin) {
-        stdinPassword ??= readAll(options.stdin ?? process.stdin, MAX_STDIN_PASSWORD).then((text) => {
-          const password = text.replace(/\n$/, '').replace(/\r$/, '');
-          if (password === '') throw new MirrorError('USAGE', '--password-stdin: standard input was empty', { phase: 'auth' });
-          return password;
-        });
+        const stdin = options.stdin ?? process.stdin;
+        // Standard input is a terminal: nothing is piped in, so say what is awaited and read one line without echo.
+        stdinPassword ??= (stdin as PromptInput).isTTY
+          ? promptCredential({
+              input: stdin as PromptInput,
+              output: promptStreams?.output,
+              terminal: true,
+              host,
+              username,
+              notice: `--password-stdin: standard input is a terminal; type the password for ${username} and press Enter (it is not shown)`,
+              signal,
+            }).then((answer) => {
+              const c = answer?.credential;
+              if (c?.kind !== 'basic' || c.password === '') throw new MirrorError('USAGE', '--password-stdin: no password was typed', { phase: 'auth' });
+              return c.password;
+            })
+          : readAll(stdin, MAX_STDIN_PASSWORD).then((text) => {
+              const password = text.replace(/\n$/, '').replace(/\r$/, '');
+              if (password === '') throw new MirrorError('USAGE', '--password-stdin: standard input was empty', { phase: 'auth' });
+              return password;
+            });
         const password = await stdinPassword;
         return { credential: { kind: 'basic', username, password }, source: '--username/--password-stdin' };
       }

@@ -68,20 +68,39 @@ export async function promptCredential(options: PromptOptions): Promise<Resolved
   let username = options.username;
   if (username === undefined) {
     username = (await reader.read(`Username for ${options.host} (empty to use a Docker config file instead): `, true)).trim();
-    if (username === '') {
-      let path = (await reader.read('Path of a Docker config file: ', true)).trim();
-      if (path === '') throw new MirrorError('AUTH', `no credentials given at the prompt for ${options.host}`, { phase: 'auth' });
-      if (path === '~' || path.startsWith('~/')) path = homedir() + path.slice(1);
-      const read = options.readConfigFile ?? readConfigFile;
-      const found = await read(path, options.host, options.signal);
-      if (!found) {
-        throw new MirrorError('AUTH', `Docker config file ${path} has no credentials for ${options.host}`, { phase: 'auth', file: path });
-      }
-      return { credential: found.credential, source: `${found.source} (named at the prompt)` };
-    }
+    if (username === '') return askConfigFile(reader, output, options);
   }
   const password = await reader.read('Password: ', false);
   return { credential: { kind: 'basic', username, password }, source: 'prompt' };
+}
+
+/** MAX_PATH_TRIES bounds how often the path of a Docker config file is asked for. */
+export const MAX_PATH_TRIES = 3;
+
+/**
+ * askConfigFile asks for the path of a Docker config file and takes the host's credential from it. A path that
+ * cannot be read, or a file without credentials for the host, is said and asked again, at most
+ * {@link MAX_PATH_TRIES} times; an empty answer stops.
+ */
+async function askConfigFile(reader: LineReader, output: PromptOutput, options: PromptOptions): Promise<ResolvedCredential> {
+  const read = options.readConfigFile ?? readConfigFile;
+  let problem: MirrorError | undefined;
+  for (let tries = 1; ; tries++) {
+    let path = (await reader.read('Path of a Docker config file: ', true)).trim();
+    if (path === '') throw problem ?? new MirrorError('AUTH', `no credentials given at the prompt for ${options.host}`, { phase: 'auth' });
+    if (path === '~' || path.startsWith('~/')) path = homedir() + path.slice(1);
+    try {
+      const found = await read(path, options.host, options.signal);
+      if (found) return { credential: found.credential, source: `${found.source} (named at the prompt)` };
+      problem = new MirrorError('AUTH', `Docker config file ${path} has no credentials for ${options.host}`, { phase: 'auth', file: path });
+    } catch (e) {
+      if (e instanceof MirrorError && e.code === 'INTERRUPTED') throw e;
+      problem = e instanceof MirrorError ? e : new MirrorError('AUTH', `Docker config file ${path} could not be read`, { phase: 'auth', file: path, cause: e });
+    }
+    if (tries >= MAX_PATH_TRIES) throw problem;
+    const left = MAX_PATH_TRIES - tries;
+    output.write(`${problem.message}; try another path (${left} ${left === 1 ? 'try' : 'tries'} left), or press Enter to stop\n`);
+  }
 }
 
 async function readConfigFile(path: string, host: string, signal?: AbortSignal): Promise<ResolvedCredential | undefined> {

@@ -26,7 +26,7 @@ ${EXIT_CODE_HELP}`;
   ];
 
   static override args = {
-    host: Args.string({ description: 'Registry HOST[:PORT] (https://HOST[:PORT], or http://HOST[:PORT] for plain HTTP).', required: true }),
+    host: Args.string({ description: 'Registry HOST[:PORT] (https://HOST[:PORT], or http://HOST[:PORT] for plain HTTP).', required: true, ignoreStdin: true }),
   };
 
   static override flags = {

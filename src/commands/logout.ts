@@ -18,7 +18,7 @@ ${EXIT_CODE_HELP}`;
   ];
 
   static override args = {
-    host: Args.string({ description: 'Registry HOST[:PORT].', required: true }),
+    host: Args.string({ description: 'Registry HOST[:PORT].', required: true, ignoreStdin: true }),
   };
 
   static override flags = {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { isInteractive, promptCredential } from '../../src/auth/prompt.js';
+import { isInteractive, MAX_PATH_TRIES, promptCredential } from '../../src/auth/prompt.js';
 import { MirrorError } from '../../src/errors/index.js';
 import { commandExists, fakeTerminal, here, killGroup, tempDir, waitFor } from './support.js';
 
@@ -76,12 +76,44 @@ describe('auth/prompt', function () {
       assert.deepEqual(answer?.credential, { kind: 'basic', username: 'fromfile', password: 'filepw' });
       assert.equal(answer?.source, `${path} auths (named at the prompt)`);
 
+      // A file without the host's credentials is said, and another path asked for; Enter stops with that problem.
       const t2 = fakeTerminal();
-      t2.input.write(`\n${path}\n`);
+      t2.input.write(`\n${path}\n\n`);
       await assert.rejects(
         promptCredential({ host: 'other.io', input: t2.input, output: t2.output }),
         (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && e.message === `Docker config file ${path} has no credentials for other.io`,
       );
+      assert.match(t2.written(), /has no credentials for other\.io; try another path \(2 tries left\), or press Enter to stop/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('a wrong path typed at the prompt asks again (bounded), and a right one then works', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const path = join(dir, 'config.json');
+      await writeFile(path, JSON.stringify({ auths: { [HOST]: { auth: b64('fromfile:filepw') } } }));
+      const typo = join(dir, 'confg.json');
+      const t = fakeTerminal();
+      const p = promptCredential({ host: HOST, input: t.input, output: t.output });
+      t.input.write('\r');
+      await waitFor(() => t.written().includes('Path of a Docker config file: '), 2000, 'the path question');
+      t.input.write(`${typo}\r`);
+      await waitFor(() => t.written().split('Path of a Docker config file: ').length === 3, 2000, 'the path asked again');
+      assert.ok(t.written().includes(`Docker config file ${typo} does not exist; try another path (2 tries left)`), t.written());
+      t.input.write(`${path}\r`);
+      const answer = await p;
+      assert.deepEqual(answer?.credential, { kind: 'basic', username: 'fromfile', password: 'filepw' });
+
+      // Three wrong paths: the last problem is the error, and nothing more is asked.
+      const t2 = fakeTerminal();
+      t2.input.write(`\n${typo}\n${typo}\n${typo}\n${path}\n`);
+      await assert.rejects(
+        promptCredential({ host: HOST, input: t2.input, output: t2.output }),
+        (e: unknown) => e instanceof MirrorError && e.code === 'BAD_INPUT' && e.message === `Docker config file ${typo} does not exist`,
+      );
+      assert.equal(t2.written().split('Path of a Docker config file: ').length - 1, MAX_PATH_TRIES);
     } finally {
       await cleanup();
     }
