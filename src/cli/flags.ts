@@ -25,7 +25,8 @@ export const connectionFlags = {
     aliases: ['authfile'],
     helpGroup: 'CREDENTIALS',
   }),
-  cacert: Flags.string({ summary: 'CA certificate (PEM) to trust, added to the system roots. Repeatable.', multiple: true, helpGroup: 'TLS' }),
+  // One value per --cacert, so `mirror push --cacert ca.crt BUNDLE REGISTRY` leaves BUNDLE and REGISTRY to the arguments.
+  cacert: Flags.string({ summary: 'CA certificate (PEM) to trust, added to the system roots. Repeatable.', multiple: true, multipleNonGreedy: true, helpGroup: 'TLS' }),
   'cert-dir': Flags.string({ summary: 'certs.d-style directory (HOST:PORT/ca.crt, client.cert, client.key).', helpGroup: 'TLS' }),
   cert: Flags.string({ summary: 'Client certificate (PEM) for mutual TLS.', dependsOn: ['key'], helpGroup: 'TLS' }),
   key: Flags.string({ summary: 'Client private key (PEM) for --cert.', dependsOn: ['cert'], helpGroup: 'TLS' }),

@@ -1,18 +1,24 @@
-import { Flags } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
 import { buildConnection, connectionFlags } from '../cli/flags.js';
-import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
-import { ProgressRenderer } from '../cli/progress.js';
-import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY, describeClaims } from '../copy/conflicts.js';
+import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
+import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
+import { blobLine, conflictSkipLine, countLine, dryRunLines, listedImages, listingLines, nextStepsLines, stagingLine } from '../cli/summary.js';
+import { statusText } from '../cli/format.js';
+import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from '../copy/conflicts.js';
 import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
-import type { ImageOutcome } from '../copy/result.js';
+import { inspectBundle } from '../copy/inspect.js';
 import { partialPushOf, pushBundle, type PushResult } from '../copy/push.js';
-import { buildReport, exitCodeOf, summarize, writeReport } from '../copy/report.js';
+import { buildReport, exitCodeOf, writeReport } from '../copy/report.js';
 import { CREDENTIALS_HELP } from '../auth/chain.js';
-import { EXIT_CODE_HELP, isMirrorError } from '../errors/index.js';
+import { EXIT_CODE_HELP, isMirrorError, MirrorError } from '../errors/index.js';
+import type { EventSink } from '../events/index.js';
 import { parsePlatform } from '../oci/platform.js';
+import { parseTarget, type Target } from '../reference/index.js';
 import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts } from '../net/http.js';
 import { pushConfigHint } from '../mirrorconfig/hint.js';
+
+const USAGE = 'mirror push --source BUNDLE --private-registry HOST[:PORT][/NAMESPACE]';
 
 /** Push every image of a bundle into a registry namespace. */
 export default class Push extends MirrorCommand {
@@ -22,7 +28,13 @@ export default class Push extends MirrorCommand {
 
 Two different images of the bundle that land at one reference (docker.io/team/app:1.0 and quay.io/team/app:1.0 both at NAMESPACE/team/app:1.0, or one name given twice with different digests) are a conflict: by default both fail and the rest is pushed (exit 7); --on-conflict first pushes the first in bundle order and skips the others, and --keep-registry-host keeps the source host in the path (NAMESPACE/quay.io/team/app:1.0; a port is written _PORT: localhost_5000). A tag that already exists at the destination is overwritten, as always.
 
-Each blob crosses the wire once per registry; other repositories get it by cross-repository mount. Blobs met before the metadata that names their images (bundles written by \`tar\` of a layout directory) go first to the repository NAMESPACE/${DEFAULT_STAGING_REPOSITORY} and are mounted from there. Tags are set last, only when every blob and child manifest is in place.
+The bundle and the registry can also be given as arguments, in that order (mirror push BUNDLE REGISTRY). The bundle is opened and checked first, then the registry is contacted (credentials are asked for only then), then the bundle is read.
+
+Each blob crosses the wire once per registry; other repositories get it by cross-repository mount. Blobs met before the metadata that names their images (bundles written by \`tar\` of a layout directory) go first to the repository NAMESPACE/${DEFAULT_STAGING_REPOSITORY} and are mounted from there; the summary says when that happened. Tags are set last, only when every blob and child manifest is in place.
+
+On a terminal a progress bar shows the bundle read, bytes sent, the rate, elapsed time and ETA, images and retries (plain lines when the output is not a terminal or TERM=dumb). The summary ends with the endpoint to give containerd, RKE2 or bmctl, and the source registries mirrored there.
+
+--dry-run reads the bundle and sends nothing; without --private-registry it lists the bundle (as mirror inspect does).
 
 ${CREDENTIALS_HELP}
 
@@ -30,23 +42,38 @@ ${EXIT_CODE_HELP}`;
 
   static override examples = [
     '<%= config.bin %> push --source bmpackages_1.30.tar.xz --private-registry 172.18.0.20:5000/test-namespace',
+    '<%= config.bin %> push bmpackages_1.30.tar.xz 172.18.0.20:5000/test-namespace    # the same, as arguments',
     '<%= config.bin %> push --source bundle.tar.xz --private-registry https://registry.local:5000/v2/mirror --cacert ca.crt --username admin --password-stdin < pass.txt',
     '<%= config.bin %> push --source images.tar --private-registry http://10.0.0.5:5000 --need-credential=false --report report.json',
+    '<%= config.bin %> push --source bundle.tar.xz --private-registry 10.0.0.5:5000/ns --quiet --report - > report.json',
+    '<%= config.bin %> push --source demo.tar.xz --dry-run                      # list the bundle: names, digests, platforms, sizes',
     '<%= config.bin %> push --source demo.tar.xz --private-registry oci:./out --dry-run',
     '<%= config.bin %> push --source mixed.tar.xz --private-registry 172.18.0.20:5000/mirror --keep-registry-host',
     '<%= config.bin %> push --source images.tar --private-registry 172.18.0.20:5000/ns --platform linux/amd64 --platform linux/arm64',
   ];
 
+  static override usageLine = USAGE;
+
+  static override args = {
+    bundle: Args.string({ description: 'The bundle (the same as --source).', required: false, ignoreStdin: true }),
+    registry: Args.string({ description: 'Where to push (the same as --private-registry).', required: false, ignoreStdin: true }),
+  };
+
   static override flags = {
-    source: Flags.string({ char: 's', aliases: ['images'], summary: 'Bundle file or directory to push.', required: true }),
+    source: Flags.string({ char: 's', aliases: ['images'], summary: 'Bundle file or directory to push (or the first argument).' }),
     'private-registry': Flags.string({
       char: 'r',
-      summary: 'Where to push: HOST[:PORT][/NAMESPACE], http(s)://HOST[:PORT][/v2]/NAMESPACE, or oci:DIR.',
-      required: true,
+      summary: 'Where to push: HOST[:PORT][/NAMESPACE], http(s)://HOST[:PORT][/v2]/NAMESPACE, or oci:DIR (or the second argument).',
     }),
-    'dry-run': Flags.boolean({ summary: 'Read the bundle and print where each image would land; send nothing.' }),
+    'dry-run': Flags.boolean({ summary: 'Read the bundle and print where each image would land; send nothing. Without --private-registry: list the bundle.' }),
+    quiet: Flags.boolean({
+      char: 'q',
+      summary: 'No progress, no per-image lines, no warnings: only errors (stderr) and the one summary line (stdout).',
+    }),
     jobs: Flags.integer({ char: 'j', summary: 'Concurrent uploads and registry requests.', default: DEFAULT_JOBS, min: 1, max: 64 }),
-    report: Flags.string({ summary: 'Write a JSON report (source -> destination, digests, children) to this file.' }),
+    report: Flags.string({
+      summary: 'Write a JSON report (source -> destination, digests, children) to this file; - for standard output. Checked before the push starts.',
+    }),
     'layer-compression': Flags.string({
       summary: 'How uncompressed docker-save layers are pushed (changes their digests unless none).',
       options: ['gzip', 'zstd', 'none'],
@@ -86,14 +113,61 @@ ${EXIT_CODE_HELP}`;
   };
 
   async run(): Promise<void> {
-    const { flags } = await this.parse(Push);
-    const renderer = new ProgressRenderer({ quiet: flags.json, debug: flags.debug, tty: Boolean(process.stderr.isTTY) });
-    const connection = buildConnection(flags, renderer.sink, { needCredential: true });
+    const { args, flags } = await this.parse(Push);
+    const { bundle, registry } = placeArguments(flags.source, flags['private-registry'], [args.bundle, args.registry]);
+    if (bundle === undefined) throw new MirrorError('USAGE', 'missing the bundle (--source)', { hint: `usage: ${USAGE}` });
+    if (registry === undefined && !flags['dry-run']) {
+      throw new MirrorError('USAGE', 'missing --private-registry (where to push)', { hint: `usage: ${USAGE}, or --dry-run to list the bundle` });
+    }
+    const target = registry === undefined ? undefined : parseTarget(registry, { plainHttp: flags['plain-http'] });
+    await checkReportPath(flags.report);
+    const quiet = flags.quiet || flags.json;
+    const renderer = new ProgressRenderer({ quiet, debug: flags.debug, tty: canDrawBar(process.stderr) });
+    // With --report - the report is standard output, so the human summary goes to standard error.
+    const reportToStdout = flags.report === REPORT_STDOUT;
+    const say = (lines: string[]): void => {
+      if (lines.length > 0) (reportToStdout ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+    };
+
+    if (target === undefined) {
+      // A listing: the engine's dry run with no destination.
+      let listed;
+      try {
+        listed = await inspectBundle({
+          source: bundle,
+          layerCompression: flags['layer-compression'] as 'gzip' | 'zstd' | 'none',
+          compressionLevel: flags['compression-level'],
+          decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
+          events: renderer.sink,
+          signal: this.abort.signal,
+        });
+      } finally {
+        renderer.stop();
+      }
+      const code = exitCodeOf(listed);
+      const report = { ...buildReport({ ...listed, dryRun: true }), listing: listedImages(listed) };
+      if (flags.report && !flags.json) await this.writeReportTo(flags.report, report);
+      if (flags.json) process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);
+      else say(flags.quiet ? listingLines(listed).slice(0, 1) : listingLines(listed));
+      process.exitCode = code;
+      return;
+    }
+
+    const staging = target.kind === 'registry' ? [target.namespace, flags['staging-repository']].filter((s) => s !== '').join('/') : undefined;
+    const staged = { blobs: 0, bytes: 0 };
+    const sink: EventSink = (e) => {
+      if (e.type === 'blob' && e.action === 'uploaded' && e.repository === staging) {
+        staged.blobs++;
+        staged.bytes += e.size;
+      }
+      renderer.sink(e);
+    };
+    const connection = buildConnection(flags, sink, { needCredential: true });
     let result: PushResult;
     try {
       result = await pushBundle({
-        source: flags.source,
-        target: flags['private-registry'],
+        source: bundle,
+        target: registry!,
         plainHttp: flags['plain-http'],
         dryRun: flags['dry-run'],
         jobs: flags.jobs,
@@ -110,7 +184,7 @@ ${EXIT_CODE_HELP}`;
         platforms: flags.platform?.map((p) => parsePlatform(p)),
         settings: connection.settings,
         credentials: connection.credentials,
-        events: renderer.sink,
+        events: sink,
         signal: this.abort.signal,
       });
     } catch (e) {
@@ -121,12 +195,15 @@ ${EXIT_CODE_HELP}`;
       renderer.stop();
     }
     const report = buildReport(result);
-    if (flags.report) await writeReport(flags.report, report);
+    if (flags.report && !flags.json) await this.writeReportTo(flags.report, report);
     const code = exitCodeOf(result);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);
+    } else if (flags.quiet) {
+      for (const i of result.images) if (i.status === 'failed') process.stderr.write(`${statusText('failed')}: ${i.source}: ${i.error ?? ''}\n`);
+      say([result.dryRun ? dryRunLines(result)[0]! : countLine(result, result.target)]);
     } else {
-      this.printSummary(result, flags.report, renderer.counts.retries);
+      say(this.summary(result, target, { report: flags.report, retries: renderer.counts.retries, staging, staged, cacert: flags.cacert }));
     }
     process.exitCode = code;
   }
@@ -140,7 +217,7 @@ ${EXIT_CODE_HELP}`;
     let reported = false;
     if (partial !== undefined && reportFile !== undefined) {
       try {
-        await writeReport(reportFile, buildReport(partial));
+        await this.writeReportTo(reportFile, buildReport(partial));
         reported = true;
       } catch (w) {
         process.stderr.write(`warning: ${w instanceof Error ? w.message : String(w)}\n`);
@@ -149,55 +226,54 @@ ${EXIT_CODE_HELP}`;
     const resumable = this.interrupted || (isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'NETWORK'));
     if (json || !resumable) return;
     const lines = [stopSummary(partial)];
-    if (reported) lines.push(`report: ${reportFile}`);
-    process.stdout.write(`${lines.join('\n')}\n`);
+    if (reported && reportFile !== REPORT_STDOUT) lines.push(`report: ${reportFile}`);
+    (reportFile === REPORT_STDOUT ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
   }
 
-  private printSummary(r: PushResult, reportFile: string | undefined, retries: number): void {
-    const s = summarize(r);
-    const out: string[] = [];
-    if (r.dryRun) {
-      out.push(`Dry run: ${r.images.length} image(s) from ${r.source} would go to ${r.target}:`);
-      for (const i of r.images) {
-        out.push(
-          i.status === 'failed'
-            ? `  ${i.source}: cannot be pushed: ${i.error}`
-            : i.status === 'skipped-conflict'
-              ? `  ${i.source}: ${conflictSkipLine(i)}`
-              : `  ${i.source} -> ${i.destination} ${shortDigest(i.digest)}${i.children.length ? ` (index, ${i.children.length} manifests)` : ''} ${i.blobs} blob(s)`,
-        );
-      }
-    } else {
-      out.push(
-        `${r.images.length} image(s) to ${r.target}: ${s.pushed} pushed, ${s.skipped} already present, ${s.failed} failed` +
-          (s.skippedConflict ? `, ${s.skippedConflict} skipped (conflict)` : ''),
-      );
-      const secs = r.durationMs / 1000;
-      out.push(
-        `blobs: ${s.blobsUploaded} uploaded, ${s.blobsMounted} mounted, ${s.blobsSkipped} already present${s.blobsFailed ? `, ${s.blobsFailed} failed` : ''}; ` +
-          `${formatBytes(r.blobs.bytesUploaded)} sent in ${formatDuration(r.durationMs)}` +
-          (secs > 0 ? ` (${formatBytes(r.blobs.bytesUploaded / secs)}/s)` : '') +
-          (r.passes > 1 ? `; bundle read ${r.passes} times` : '') +
-          (retries ? `; ${retries} request(s) retried` : ''),
-      );
-      const converted = r.images.find((i) => i.converted);
-      if (converted) out.push(`note: ${converted.converted}`);
-      for (const i of r.images) if (i.status === 'failed') out.push(`failed: ${i.source}: ${i.error}`);
-      for (const i of r.images) if (i.status === 'skipped-conflict') out.push(`skipped: ${i.source}: ${conflictSkipLine(i)}`);
-    }
-    if (reportFile) out.push(`report: ${reportFile}`);
-    out.push(...pushConfigHint(r, reportFile));
-    process.stdout.write(`${out.join('\n')}\n`);
+  /** writeReportTo writes the report to a file, or to standard output for `-`. */
+  private async writeReportTo(file: string, report: Record<string, unknown>): Promise<void> {
+    if (file === REPORT_STDOUT) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else await writeReport(file, report);
+  }
+
+  private summary(
+    r: PushResult,
+    target: Target,
+    o: { report: string | undefined; retries: number; staging: string | undefined; staged: { blobs: number; bytes: number }; cacert: string[] | undefined },
+  ): string[] {
+    if (r.dryRun) return dryRunLines(r);
+    const out = [countLine(r, r.target), blobLine(r, o.retries)];
+    const converted = r.images.find((i) => i.converted);
+    if (converted) out.push(`note: ${converted.converted}`);
+    for (const i of r.images) if (i.status === 'failed') out.push(`${statusText('failed')}: ${i.source}: ${i.error ?? ''}`);
+    for (const i of r.images) if (i.status === 'skipped-conflict') out.push(`skipped: ${i.source}: ${conflictSkipLine(i)}`);
+    if (o.staging !== undefined) out.push(...stagingLine(o.staging, o.staged.blobs, o.staged.bytes));
+    if (o.report && o.report !== REPORT_STDOUT) out.push(`report: ${o.report}`);
+    if (target.kind === 'registry') out.push(...nextStepsLines(r, target, { cacert: o.cacert }));
+    out.push(...pushConfigHint(r, o.report));
+    return out;
   }
 }
 
-/** conflictSkipLine says why an image was not pushed under --on-conflict first, naming the winner and both digests. */
-function conflictSkipLine(i: ImageOutcome): string {
-  const c = i.conflict;
-  if (!c) return 'not pushed (conflict)';
-  const winner = c.claims.find((x) => x.source === c.winner);
-  const taker = winner ? describeClaims([winner]) : 'no image';
-  return `not pushed (${shortDigest(i.digest)}): ${c.reference} goes to ${taker}, the first in the bundle`;
+/**
+ * placeArguments fills the bundle and the registry from `--source` / `--private-registry` and the positional
+ * arguments, in that order: `mirror push B R`, `mirror push -s B R` and `mirror push -r R B` all work. A value given
+ * both ways, or one too many, is a USAGE error that says which.
+ */
+export function placeArguments(
+  source: string | undefined,
+  registry: string | undefined,
+  positional: Array<string | undefined>,
+): { bundle: string | undefined; registry: string | undefined } {
+  const rest = positional.filter((p): p is string => p !== undefined);
+  let bundle = source;
+  let reg = registry;
+  if (bundle === undefined && rest.length > 0) bundle = rest.shift();
+  if (reg === undefined && rest.length > 0) reg = rest.shift();
+  if (rest.length > 0) {
+    throw new MirrorError('USAGE', `unexpected argument "${rest[0]}": the bundle and the registry are already given`, { hint: `usage: ${USAGE}` });
+  }
+  return { bundle, registry: reg };
 }
 
 /** stopSummary says how far a stopped push got: `N of M images pushed; run the same command again to finish`. */

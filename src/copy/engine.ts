@@ -774,7 +774,7 @@ class CopyRun {
         },
         flush: () => this.settleBackground(),
       },
-      { signal: this.signal, only: keys },
+      { signal: this.signal, only: keys, onSourceBytes: (bytes, total) => this.events({ type: 'source-bytes', bytes, total }) },
     );
     await this.settleBackground();
     return catalog;
@@ -803,6 +803,7 @@ class CopyRun {
       converted: [p.image.converted, p.chosen?.converted].filter((c) => c !== undefined).join('; ') || undefined,
       children: p.manifests.slice(0, -1).map((m) => ({ digest: m.digest, mediaType: m.mediaType, platform: m.platform })),
       blobs: p.blobs.length,
+      size: p.manifests.length === 0 ? undefined : p.blobs.reduce((n, b) => n + b.size, 0) + p.manifests.reduce((n, m) => n + m.size, 0),
     };
   }
 

@@ -66,6 +66,8 @@ export interface ImageOutcome {
   children: ChildManifest[];
   /** Number of distinct blobs of the image. */
   blobs: number;
+  /** Bytes of the image as stored (distinct blobs, compressed, plus its manifests); undefined when not planned. */
+  size?: number | undefined;
 }
 
 /** CopyResult sums up one run. */

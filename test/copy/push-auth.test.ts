@@ -245,7 +245,7 @@ describe('mirror push: credentials, TLS and proxies (integration: docker-registr
       assert.equal(r.code, 0, r.screen);
       assert.ok(r.screen.includes(USER), 'the username is echoed');
       assertNoSecrets('terminal', r.screen, [PASSWORD], USER);
-      assert.match(r.screen, /3 image\(s\) to .*: 3 pushed/);
+      assert.match(r.screen, /3 images to .*: 3 pushed/);
       await assertPushed(tlsReg.host, 'src-prompt', { ...authed, certDir: caDir });
     });
 
