@@ -146,7 +146,7 @@ ${EXIT_CODE_HELP}`;
       }
       const code = exitCodeOf(listed);
       const report = { ...buildReport({ ...listed, dryRun: true }), listing: listedImages(listed) };
-      if (flags.report && !flags.json) await this.writeReportTo(flags.report, report);
+      if (flags.report && !(flags.json && flags.report === REPORT_STDOUT)) await this.writeReportTo(flags.report, report);
       if (flags.json) process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);
       else say(flags.quiet ? listingLines(listed).slice(0, 1) : listingLines(listed));
       process.exitCode = code;
@@ -195,7 +195,8 @@ ${EXIT_CODE_HELP}`;
       renderer.stop();
     }
     const report = buildReport(result);
-    if (flags.report && !flags.json) await this.writeReportTo(flags.report, report);
+    // With --json the report is already on stdout (the document holds it): --report - writes nothing more.
+    if (flags.report && !(flags.json && flags.report === REPORT_STDOUT)) await this.writeReportTo(flags.report, report);
     const code = exitCodeOf(result);
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);

@@ -476,6 +476,14 @@ const NETWORK_PROBLEMS: Record<string, string> = {
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'request body length differs from its Content-Length',
 };
 
+/** What to check when nothing answers at an address, by error code (the fix of a one-line error). */
+const NETWORK_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'check the registry address and port, and that the registry is running',
+  ENOTFOUND: 'check the registry host name (and DNS, or HTTPS_PROXY)',
+  EHOSTUNREACH: 'check the registry address and the route to it (or HTTPS_PROXY)',
+  ENETUNREACH: 'check the registry address and the route to it (or HTTPS_PROXY)',
+};
+
 /** errorCodes lists the `code`s along an error's cause chain. */
 function errorChain(e: unknown): Array<{ code: string | undefined; message: string; error: unknown }> {
   const out: Array<{ code: string | undefined; message: string; error: unknown }> = [];
@@ -533,7 +541,7 @@ export function mapHttpError(e: unknown, ctx: FailureContext, signal?: AbortSign
   for (const { code } of chain) {
     if (code !== undefined && code in NETWORK_PROBLEMS) {
       const viaProxy = ctx.settings?.proxy ? ` via proxy ${redactUrl(ctx.settings.proxy)}` : '';
-      return new MirrorError('NETWORK', `${ctx.method} ${url}${viaProxy}: ${NETWORK_PROBLEMS[code] ?? code}`, where);
+      return new MirrorError('NETWORK', `${ctx.method} ${url}${viaProxy}: ${NETWORK_PROBLEMS[code] ?? code}`, { ...where, hint: NETWORK_HINTS[code] });
     }
   }
   for (const { code, message } of chain) {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,7 +167,7 @@ describe('the first five minutes (integration: the built binary, docker-registry
         { args: ['login'], code: 2, names: ['missing HOST'] },
         { args: ['inspect'], code: 2, names: ['missing BUNDLE'] },
         { args: ['help', 'pusj'], code: 2, names: ['did you mean "mirror help push"?'] },
-        { args: ['push', '-s', demoLast, '-r', 'http://127.0.0.1:9/ns', '--need-credential=false', '--retry-times', '0'], code: 6, names: ['127.0.0.1:9'] },
+        { args: ['push', '-s', demoLast, '-r', 'http://127.0.0.1:9/ns', '--need-credential=false', '--retry-times', '0'], code: 6, names: ['127.0.0.1:9', 'check the registry address and port'] },
       ];
       const results = await inBatches(cases, (c) => runCli(c.args, { env: { XDG_CACHE_HOME: work } }));
       for (const [i, c] of cases.entries()) assertErrorStyle(results[i]!, c.code, ...c.names);
@@ -224,6 +224,12 @@ describe('the first five minutes (integration: the built binary, docker-registry
       const doc = JSON.parse(out.stdout) as { images: Array<{ status: string }>; summary: { pushed: number } };
       assert.equal(doc.summary.pushed, 3);
       assert.match(out.stderr, /3 images to .*: 3 pushed, 0 already present, 0 failed/);
+      // --json with --report FILE: both, the file too.
+      const file = join(work, 'rep.json');
+      const both = await runCli(['push', '-s', demoLast, '-r', `http://${open.host}/rep`, '--report', file, '--json']);
+      assert.equal(both.code, 0, both.stderr);
+      assert.equal((JSON.parse(both.stdout) as { status: string }).status, 'ok');
+      assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { summary: { skipped: number } }).summary.skipped, 3);
     });
 
     it('http:// to a TLS registry and https:// to a plain one are both TLS errors (exit 5)', async () => {
