@@ -37,8 +37,8 @@ ${EXIT_CODE_HELP}`;
   ];
 
   static override args = {
-    source: Args.string({ description: 'Source location (docker://..., oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N]).', required: true }),
-    destination: Args.string({ description: 'Destination location, in the same syntax.', required: true }),
+    source: Args.string({ description: 'Source location (docker://..., oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N]).', required: true, ignoreStdin: true }),
+    destination: Args.string({ description: 'Destination location, in the same syntax.', required: true, ignoreStdin: true }),
   };
 
   static override flags = {

@@ -141,7 +141,9 @@ describe('the first five minutes (integration: the built binary, docker-registry
       assertErrorStyle(login, ExitCode.USAGE, 'missing HOST');
       const push = await runCli(['push', '--source', demoLast, '--username', USER, '--password-stdin'], { input: secret });
       assertErrorStyle(push, ExitCode.USAGE, 'missing --private-registry');
-      for (const r of [login, push]) assertNoSecrets('output', r.stdout + r.stderr, [secret]);
+      const copy = await runCli(['copy', 'docker://127.0.0.1:9/a/b:1', '--dest-creds', USER, '--dest-password-stdin'], { input: secret });
+      assertErrorStyle(copy, ExitCode.USAGE, 'missing DESTINATION');
+      for (const r of [login, push, copy]) assertNoSecrets('output', r.stdout + r.stderr, [secret]);
     });
 
     it('every mistake is one line, `mirror: error: ...`, under 200 characters, with the fix', async () => {
