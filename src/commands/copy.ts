@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
-import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
-import { ProgressRenderer } from '../cli/progress.js';
+import { formatBytes, formatDuration, formatRate, shortDigest } from '../cli/format.js';
+import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
 import { copyImage, type CopyImageResult } from '../copy/copy-image.js';
 import { parsePlatform, systemPlatform, type PlatformSpec } from '../copy/platform.js';
 import { exitCodeOf, writeReport } from '../copy/report.js';
@@ -65,7 +65,7 @@ ${EXIT_CODE_HELP}`;
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Copy);
     const quiet = flags.quiet || flags.json;
-    const renderer = new ProgressRenderer({ quiet, debug: flags.debug, tty: Boolean(process.stderr.isTTY) && !quiet });
+    const renderer = new ProgressRenderer({ quiet, debug: flags.debug, tty: canDrawBar(process.stderr) && !quiet });
     let platforms: PlatformSpec[] | undefined = flags.platform?.map(parsePlatform);
     if (flags['multi-arch'] === 'system') platforms = [systemPlatform()];
     if (platforms !== undefined && flags.all) throw new MirrorError('USAGE', '--all copies every platform; drop it or --platform');
@@ -134,11 +134,11 @@ ${EXIT_CODE_HELP}`;
     else if (o.status === 'skipped') lines.push(`already present: ${r.destination} ${shortDigest(o.digest)}${o.referrers ? ` (${o.referrers} referrer(s) checked)` : ''}`);
     else if (o.status === 'planned') lines.push(`would copy ${r.source} -> ${r.destination} ${shortDigest(o.digest)}: ${o.children.length ? `index of ${o.children.length} manifests, ` : ''}${o.blobs} blob(s)`);
     else {
-      const secs = r.summary.durationMs / 1000;
+      const rate = b.bytesUploaded > 0 ? formatRate(b.bytesUploaded, r.summary.durationMs) : undefined;
       lines.push(
         `copied ${r.source} -> ${r.destination} ${shortDigest(o.digest)}${o.children.length ? ` (index, ${o.children.length} manifests)` : ''}` +
           `${o.referrers ? `, ${o.referrers} referrer(s)` : ''}; blobs: ${b.uploaded} uploaded, ${b.mounted} mounted, ${b.skipped} already present; ` +
-          `${formatBytes(b.bytesUploaded)} sent in ${formatDuration(r.summary.durationMs)}${secs >= 0.1 && b.bytesUploaded > 0 ? ` (${formatBytes(Math.round(b.bytesUploaded / secs))}/s)` : ''}`,
+          `${formatBytes(b.bytesUploaded)} sent in ${formatDuration(r.summary.durationMs)}${rate ? ` (${rate})` : ''}`,
       );
     }
     if (o.converted) lines.push(`note: ${o.converted}`);
