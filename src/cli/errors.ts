@@ -123,8 +123,12 @@ function usageLine(err: Error & Record<string, unknown>, ctx: CliErrorContext): 
   if (m) return unknownFlag(m[1]!.split(/,\s*/), ctx);
   m = /^command (\S+) not found$/.exec(text);
   if (m) {
-    const typed = m[1]!.split(':')[0] ?? m[1]!;
-    const near = suggest(typed, ctx.commandIds ?? []);
+    const words = m[1]!.split(':');
+    const typed = words[0] ?? m[1]!;
+    const ids = ctx.commandIds ?? [];
+    // A known command followed by words it takes no argument for (`mirror version extra`).
+    if (ids.includes(typed) && words.length > 1) return `unexpected argument "${words.slice(1).join(' ')}"; see mirror ${typed} --help`;
+    const near = suggest(typed, ids);
     return `unknown command "${typed}"; ${near ? `did you mean "mirror ${near}"?` : 'see mirror --help for the commands'}`;
   }
   const isOclif = kind.endsWith('Error') && 'oclif' in err;

@@ -39,6 +39,7 @@ describe('cli/errors', () => {
       [oclifError('RequiredArgsError', 'Missing 1 required arg:\nhost  Registry HOST[:PORT].\nSee more help with --help', { args: [{ name: 'host' }] }), /^missing HOST; usage: /],
       [oclifError('CLIError', 'command pusj not found'), /^unknown command "pusj"; did you mean "mirror push"\?$/],
       [oclifError('CLIError', 'command zebra:x not found'), /^unknown command "zebra"; see mirror --help for the commands$/],
+      [oclifError('CLIError', 'command version:extra not found'), /^unexpected argument "extra"; see mirror version --help$/],
     ];
     for (const [err, want] of cases) {
       const d = describeCliError(err, ctx);
