@@ -138,6 +138,7 @@ ${EXIT_CODE_HELP}`;
           layerCompression: flags['layer-compression'] as 'gzip' | 'zstd' | 'none',
           compressionLevel: flags['compression-level'],
           decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
+          platforms: flags.platform?.map((p) => parsePlatform(p)),
           events: renderer.sink,
           signal: this.abort.signal,
         });

@@ -9,6 +9,7 @@ import type { LayerCompression } from '../transport/bundle/layout-state.js';
 import { SOURCES } from '../transport/index.js';
 import type { DestinationImage, SourceImage } from '../transport/types.js';
 import { copyImages } from './engine.js';
+import type { PlatformSpec } from '../oci/platform.js';
 import type { CopyResult } from './result.js';
 
 /** InspectOptions configure {@link inspectBundle}. */
@@ -21,6 +22,8 @@ export interface InspectOptions {
   compressionLevel?: number | undefined;
   /** xz decoder. Default: auto. */
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
+  /** List only these platforms of multi-platform images, as a push with `--platform` would push them. Default: all. */
+  platforms?: readonly PlatformSpec[] | undefined;
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -47,7 +50,13 @@ export async function inspectBundle(options: InspectOptions): Promise<InspectRes
     signal: options.signal,
   });
   try {
-    const result = await copyImages(source, undefined, { map: asListed, dryRun: true, events: options.events, signal: options.signal });
+    const result = await copyImages(source, undefined, {
+      map: asListed,
+      dryRun: true,
+      platforms: options.platforms,
+      events: options.events,
+      signal: options.signal,
+    });
     return { ...result, source: source.description };
   } finally {
     await source.close();

@@ -363,6 +363,12 @@ describe('the first five minutes (integration: the built binary, docker-registry
         Object.entries(fixture.images).map(([ref, i]) => [ref, i.digest]).sort(),
       );
       assert.ok(doc.images.every((i) => i.size > 0 && i.mediaType.startsWith('application/vnd.oci.image.')));
+      // With --platform, the listing shows what such a push would push: busybox's amd64 manifest alone.
+      const amd64 = await runCli(['push', '--dry-run', '--source', demoLast, '--platform', 'linux/amd64']);
+      assert.equal(amd64.code, 0, amd64.stderr);
+      const busybox = fixture.images['docker.io/library/busybox:1.36']!;
+      const row = amd64.stdout.split('\n').find((l) => l.startsWith('docker.io/library/busybox:1.36 '));
+      assert.ok(row?.includes(busybox.platforms['linux/amd64']!.slice(0, 19)) && row.includes('OCI manifest'), `${row}`);
     });
   });
 });
