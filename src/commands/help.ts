@@ -1,11 +1,13 @@
-import { Args } from '@oclif/core';
-import { loadHelpClass } from '@oclif/core';
-import { MirrorCommand } from '../cli/base.js';
-import { suggest } from '../cli/errors.js';
+import { Args, Command, loadHelpClass } from '@oclif/core';
+import { suggest, writeCliError } from '../cli/errors.js';
 import { MirrorError } from '../errors/index.js';
 
-/** Show help for mirror or for one of its commands (the same as `mirror COMMAND --help`). */
-export default class HelpCommand extends MirrorCommand {
+/**
+ * Show help for mirror or for one of its commands (the same as `mirror COMMAND --help`, byte for byte). It is an
+ * oclif Command, not a MirrorCommand: it prints only the tool's own help text, which `--help` shows unguarded too,
+ * and it has nothing to interrupt.
+ */
+export default class HelpCommand extends Command {
   static override summary = 'Show help for mirror, or for one command (the same as mirror COMMAND --help or -h).';
 
   static override examples = ['<%= config.bin %> help', '<%= config.bin %> help push'];
@@ -16,7 +18,8 @@ export default class HelpCommand extends MirrorCommand {
     command: Args.string({ description: 'The command to explain (push, login, ...).', required: false, ignoreStdin: true }),
   };
 
-  static override usageLine = 'mirror help [COMMAND]';
+  /** usageLine is the command's shortest correct form (as MirrorCommand has it). */
+  static usageLine = 'mirror help [COMMAND]';
 
   async run(): Promise<void> {
     const { argv } = await this.parse(HelpCommand);
@@ -30,5 +33,10 @@ export default class HelpCommand extends MirrorCommand {
     }
     const Help = await loadHelpClass(this.config);
     await new Help(this.config).showHelp(words);
+  }
+
+  override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
+    if (err.oclif?.exit === 0) return;
+    writeCliError(err, { commandId: this.id, usage: HelpCommand.usageLine, commandIds: this.config.commandIDs }, { json: false, debug: this.argv.includes('--debug') });
   }
 }

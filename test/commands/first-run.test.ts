@@ -129,7 +129,7 @@ describe('the first five minutes (integration: the built binary, docker-registry
       for (const [n, args] of cases.entries()) {
         const r = await runCli(args);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-        assert.equal(await skopeoInspectRawDigest(`oci:${join(work, `pos-${n + 1}`)}:1.0`), nautilus.digest);
+        assert.equal(await skopeoInspectRawDigest(`oci:${join(work, `pos-${n + 1}`)}:${nautilus.ref!}`), nautilus.digest);
       }
       const twice = await runCli(['push', '--source', demoLast, '--private-registry', 'oci:x', 'extra']);
       assertErrorStyle(twice, ExitCode.USAGE, 'unexpected argument "extra"');
