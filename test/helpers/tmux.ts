@@ -4,6 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run } from './proc.js';
 
 /** TmuxRun is what the screen showed over a run. */
@@ -30,22 +33,25 @@ export interface TmuxOptions {
 
 const EXIT_MARK = '__mirror_test_exit=';
 
-/** runInTmux runs `argv` in a tmux server of its own (its own socket) and captures the screen until the command exits. */
+/** runInTmux runs `argv` in a tmux server of its own and captures the screen until the command exits. */
 export async function runInTmux(argv: string[], options: TmuxOptions = {}): Promise<TmuxRun> {
   const name = `mirror-test-${randomBytes(4).toString('hex')}`;
+  // A server of its own on a socket in a directory of its own, removed at the end (tmux leaves its socket behind).
+  const dir = mkdtempSync(join(tmpdir(), 'mirror-tmux-'));
+  const socket = join(dir, 'socket');
   const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${quote(v)}`);
   // Print the exit code, then stay alive so the last screen can be read.
   const command = `${['env', ...env, ...argv.map(quote)].join(' ')}; echo "${EXIT_MARK}$?"; sleep 600`;
   const columns = String(options.columns ?? 80);
   const rows = String(options.rows ?? 40);
-  await run('tmux', ['-L', name, '-f', '/dev/null', 'new-session', '-d', '-s', name, '-x', columns, '-y', rows, command], { timeoutMs: 10_000 });
+  await run('tmux', ['-S', socket, '-f', '/dev/null', 'new-session', '-d', '-s', name, '-x', columns, '-y', rows, command], { timeoutMs: 10_000 });
   const screens: string[] = [];
   let code: number | null = null;
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   try {
     for (let i = 0; Date.now() < deadline && i < 100_000; i++) {
-      const screen = await run('tmux', ['-L', name, 'capture-pane', '-p', '-J', '-t', name], { timeoutMs: 10_000 });
+      const screen = await run('tmux', ['-S', socket, 'capture-pane', '-p', '-J', '-t', name], { timeoutMs: 10_000 });
       if (screens[screens.length - 1] !== screen) screens.push(screen);
       const m = new RegExp(`${EXIT_MARK}(\\d+)`).exec(screen);
       if (m) {
@@ -56,10 +62,11 @@ export async function runInTmux(argv: string[], options: TmuxOptions = {}): Prom
     }
   } finally {
     await new Promise<void>((resolve) => {
-      const kill = spawn('tmux', ['-L', name, 'kill-server'], { stdio: 'ignore' });
+      const kill = spawn('tmux', ['-S', socket, 'kill-server'], { stdio: 'ignore' });
       kill.once('error', () => resolve());
       kill.once('close', () => resolve());
     });
+    rmSync(dir, { recursive: true, force: true });
   }
   return { screens, last: screens[screens.length - 1] ?? '', code };
 }
