@@ -134,7 +134,8 @@ async function listRepos(registry: TestRegistry): Promise<string[]> {
 }
 
 describe('mirror push: interruption', function () {
-  this.timeout(60_000);
+  // Most of it is making the 32 MiB xz fixture (xz -6 of random bytes), which takes long on a loaded machine.
+  this.timeout(180_000);
   it('Ctrl-C stops with exit code 130 and leaves no index naming anything incomplete', async () => {
     const { spawn } = await import('node:child_process');
     const { writeTarBundle } = await import('../../testdata/make-fixtures.js');
