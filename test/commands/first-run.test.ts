@@ -261,11 +261,13 @@ describe('the first five minutes (integration: the built binary, docker-registry
       assert.equal(last.code, 0, last.stderr);
       const lines = last.stdout.trimEnd().split('\n');
       assert.equal(lines[0], `3 images to http://${open.host}/next: 3 pushed, 0 already present, 0 failed`);
-      assert.deepEqual(lines.slice(-3), [
+      assert.deepEqual(lines.slice(-4, -1), [
         'next: give containerd, RKE2 or bmctl (registryMirrors) this mirror:',
         `  endpoint: http://${open.host}/v2/next`,
         '  hosts:    docker.io, gcr.io, quay.io',
       ]);
+      // Then the command that writes that configuration (mirror config).
+      assert.match(lines.at(-1) ?? '', /^next: mirror config containerd\|.* --mirror http:\/\/\S+\/next --source-registry docker\.io --source-registry gcr\.io --source-registry quay\.io$/);
       assert.match(last.stdout, /staging: \d+ blobs? \(.*\) came before their images' metadata in the bundle/);
       assert.match(last.stdout, /next\/mirror-staging holds no images/);
       // Metadata first: no staging, nothing to explain.

@@ -194,7 +194,7 @@ describe('mirror push stops cleanly (integration)', function () {
       const report = join(work, 'finish.json');
       const args = ['push', '--source', bundle, '--private-registry', `http://${proxy.host}/finish`, '--jobs', '1'];
       const cli = startCli([...args, '--report', report]);
-      await cli.waitFor(/^pushed .*\n(?:.*\n)*pushed /m, { stream: 'stderr' });
+      await cli.waitFor(/^pushed:? .*\n(?:.*\n)*pushed:? /m, { stream: 'stderr' });
       cli.signal('SIGINT');
       const r = await cli.done;
       assert.equal(r.code, 130, r.stderr);
