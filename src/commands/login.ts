@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { LOGIN_STORE_HELP } from '../auth/login.js';
-import { registryLogin } from '../auth/registry-login.js';
+import { registryLogin } from '../registry/registry-login.js';
 import { MirrorCommand } from '../cli/base.js';
 import { buildConnection, connectionFlags } from '../cli/flags.js';
 import { ProgressRenderer } from '../cli/progress.js';

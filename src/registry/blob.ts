@@ -1,12 +1,11 @@
-/** Blob verbs: existence check (HEAD), streamed download with digest verification and resume, cross-repository mount. */
+/** Blob verbs: existence check (HEAD), streamed download with digest verification and resume. */
 import { MirrorError, redactUrl } from '../errors/index.js';
 import { request, type HttpResponse } from '../net/http.js';
 import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep, withRetry } from '../net/retry.js';
 import { verifyingStream } from '../oci/digest.js';
-import { pullScope, pushScope } from './auth.js';
+import { pullScope } from './auth.js';
 import { registryError } from './errors.js';
 import type { RegistryTransport } from './transport.js';
-import { sessionFromResponse, type UploadSession } from './upload.js';
 
 /** MAX_REDIRECTS bounds how many redirects a blob request follows. */
 export const MAX_REDIRECTS = 5;
@@ -172,54 +171,3 @@ export async function getBlob(t: RegistryTransport, repo: string, digest: string
   };
 }
 
-/** MountResult is the outcome of a cross-repository mount. */
-export type MountResult =
-  /** The registry linked the blob (201). */
-  | { mounted: true }
-  /** Not mounted; when `session` is set the registry opened an upload (202) to upload into or cancel. */
-  | { mounted: false; session?: UploadSession | undefined };
-
-/**
- * mountBlob asks the registry to link a blob from another repository (`POST ...?mount=&from=`) with a token for
- * push,pull on `repo` and pull on `fromRepo`. Only 201 means mounted; 202 gives an upload session; a refused token
- * or a 401/403 answer gives `{mounted: false}` so the caller uploads normally.
- */
-export async function mountBlob(
-  t: RegistryTransport,
-  repo: string,
-  digest: string,
-  fromRepo: string,
-  options: SignalOption = {},
-): Promise<MountResult> {
-  const query = new URLSearchParams({ mount: digest, from: fromRepo });
-  const url = await t.url(`/v2/${repo}/blobs/uploads/?${query.toString()}`);
-  const scopes = fromRepo === repo ? [pushScope(repo)] : [pushScope(repo), pullScope(fromRepo)];
-  return withRetry(
-    async () => {
-      let res: HttpResponse;
-      try {
-        res = await t.send({ method: 'POST', url, scopes, signal: options.signal, reresolve: false });
-      } catch (e) {
-        if (e instanceof MirrorError && e.code === 'AUTH') {
-          t.events({ type: 'debug', message: `mount of ${digest} from ${fromRepo} into ${repo} not allowed (${e.message}); uploading instead` });
-          return { mounted: false };
-        }
-        throw e;
-      }
-      if (res.status === 201) {
-        await res.discard();
-        return { mounted: true };
-      }
-      if (res.status === 202) {
-        await res.discard();
-        return { mounted: false, session: sessionFromResponse(res, repo) };
-      }
-      if (res.status === 401 || res.status === 403) {
-        await res.discard();
-        return { mounted: false };
-      }
-      throw await registryError(res, 'POST', { phase: 'mount', what: `${digest} from ${fromRepo} into ${repo}`, digest });
-    },
-    { method: 'POST', url, retry: t.retry, events: t.events, signal: options.signal },
-  );
-}

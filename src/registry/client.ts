@@ -5,7 +5,7 @@ import { isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
 import { describeTimeout, probeTlsRefusal, request, type HttpTimeouts } from '../net/http.js';
 import { withRetry } from '../net/retry.js';
 import type { HostSettings, HostSettingsResolver, RetryOptions } from '../net/types.js';
-import { blobExists, getBlob, mountBlob, type BlobReader, type GetBlobOptions, type MountResult, type SignalOption } from './blob.js';
+import { blobExists, getBlob, type BlobReader, type GetBlobOptions, type SignalOption } from './blob.js';
 import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
 import { fallbackIndex, listReferrers, ReferrersSupport, type ReferrersAnswer } from './referrers.js';
@@ -13,7 +13,7 @@ import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
 import { deleteManifest, iterateCatalog } from './catalog.js';
 import { RequestLimiter, type RequestLimits } from './limit.js';
 import { RegistryTransport } from './transport.js';
-import { cancelUpload, uploadBlob, type BlobBody, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
+import { cancelUpload, mountBlob, uploadBlob, type BlobBody, type MountResult, type UploadOptions, type UploadResult, type UploadSession } from './upload.js';
 
 /** DEFAULT_USER_AGENT is sent when no user agent is given. */
 export const DEFAULT_USER_AGENT = 'mirror/0.1';

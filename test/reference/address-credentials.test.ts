@@ -1,6 +1,6 @@
 /** Credentials written into a registry address are refused, and the refusal never repeats them. */
 import assert from 'node:assert/strict';
-import { parseLoginTarget } from '../../src/auth/registry-login.js';
+import { parseLoginTarget } from '../../src/registry/registry-login.js';
 import { MirrorError } from '../../src/errors/index.js';
 import { findAddressCredentials, parseTarget } from '../../src/reference/destination.js';
 

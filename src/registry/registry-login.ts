@@ -9,14 +9,14 @@ import { noEvents } from '../events/index.js';
 import type { HostSettingsResolver, RetryOptions } from '../net/types.js';
 import { findAddressCredentials, USERINFO_REFUSED } from '../reference/destination.js';
 import { isValidHost } from '../reference/reference.js';
-import { RegistryClient } from '../registry/client.js';
-import { createCredentialResolver } from './chain.js';
-import { normalizeRegistryHost } from './docker-config.js';
-import type { Keychain } from './keychain.js';
-import { type LoginResult, type LoginStore, login } from './login.js';
-import { type PromptStreams, isInteractive, promptCredential } from './prompt.js';
-import { registerCredentialSecrets } from './secrets.js';
-import type { Credential, CredentialResolver, ResolvedCredential } from './types.js';
+import { RegistryClient } from './client.js';
+import { createCredentialResolver } from '../auth/chain.js';
+import { normalizeRegistryHost } from '../auth/docker-config.js';
+import type { Keychain } from '../auth/keychain.js';
+import { type LoginResult, type LoginStore, login } from '../auth/login.js';
+import { type PromptStreams, isInteractive, promptCredential } from '../auth/prompt.js';
+import { registerCredentialSecrets } from '../auth/secrets.js';
+import type { Credential, CredentialResolver, ResolvedCredential } from '../auth/types.js';
 
 /** LoginTarget is the registry named on the command line. */
 export interface LoginTarget {
