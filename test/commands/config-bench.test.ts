@@ -9,29 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { startConnectProxy, type ConnectProxy } from '../helpers/connect-proxy.js';
 import { stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { type Containerd, isRoot, makePodman, type Podman, proxyEnv, skopeo, startContainerd } from '../mirrorconfig/consumers.js';
+import { listFiles } from '../helpers/files.js';
 
 const BUNDLE = process.env.MIRROR_BENCH_BUNDLE;
 
-/** listFiles gives every file under a directory, relative, sorted. */
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 describe('mirror config acceptance on the bench bundle (MIRROR_BENCH_BUNDLE)', function () {
   this.timeout(1_800_000);

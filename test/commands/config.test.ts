@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitCode } from '../../src/errors/index.js';
 import { buildOciLayout, describeFixture, type FixtureDescription, writeTarBundle } from '../../testdata/make-fixtures.js';
@@ -19,6 +19,7 @@ import { stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo } from '../mirrorconfig/consumers.js';
 import { parseYaml } from '../mirrorconfig/parse.js';
+import { listFiles } from '../helpers/files.js';
 
 const DEMO_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'testdata', 'bundles', 'demo.tar.xz');
 const USER = 'mirror-ci';
@@ -34,18 +35,6 @@ function digestOf(text: string): string {
   return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
 }
 
-/** listFiles gives every file under a directory, relative, sorted. */
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 describe('mirror config (CLI, integration: docker-registry + skopeo)', function () {
   this.timeout(240_000);

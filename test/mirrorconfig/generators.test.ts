@@ -5,9 +5,9 @@
  * Also: the same input gives the same bytes, the layout under --output and each file's mode, and the header comment.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { Credential, CredentialResolver } from '../../src/auth/types.js';
 import { MirrorError } from '../../src/errors/index.js';
 import type { ProgressEvent } from '../../src/events/index.js';
@@ -15,6 +15,7 @@ import { mirrorConfig, type MirrorConfigOptions } from '../../src/mirrorconfig/i
 import { IMAGE_MIRROR_PATTERN } from '../../src/mirrorconfig/openshift.js';
 import { DEMO, pushReport } from './fixtures.js';
 import { parseToml, parseYaml, parseYamlDocuments } from './parse.js';
+import { listFiles } from '../helpers/files.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBcA==\n-----END CERTIFICATE-----\n';
 const CLIENT = '-----BEGIN CERTIFICATE-----\nMIIBcB==\n-----END CERTIFICATE-----\n';
@@ -27,18 +28,6 @@ function resolverOf(creds: Record<string, Credential>): CredentialResolver {
   return { resolve: async (host) => (creds[host] ? { credential: creds[host]!, source: 'test' } : { credential: { kind: 'anonymous' }, source: 'anonymous' }) };
 }
 
-/** listFiles gives every file under a directory, relative, sorted. */
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 describe('mirrorconfig generators (field by field)', () => {
   let work: string;
