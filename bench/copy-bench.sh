@@ -30,7 +30,8 @@ BIG_ROUNDS=${3:-3}
 [ -f "$ROOT/dist/src/commands/copy.js" ] || (cd "$ROOT" && npm run build >/dev/null)
 W=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+KEEP=${KEEP:-$ROOT/.bench/copy-results.tsv} # the raw rows, kept for a second look at the figures
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; cp "$W/results.tsv" "$KEEP" 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 RESULTS=$W/results.tsv; : > "$RESULTS"
 export HOME=$W/home; mkdir -p "$HOME"  # no credentials, keychain or cache of the user's
@@ -128,7 +129,7 @@ note() { printf 'N\t%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RESULTS"; }
 
 echo "== source: the bench images ($(uptime | sed 's/.*load/load/'))"
 start_registry SRC
-"${MIRROR[@]}" push --source "$B/layout" --private-registry "http://$SRC_HOST" --need-credential=false > /dev/null
+"${MIRROR[@]}" push -q --source "$B/layout" --private-registry "http://$SRC_HOST" --need-credential=false > /dev/null
 python3 - "$B/layout/index.json" > "$W/images.txt" <<'PY'
 import json, sys
 for m in json.load(open(sys.argv[1]))['manifests']:
@@ -174,6 +175,8 @@ counted() {
 
 one_round() { # one_round TOOL ROUND
   local tool=$1 r=$2
+  # The tool's start-up alone (a process that prints its version): what every per-image command pays before any request.
+  if [ "$tool" = mirror ]; then measure version mirror "${MIRROR[@]}" --version; else measure version skopeo skopeo --version; fi
   start_registry DST
   copy_set "$tool" set
   if [ "$tool" = mirror ]; then
@@ -184,7 +187,7 @@ one_round() { # one_round TOOL ROUND
   fi
   stop_registry DST
   start_registry DST
-  copy_index "$tool" index
+  counted index "$tool" copy_index "$tool" index
   if [ "$tool" = mirror ]; then
     counted index-unchanged mirror copy_index mirror index-unchanged --referrers=false
     counted index-unchanged-referrers mirror copy_index mirror index-unchanged-referrers
@@ -234,6 +237,7 @@ for tool in mirror skopeo; do
   if [ "$tool" = mirror ]; then measure cut mirror "${M_COPY[@]}" --retry-times 3 "docker://$C_HOST/bench/multi:all" "docker://$DST_HOST/bench/multi:all"
   else measure cut skopeo "${S_COPY[@]}" --retry-times 3 "docker://$C_HOST/bench/multi:all" "docker://$DST_HOST/bench/multi:all"; fi
   note cut "$tool" "exit $(tail -n 1 "$RESULTS" | cut -f9), $(proxy_stats C | python3 "$W/cut.py" "$BIG_LAYER" "$BIG_SIZE" "$CUT_AT")"
+  [ "$(tail -n 1 "$RESULTS" | cut -f9)" = 0 ] || note cut "$tool error" "$(grep -v '^next:' "$W/out.log" | tail -n 1 | sed -E 's/_state=[^"]*/_state=.../' | cut -c1-300)"
   got=$(skopeo inspect --raw --tls-verify=false "docker://$DST_HOST/bench/multi:all" 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
   note cut "$tool read back" "$([ "sha256:$got" = "$INDEX_DIGEST" ] && echo "index digest identical" || echo "index missing or different")"
   stop_registry DST
@@ -296,6 +300,16 @@ for case in cases:
         if l: print(l)
     r = ratio(case)
     if r: print(f"{'':26} mirror / skopeo = {r:.2f}")
+# Start-up taken out: each tool's median `--version` wall time subtracted from its median (one start-up per command).
+def startup(tool):
+    return med([x['s'] for x in T.get(('version', tool), [])])
+for case, commands in (('index', 1), ('index-unchanged', 1), ('set', None), ('set-unchanged', None), ('big', 1)):
+    a, b = T.get((case, 'mirror')), T.get((case, 'skopeo'))
+    n = commands or len([k for k in T if re.fullmatch(re.escape(case) + r'-\d+', k[0]) and k[1] == 'mirror'])
+    if a and b and T.get(('version', 'mirror')) and T.get(('version', 'skopeo')):
+        ma, sb = med([x['s'] for x in a]) - n * startup('mirror'), med([x['s'] for x in b]) - n * startup('skopeo')
+        print(f"{case:26} start-up taken out ({n} x --version: mirror {startup('mirror'):.2f} s, skopeo {startup('skopeo'):.2f} s): "
+              f"mirror {ma:.2f} s, skopeo {sb:.2f} s, mirror / skopeo = {ma / sb:.2f}")
 # Per image of the set: the median over rounds of each image's own copy, both tools.
 per = collections.defaultdict(dict)
 for (case, tool), v in T.items():
