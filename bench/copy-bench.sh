@@ -236,8 +236,9 @@ for tool in mirror skopeo; do
   start_registry DST
   if [ "$tool" = mirror ]; then measure cut mirror "${M_COPY[@]}" --retry-times 3 "docker://$C_HOST/bench/multi:all" "docker://$DST_HOST/bench/multi:all"
   else measure cut skopeo "${S_COPY[@]}" --retry-times 3 "docker://$C_HOST/bench/multi:all" "docker://$DST_HOST/bench/multi:all"; fi
-  note cut "$tool" "exit $(tail -n 1 "$RESULTS" | cut -f9), $(proxy_stats C | python3 "$W/cut.py" "$BIG_LAYER" "$BIG_SIZE" "$CUT_AT")"
-  [ "$(tail -n 1 "$RESULTS" | cut -f9)" = 0 ] || note cut "$tool error" "$(grep -v '^next:' "$W/out.log" | tail -n 1 | sed -E 's/_state=[^"]*/_state=.../' | cut -c1-300)"
+  rc=$(tail -n 1 "$RESULTS" | cut -f9)
+  note cut "$tool" "exit $rc, $(proxy_stats C | python3 "$W/cut.py" "$BIG_LAYER" "$BIG_SIZE" "$CUT_AT")"
+  [ "$rc" = 0 ] || note cut "$tool error" "$(grep -v '^next:' "$W/out.log" | tail -n 1 | sed -E 's/_state=[^"]*/_state=.../' | cut -c1-300)"
   got=$(skopeo inspect --raw --tls-verify=false "docker://$DST_HOST/bench/multi:all" 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
   note cut "$tool read back" "$([ "sha256:$got" = "$INDEX_DIGEST" ] && echo "index digest identical" || echo "index missing or different")"
   stop_registry DST
