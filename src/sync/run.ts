@@ -251,6 +251,8 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   let fatal: MirrorError | undefined;
   let stopped: SyncRunResult['stopped'];
   try {
+    // The source registries are reached while the destination is: one round trip less before the first image.
+    for (const host of new Set(config.entries.map((e) => e.registry))) sides.source(host).catch(() => {});
     const dest = await sides.destination();
     const platforms = options.platforms;
     const referrers = options.referrers ?? config.defaults.referrers ?? config.format === 'native';
