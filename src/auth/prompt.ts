@@ -64,13 +64,15 @@ export async function promptCredential(options: PromptOptions): Promise<Resolved
   const input = options.input ?? process.stdin;
   const output = options.output ?? process.stderr;
   const reader = new LineReader(input, output, options.signal);
-  if (options.notice) output.write(`${options.notice}\n`);
+  const notice = options.notice ? `${options.notice}\n` : '';
   let username = options.username;
   if (username === undefined) {
-    username = (await reader.read(`Username for ${options.host} (empty to use a Docker config file instead): `, true)).trim();
+    username = (await reader.read(`${notice}Username for ${options.host} (empty to use a Docker config file instead): `, true)).trim();
     if (username === '') return askConfigFile(reader, output, options);
   }
-  const password = await reader.read('Password: ', false);
+  // The notice goes out with the question, after echo is off: a password typed as soon as the notice shows is never
+  // echoed by the terminal.
+  const password = await reader.read(`${options.username === undefined ? '' : notice}Password: `, false);
   return { credential: { kind: 'basic', username, password }, source: 'prompt' };
 }
 

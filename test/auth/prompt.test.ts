@@ -38,6 +38,24 @@ describe('auth/prompt', function () {
     assert.deepEqual(t.rawModes, [true, false, true, false]);
   });
 
+  it('a notice before the password goes out with echo already off, so a password typed on seeing it is not echoed', async () => {
+    const t = fakeTerminal();
+    const rawAtNotice: boolean[] = [];
+    const write = t.output.write.bind(t.output) as (chunk: string) => boolean;
+    (t.output as unknown as { write: (chunk: string) => boolean }).write = (chunk: string): boolean => {
+      if (String(chunk).includes('NOTICE')) rawAtNotice.push(t.input.isRaw);
+      return write(chunk);
+    };
+    const p = promptCredential({ host: HOST, input: t.input, output: t.output, username: 'bob', notice: 'NOTICE: type the password' });
+    await waitFor(() => t.written().includes('Password: '), 2000, 'the password question');
+    t.input.write('s3cret\r');
+    const answer = await p;
+    assert.deepEqual(answer?.credential, { kind: 'basic', username: 'bob', password: 's3cret' });
+    assert.deepEqual(rawAtNotice, [true]);
+    assert.ok(t.written().indexOf('NOTICE') < t.written().indexOf('Password: '));
+    assert.ok(!t.written().includes('s3cret'));
+  });
+
   it('keeps typed-ahead answers and ignores arrow keys', async () => {
     const t = fakeTerminal();
     t.input.write('al\u001b[Dice\nsecret\n');
