@@ -277,6 +277,12 @@ export class ProgressRenderer {
           this.line(`reading the bundle again for ${e.detail ?? 'blobs whose upload was cut'}`);
         } else if (e.phase === 'finish' && !this.options.tty) {
           this.line('bundle read; linking blobs and writing manifests');
+        } else if (e.phase === 'decompress') {
+          // A compressed archive source is decompressed into a temporary file first: the user is told where.
+          this.line(e.detail ?? 'decompressing the archive');
+          this.start();
+        } else if (e.phase === 'compress' && this.options.debug) {
+          this.line(`debug: ${e.detail ?? 'compressing a layer'}`);
         }
         return;
       case 'source-bytes':

@@ -46,7 +46,8 @@ export interface CopyImageResult {
 export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
   const srcRef = parseTransportRef(options.source);
   const dstRef = parseTransportRef(options.destination);
-  const src = await openSourceRef(srcRef, { ...options.src, signal: options.signal });
+  // A registry wants compressed layers: an archive that stores them uncompressed (docker-archive) compresses them.
+  const src = await openSourceRef(srcRef, { ...options.src, signal: options.signal, compressLayers: dstRef.transport === 'docker' });
   let dst: OpenedDestination | undefined;
   try {
     dst = await openDestinationRef(dstRef, { ...options.dest, signal: options.signal });

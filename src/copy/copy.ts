@@ -429,7 +429,8 @@ class CopyEngine {
     }
     const top = await this.fetch(source, image.repository, root);
     let rootNode = top;
-    let converted: string | undefined;
+    // A manifest the source made itself (a docker archive's) is one of mirror's digests: the outcome says so.
+    let converted: string | undefined = source.converted?.(top.digest);
     let children: Descriptor[] | undefined;
     if (isIndexMediaType(top.mediaType) && (selecting || this.options.indexOnly)) {
       const parsed = parseManifest(top.bytes, top.mediaType, { image: job.name, digest: top.digest });

@@ -6,6 +6,7 @@ import { MirrorError } from '../errors/index.js';
 import type { RegistryTarget, Target } from '../reference/destination.js';
 import { formatReference, type ImageReference } from '../reference/reference.js';
 import type { UploadMode } from '../registry/index.js';
+import { openDockerArchiveRef, openOciArchiveRef } from './archive/source-transports.js';
 import { DOCKER_ARCHIVE_TRANSPORT, OCI_ARCHIVE_TRANSPORT } from './archive/transports.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
@@ -46,6 +47,11 @@ export interface SideContext extends RegistrySide {
   uploadMode?: UploadMode | undefined;
   chunkSize?: number | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Source side: offer layers that an archive stores uncompressed (`docker-archive`) gzip-compressed, as a registry
+   * destination wants them. Default: false (as stored).
+   */
+  compressLayers?: boolean | undefined;
 }
 
 /** OpenedSource is a source and the image named in it. */
@@ -104,8 +110,8 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
     },
   },
   oci: OCI_LAYOUT_TRANSPORT,
-  'oci-archive': OCI_ARCHIVE_TRANSPORT,
-  'docker-archive': DOCKER_ARCHIVE_TRANSPORT,
+  'oci-archive': { ...OCI_ARCHIVE_TRANSPORT, source: openOciArchiveRef },
+  'docker-archive': { ...DOCKER_ARCHIVE_TRANSPORT, source: openDockerArchiveRef },
 };
 
 /** openSourceRef opens a location as a source, or says that its transport cannot be one. */

@@ -259,6 +259,11 @@ export interface ImageSource {
   referrers?(repository: string, digest: string, options: ReferrerQuery): Promise<Referrer[]>;
   /** tags lists the repository's tags, every page. */
   tags?(repository: string, options: SourceOpOptions): AsyncIterable<string>;
+  /**
+   * converted says what the source changed in offering a root manifest it made itself (a docker archive's manifest,
+   * its layers compressed for a registry), for the outcome's note; undefined for a manifest it holds as it is.
+   */
+  converted?(digest: string): string | undefined;
   close(): Promise<void>;
 }
 

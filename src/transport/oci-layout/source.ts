@@ -77,12 +77,18 @@ export class LayoutSource implements ImageSource {
   private referrerMap: Promise<Map<string, Referrer[]>> | undefined;
 
   constructor(
-    private readonly dir: string,
+    /** The layout as the user named it (a directory; an archive file for a subclass). */
+    protected readonly dir: string,
     private readonly real: string,
   ) {}
 
   get description(): string {
     return `OCI layout ${this.dir}`;
+  }
+
+  /** The location as written in messages (`oci:DIR`). */
+  protected get where(): string {
+    return `oci:${this.dir}`;
   }
 
   /** The index.json entries. */
@@ -124,8 +130,8 @@ export class LayoutSource implements ImageSource {
     return { handle, size: st.size };
   }
 
-  /** readInside reads a whole (small) file of the layout, refusing one larger than `max`. */
-  private async readInside(rel: string, max: number, what: string): Promise<Buffer | undefined> {
+  /** readInside reads a whole (small) file of the layout, refusing one larger than `max`; undefined when it is missing. */
+  protected async readInside(rel: string, max: number, what: string): Promise<Buffer | undefined> {
     const opened = await this.openInside(rel);
     if (opened === undefined) return undefined;
     try {
@@ -144,7 +150,7 @@ export class LayoutSource implements ImageSource {
   }
 
   /** blobRel gives a blob's path inside the layout; a digest that could name anything else is refused. */
-  private blobRel(digest: string): string {
+  protected blobRel(digest: string): string {
     if (!isValidDigest(digest)) throw new MirrorError('BAD_INPUT', `invalid digest "${digest.slice(0, 80)}" in ${this.dir}`, { file: this.dir });
     const i = digest.indexOf(':');
     return join('blobs', digest.slice(0, i), digest.slice(i + 1));
@@ -193,7 +199,7 @@ export class LayoutSource implements ImageSource {
    * `quay.io/a/b:1`, `@3`); `name.digest` a digest.
    */
   async resolve(name: ImageName): Promise<Descriptor> {
-    const where = `oci:${this.dir}`;
+    const where = this.where;
     if (name.digest !== undefined) {
       const listed = this.entries.find((d) => d.digest === name.digest);
       if (listed) return listed;
@@ -208,7 +214,7 @@ export class LayoutSource implements ImageSource {
     if (ref === undefined) {
       if (this.entries.length === 1) return this.entries[0]!;
       if (this.entries.length === 0) throw new MirrorError('BAD_INPUT', `${where} holds no image (its index.json lists none)`, { file: this.dir });
-      throw new MirrorError('USAGE', `${where} holds ${this.entries.length} images; name one as oci:${this.dir}:REF (${this.listing()})`);
+      throw new MirrorError('USAGE', `${where} holds ${this.entries.length} images; name one as ${where}:REF (${this.listing()})`);
     }
     const position = /^@(\d+)$/.exec(ref);
     if (position) {
@@ -253,7 +259,11 @@ export class LayoutSource implements ImageSource {
   }
 
   async openBlob(_repository: string, desc: Descriptor, options: SourceOpOptions & { offset?: number | undefined }): Promise<AsyncIterable<Uint8Array>> {
-    const rel = this.blobRel(desc.digest);
+    return this.openBlobFile(this.blobRel(desc.digest), desc, options);
+  }
+
+  /** openBlobFile opens the file of a blob at an offset; a missing one is BAD_INPUT naming it. */
+  protected async openBlobFile(rel: string, desc: Descriptor, options: SourceOpOptions & { offset?: number | undefined }): Promise<AsyncIterable<Uint8Array>> {
     const opened = await this.openInside(rel);
     if (opened === undefined) {
       throw new MirrorError('BAD_INPUT', `blob ${desc.digest} is missing from the layout: ${join(this.dir, rel)} does not exist`, { file: join(this.dir, rel), digest: desc.digest });
