@@ -167,7 +167,7 @@ describe('the first five minutes (integration: the built binary, docker-registry
         { args: ['push', '-s', join(work, 'nope.tar.xz'), '-r', 'oci:out'], code: 3, names: ['nope.tar.xz'] },
         { args: ['push', '-s', notBundle, '-r', 'oci:out'], code: 3, names: ['holiday.jpg', 'not a bundle'] },
         { args: ['login'], code: 2, names: ['missing HOST'] },
-        { args: ['inspect'], code: 2, names: ['missing BUNDLE'] },
+        { args: ['inspect'], code: 2, names: ['missing LOCATION', 'TRANSPORT:REF | BUNDLE'] },
         { args: ['help', 'pusj'], code: 2, names: ['did you mean "mirror help push"?'] },
         { args: ['push', '-s', demoLast, '-r', 'http://127.0.0.1:9/ns', '--need-credential=false', '--retry-times', '0'], code: 6, names: ['127.0.0.1:9', 'check the registry address and port'] },
       ];
