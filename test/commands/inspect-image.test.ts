@@ -169,4 +169,31 @@ describe('mirror inspect TRANSPORT:REF and mirror list-tags (integration: docker
     const bad = await mirror(['inspect', '--raw', dir]);
     assert.equal(bad.code, 2, bad.stderr);
   });
+
+  it('list-tags: every tag once across pages of 4 (Link followed), equal to skopeo list-tags; --json is skopeo\'s shape', async () => {
+    // 23 tags on the plain registry: the manifest PUT under each name.
+    const raw = await skopeoInspectRaw(`docker://${plain.host}/team/small:2.0`);
+    const mediaType = (JSON.parse(raw.toString('utf8')) as { mediaType: string }).mediaType;
+    const names = Array.from({ length: 22 }, (_, i) => `v1.${i}`);
+    for (const t of names) {
+      const res = await fetch(`${plain.url}/v2/team/small/manifests/${t}`, { method: 'PUT', headers: { 'content-type': mediaType }, body: raw });
+      assert.equal(res.status, 201, t);
+    }
+    const want = await skopeoListTags(`docker://${plain.host}/team/small`);
+    assert.equal(want.length, 23);
+    const r = await mirror(['list-tags', '--tls-verify=false', '--page-size', '4', `docker://${plain.host}/team/small`]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = r.stdout.trim().split('\n');
+    assert.deepEqual(got, want);
+    assert.equal(new Set(got).size, got.length);
+    const j = await mirror(['list-tags', '--json', '--tls-verify=false', `docker://${plain.host}/team/small`]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual(JSON.parse(j.stdout), { Repository: `${plain.host}/team/small`, Tags: want });
+    // With token auth, and a tag in the location refused.
+    const t = await mirror(['list-tags', '--json', '--tls-verify=false', '--creds', creds, `docker://${reg.host}/app/multi`]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.deepEqual((JSON.parse(t.stdout) as { Tags: string[] }).Tags, ['1.0']);
+    const tagged = await mirror(['list-tags', `docker://${plain.host}/team/small:2.0`]);
+    assert.equal(tagged.code, 2, tagged.stderr);
+  });
 });
