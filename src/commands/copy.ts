@@ -22,6 +22,8 @@ export default class Copy extends MirrorCommand {
 
 A multi-platform index is copied whole by default, digest kept (skopeo's --all; --multi-arch all). --platform OS/ARCH[/VARIANT] picks instances: one platform copies that manifest alone under the tag; several write a new index of just those (its digest changes; the summary says so). An image whose tag already points at the same digest at the destination is skipped after one manifest HEAD on each side, before any blob is looked at. Within one registry blobs are mounted, never sent again; between registries they stream from GET to PUT, nothing is written to local disk. Referrers (signatures, SBOMs, attestations: the OCI referrers API, its fallback tag, cosign's .sig/.att/.sbom tags) travel after their subject unless --referrers=false.
 
+Archive sources may be compressed (gzip, xz, zstd: recognized by content): such an archive is first decompressed once into a private temporary file under $TMPDIR, removed when the copy ends. A docker-archive holds no manifest: one is built from its manifest.json (config kept); into a registry its uncompressed layers are gzip-compressed, so the manifest digest is mirror's (the summary says so).
+
 Credentials per side: --src-creds/--dest-creds USER[:PASSWORD], --src-authfile/--dest-authfile, --src-no-creds/--dest-no-creds, else the same chain as push (environment, keychain, Docker config, a prompt on a terminal).
 
 ${EXIT_CODE_HELP}`;
@@ -33,6 +35,7 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> copy --dest-tls-verify=false oci-archive:./app.tar docker://127.0.0.1:5000/app:1.0',
     '<%= config.bin %> copy oci:./layout:1.36 docker://registry.local:5000/library/busybox:1.36',
     '<%= config.bin %> copy docker://registry.local:5000/app:1.0 oci-archive:./app.tar:registry.local:5000/app:1.0',
+    '<%= config.bin %> copy docker-archive:./saved.tar.gz:busybox:1.36 docker://registry.local:5000/library/busybox:1.36',
     '<%= config.bin %> copy --platform linux/amd64 docker://registry.local:5000/app:1.0 docker-archive:./app.tar:app:1.0',
   ];
 
