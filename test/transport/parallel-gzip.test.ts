@@ -78,6 +78,29 @@ describe('transport/bundle parallel gzip', () => {
     assert.notEqual(compressorId({ compression: 'gzip', gzipEncoder: 'zlib' }), id);
   });
 
+  it('a large layer through igzip read slowly (its input waits for room many times) leaves no listeners behind', async function () {
+    if (findProgram('igzip') === undefined) this.skip();
+    this.timeout(60_000);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const big = Buffer.concat(Array.from({ length: 48 }, () => randomBytes(1024 * 1024)));
+      const c = convertLayer(chunks(big, 64 * 1024), { name: 'big', compression: 'gzip' });
+      let n = 0;
+      for await (const out of c.stream) {
+        n += out.byteLength;
+        // A slow reader: igzip's output waits, so its input fills up and the writer waits for 'drain' again and again.
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(n > big.length / 2);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.filter((w) => /MaxListenersExceeded/.test(w)), []);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('takes zlib for an explicit gzip level, and refuses an igzip level it does not have', async function () {
     assert.match(compressorId({ compression: 'gzip', level: 6 }), /^gzip:zlib-.*:6$/);
     assert.match(compressorId({ compression: 'gzip', gzipEncoder: 'zlib' }), /^gzip:zlib-.*:1$/);

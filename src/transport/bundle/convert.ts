@@ -137,13 +137,29 @@ export interface ConvertedLayerStream {
   diffId(): string | undefined;
 }
 
+/**
+ * roomOrGone waits for a sink's 'drain' or 'close', whichever comes first, and removes both listeners then (racing two
+ * `once()` promises left the loser's listener behind at every wait: a large layer piled them up past Node's warning).
+ */
+function roomOrGone(sink: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+  });
+}
+
 async function writeAll(input: AsyncIterable<Uint8Array>, first: Uint8Array | undefined, sink: Writable, counter: DigestCounter): Promise<void> {
   const write = async (c: Uint8Array): Promise<boolean> => {
     counter.update(c);
     if (sink.destroyed) return false;
     if (!sink.write(c)) {
       // Wait for room, or for the sink to go away (the reader stopped early).
-      await Promise.race([once(sink, 'drain'), once(sink, 'close')]);
+      await roomOrGone(sink);
     }
     return !sink.destroyed;
   };
