@@ -6,6 +6,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { abortError, MirrorError, throwIfAborted } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 import { type DecoderChoice, type DecompressedStream, describeDecoder, fileError, openDecompressed } from './decompress.js';
 import { type Compression, looksLikeTar, SNIFF_BYTES, sniffCompression } from './sniff.js';
 import { normalizeEntryName, readTar, type ReadTarOptions, type TarEntry } from './tar.js';
@@ -216,7 +217,7 @@ async function openDirectoryInput(path: string, options: BundleInputOptions): Pr
   const resolveFile = async (relPath: string): Promise<{ real: string; size: number }> => {
     const checked = normalizeEntryName(relPath);
     if (!checked.ok || checked.name === '') {
-      throw new MirrorError('UNSAFE_ENTRY', `unsafe path "${relPath}" in ${path}: ${checked.ok ? 'empty' : checked.reason}`, { file: path });
+      throw new MirrorError('UNSAFE_ENTRY', `unsafe path "${clipInput(relPath)}" in ${path}: ${checked.ok ? 'empty' : checked.reason}`, { file: path });
     }
     const full = join(root, ...checked.name.split('/'));
     let real: string;

@@ -4,6 +4,7 @@
  */
 import type { CredentialResolver } from '../auth/types.js';
 import { MirrorError } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 import type { EventSink } from '../events/index.js';
 import type { HttpTimeouts } from '../net/http.js';
 import type { HostSettingsResolver } from '../net/types.js';
@@ -115,7 +116,7 @@ export function destinationFor(target: Target, image: SourceImage, mapping: Mapp
     if (e instanceof MirrorError) return e;
     throw e;
   }
-  if (dest.repository.length > 255) return new MirrorError('BAD_INPUT', `destination repository ${dest.repository} is longer than 255 characters`, { image: image.name });
+  if (dest.repository.length > 255) return new MirrorError('BAD_INPUT', `destination repository ${clipInput(dest.repository)} is longer than 255 characters`, { image: image.name });
   return { repository: dest.repository, tag: ref.tag, name: formatReference({ ...dest, digest: ref.tag ? undefined : ref.digest }) };
 }
 

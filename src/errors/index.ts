@@ -5,6 +5,7 @@
  * through {@link safeText} (registered secrets taken out, control characters escaped) when it is made and when it
  * is described.
  */
+import { clipInput } from './quote.js';
 import { safeText } from './sanitize.js';
 
 export { escapeControl, registerSecret, safeText, scrubSecrets } from './sanitize.js';
@@ -149,8 +150,10 @@ export class MirrorError extends Error {
     const parts: string[] = [];
     const add = (label: string, value: string | number | undefined): void => {
       if (value === undefined || value === '') return;
-      const text = safeText(String(value));
-      if (this.message.includes(text)) return;
+      // Context may hold input (a 100,000-character image name from a bundle): quoted short, as in messages.
+      const full = String(value);
+      if (this.message.includes(safeText(full)) || this.message.includes(safeText(clipInput(full)))) return;
+      const text = safeText(clipInput(full, 200));
       parts.push(label ? `${label} ${text}` : text);
     };
     add('image', c.image);

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { DigestMismatchError, MirrorError, type MirrorErrorOptions } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 
 /**
  * DIGEST_ALGORITHMS are the digest algorithms content is verified with (the OCI image spec registers sha256 and
@@ -16,7 +17,7 @@ export function digestAlgorithm(digest: string): string {
 /** checkAlgorithm throws UNSUPPORTED for a digest whose algorithm cannot be verified here. */
 function checkAlgorithm(algorithm: string, context: MirrorErrorOptions = {}): void {
   if (!DIGEST_ALGORITHMS.has(algorithm)) {
-    throw new MirrorError('UNSUPPORTED', `digest algorithm "${algorithm.slice(0, 32)}" cannot be verified (sha256, sha384 and sha512 can)`, context);
+    throw new MirrorError('UNSUPPORTED', `digest algorithm "${clipInput(algorithm, 32)}" cannot be verified (sha256, sha384 and sha512 can)`, context);
   }
 }
 

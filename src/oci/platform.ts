@@ -3,6 +3,7 @@
  * instances of a multi-platform image (`--platform`), and naming the platforms an exported index lacks.
  */
 import { MirrorError } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 import { sha256Digest } from './digest.js';
 import { type Descriptor, type ImageIndex, parseManifest, type Platform } from './manifest.js';
 import { isIndexMediaType, MediaType } from './media-types.js';
@@ -21,7 +22,7 @@ export function parsePlatform(text: string): PlatformSpec {
   const [os, architecture, variant] = parts;
   const ok = parts.length >= 2 && parts.length <= 3 && parts.every((p) => /^[a-z0-9._-]+$/.test(p));
   if (!ok || !os || !architecture) {
-    throw new MirrorError('USAGE', `invalid --platform "${text.slice(0, 60)}": use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
+    throw new MirrorError('USAGE', `invalid --platform "${clipInput(text, 60)}": use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8`);
   }
   const n = normalizePlatform({ os, architecture, variant });
   return { os: n.os, architecture: n.architecture, variant: variant === undefined ? undefined : n.variant };
@@ -29,7 +30,8 @@ export function parsePlatform(text: string): PlatformSpec {
 
 /** formatPlatform writes a platform as `os/arch[/variant]`. */
 export function formatPlatform(p: { os?: string | undefined; architecture?: string | undefined; variant?: string | undefined }): string {
-  return [p.os ?? '?', p.architecture ?? '?', ...(p.variant ? [p.variant] : [])].join('/');
+  // Names come from bundles and registries: each part is quoted short (see clipInput).
+  return [p.os ?? '?', p.architecture ?? '?', ...(p.variant ? [p.variant] : [])].map((part) => clipInput(part, 40)).join('/');
 }
 
 /**
@@ -189,7 +191,7 @@ export function selectPlatforms(root: Descriptor, wanted: readonly PlatformSpec[
   if (lacking.length > 0) {
     // As mirror copy: every platform asked for must be there.
     const has = images.map((l) => (l.platform ? formatPlatform(l.platform) : `${l.desc.digest.slice(0, 19)} (platform not stated)`));
-    throw new MirrorError('NOT_FOUND', `${name} has no ${lacking.join(', ')} platform (it has ${has.join(', ') || 'no platform manifests'})`, {
+    throw new MirrorError('NOT_FOUND', `${name} has no ${lacking.join(', ')} platform (it has ${listSome(has) || 'no platform manifests'})`, {
       image: name,
       digest: root.digest,
     });
@@ -228,6 +230,15 @@ export function selectPlatforms(root: Descriptor, wanted: readonly PlatformSpec[
   };
 }
 
+/** LIST_MAX is how many items a message lists before it says how many more there are. */
+const LIST_MAX = 8;
+
+/** listSome joins the first {@link LIST_MAX} items and says how many more there are. */
+function listSome(items: string[]): string {
+  const shown = items.slice(0, LIST_MAX).join(', ');
+  return items.length > LIST_MAX ? `${shown} and ${items.length - LIST_MAX} more` : shown;
+}
+
 /**
  * missingPlatforms explains an index whose platform manifests are not all in the bundle (`ctr export` without
  * `--all-platforms` writes the whole index and only the current platform's content): which it lacks, which it has,
@@ -238,14 +249,14 @@ export function missingPlatforms(name: string, index: ImageIndex, lookup: Conten
   if (missing.length === 0) return undefined;
   const label = (d: Descriptor): string =>
     d.annotations?.[ATTESTATION_REFERENCE_DIGEST] !== undefined ? 'an attestation' : d.platform ? formatPlatform(d.platform) : d.digest;
-  const present = index.manifests.filter((d) => lookup(d.digest) !== undefined && d.platform !== undefined && !(d.platform.os === 'unknown'));
+  const present = index.manifests.filter((d) => lookup(d.digest) !== undefined && d.platform !== undefined && !(d.platform.os === 'unknown')).slice(0, LIST_MAX);
   const fix =
     present.length > 0
       ? `export it again with all platforms (ctr export --all-platforms), or push what it has with ${present.map((d) => `--platform ${formatPlatform(d.platform!)}`).join(' ')}`
       : 'export it again with all platforms (ctr export --all-platforms)';
   return new MirrorError(
     'BAD_INPUT',
-    `${name}: the bundle lacks ${missing.length} of its ${index.manifests.length} platform manifests (${missing.map(label).join(', ')}), as an export without all platforms leaves it; ${fix}`,
+    `${name}: the bundle lacks ${missing.length} of its ${index.manifests.length} platform manifests (${listSome(missing.map(label))}), as an export without all platforms leaves it; ${fix}`,
     { image: name, digest: missing[0]!.digest },
   );
 }

@@ -1,4 +1,5 @@
 import { MirrorError } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 
 /** DEFAULT_REGISTRY is the registry host an unqualified name belongs to, as docker normalizes it. */
 export const DEFAULT_REGISTRY = 'docker.io';
@@ -61,7 +62,8 @@ function looksLikeHost(component: string): boolean {
  * `docker.io/library/busybox:latest`, `index.docker.io` is `docker.io`. Throws a USAGE error naming the reference.
  */
 export function parseReference(input: string, options: ParseOptions = {}): ImageReference {
-  const bad = (why: string): MirrorError => new MirrorError('USAGE', `invalid image reference "${input}": ${why}`, { image: input });
+  // The reference may come from a bundle (100,000 characters of it): messages quote a short prefix (clipInput).
+  const bad = (why: string): MirrorError => new MirrorError('USAGE', `invalid image reference "${clipInput(input)}": ${why}`, { image: clipInput(input) });
   let rest = input.trim();
   if (rest === '') throw bad('empty');
   let digest: string | undefined;
@@ -69,7 +71,7 @@ export function parseReference(input: string, options: ParseOptions = {}): Image
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!isValidDigest(digest)) throw bad(`bad digest "${digest}"`);
+    if (!isValidDigest(digest)) throw bad(`bad digest "${clipInput(digest)}"`);
   }
   let tag: string | undefined;
   const lastSlash = rest.lastIndexOf('/');
@@ -77,7 +79,7 @@ export function parseReference(input: string, options: ParseOptions = {}): Image
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!isValidTag(tag)) throw bad(`bad tag "${tag}"`);
+    if (!isValidTag(tag)) throw bad(`bad tag "${clipInput(tag, 40)}"`);
   }
   let registry = DEFAULT_REGISTRY;
   let repository = rest;
@@ -86,11 +88,11 @@ export function parseReference(input: string, options: ParseOptions = {}): Image
     registry = rest.slice(0, slash);
     repository = rest.slice(slash + 1);
   }
-  if (!isValidHost(registry)) throw bad(`bad registry host "${registry}"`);
+  if (registry.length > 255 || !isValidHost(registry)) throw bad(`bad registry host "${clipInput(registry, 40)}"`);
   registry = registry.toLowerCase();
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DEFAULT_REGISTRY;
   if (registry === DEFAULT_REGISTRY && !repository.includes('/')) repository = `library/${repository}`;
-  if (!isValidRepository(repository)) throw bad(`bad repository name "${repository}" (lower-case letters, digits and separators only)`);
+  if (!isValidRepository(repository)) throw bad(`bad repository name "${clipInput(repository, 40)}" (lower-case letters, digits and separators only)`);
   if (tag === undefined && digest === undefined && options.defaultTag !== false) tag = DEFAULT_TAG;
   return { registry, repository, tag, digest };
 }

@@ -4,6 +4,7 @@
  * openers in `./index.ts`.
  */
 import { MirrorError, redactUrl } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/reference.js';
 
 /** TransportName is a transport of the skopeo syntax. */
@@ -25,7 +26,7 @@ export const TRANSPORT_NAMES: readonly TransportName[] = ['docker', 'oci', 'oci-
 
 /** usage builds the USAGE error for a location that does not parse. */
 function usage(input: string, why: string): MirrorError {
-  return new MirrorError('USAGE', `invalid image location "${redactUrl(input) === '<url>' ? input.slice(0, 80) : redactUrl(input).slice(0, 80)}": ${why}`, {
+  return new MirrorError('USAGE', `invalid image location "${clipInput(redactUrl(input) === '<url>' ? input : redactUrl(input))}": ${why}`, {
     hint: 'use docker://HOST/REPO:TAG, oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF|@N]',
   });
 }
@@ -69,7 +70,7 @@ export function parseTransportRef(input: string): TransportRef {
       return { transport: 'docker-archive', path, ref };
     }
     default:
-      throw usage(input, `unknown transport "${name.slice(0, 20)}" (known: ${TRANSPORT_NAMES.join(', ')})`);
+      throw usage(input, `unknown transport "${clipInput(name, 20)}" (known: ${TRANSPORT_NAMES.join(', ')})`);
   }
 }
 

@@ -13,6 +13,7 @@
  * capabilities and the engine does not look for them.
  */
 import { DigestMismatchError, MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { DigestCounter, digestHex, sha256Digest, verifyingStream } from '../../oci/digest.js';
 import { type Descriptor, parseManifest } from '../../oci/manifest.js';
 import { MediaType } from '../../oci/media-types.js';
@@ -120,14 +121,14 @@ export class DockerArchiveDestination extends TarDestination implements ImageDes
       if (byDigest && reference.startsWith('sha256:') && sha256Digest(bytes) !== reference) throw new DigestMismatchError(reference, sha256Digest(bytes), { image: image.name, phase: 'manifest' });
       const m = parsed.manifest;
       if (!CONFIG_MEDIA_TYPES.has(m.config.mediaType)) {
-        throw new MirrorError('UNSUPPORTED', `${this.description} holds container images only, and the source is an artifact (config ${m.config.mediaType.slice(0, 80)})`);
+        throw new MirrorError('UNSUPPORTED', `${this.description} holds container images only, and the source is an artifact (config ${clipInput(m.config.mediaType)})`);
       }
       const layers: Array<{ d: Descriptor; compression: LayerCompression }> = [];
       for (const d of m.layers) {
         const compression = layerCompressionOf(d.mediaType);
-        if (compression === undefined) throw new MirrorError('UNSUPPORTED', `${this.description} cannot hold layer ${d.digest} of media type ${d.mediaType.slice(0, 80)}: it is not a filesystem layer`, { digest: d.digest });
+        if (compression === undefined) throw new MirrorError('UNSUPPORTED', `${this.description} cannot hold layer ${d.digest} of media type ${clipInput(d.mediaType)}: it is not a filesystem layer`, { digest: d.digest });
         if (Array.isArray(d.urls) && d.urls.length > 0) {
-          throw new MirrorError('UNSUPPORTED', `${this.description} needs every layer, and ${d.digest} is a foreign layer kept at ${String(d.urls[0]).slice(0, 80)}`, { digest: d.digest });
+          throw new MirrorError('UNSUPPORTED', `${this.description} needs every layer, and ${d.digest} is a foreign layer kept at ${clipInput(d.urls[0])}`, { digest: d.digest });
         }
         layers.push({ d, compression });
       }
@@ -275,7 +276,7 @@ export class DockerArchiveDestination extends TarDestination implements ImageDes
     for (const [i, l] of img.layers.entries()) {
       const got = this.stored.get(l.digest)!.diffId;
       if (ids[i] !== got) {
-        throw new MirrorError('BAD_INPUT', `layer ${i} (${l.digest}) decompresses to ${got}, but the config lists diff_id ${String(ids[i]).slice(0, 80)}`, { digest: l.digest });
+        throw new MirrorError('BAD_INPUT', `layer ${i} (${l.digest}) decompresses to ${got}, but the config lists diff_id ${clipInput(ids[i])}`, { digest: l.digest });
       }
     }
     return config;

@@ -3,6 +3,7 @@
  * as copy destinations. (As sources they go through the bundle reader, which streams and sniffs compression.)
  */
 import { MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
 import { fullNameOf } from '../oci-layout/source.js';
 import type { OpenedDestination, Transport } from '../index.js';
@@ -15,7 +16,7 @@ import { checkArchivePath } from './output.js';
 export const OCI_ARCHIVE_TRANSPORT: Transport = {
   async destination(r: TransportRef): Promise<OpenedDestination> {
     if (r.transport !== 'oci-archive') throw new MirrorError('INTERNAL', `not an oci-archive location: ${r.transport}`);
-    if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci-archive:${r.path}:${r.ref.slice(0, 80)}: a destination is named by a tag or reference, not by a digest`);
+    if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci-archive:${r.path}:${clipInput(r.ref)}: a destination is named by a tag or reference, not by a digest`);
     await checkArchivePath(r.path, { transport: 'oci-archive' });
     return {
       destination: openOciArchiveDestination(r.path),
@@ -39,7 +40,7 @@ export const DOCKER_ARCHIVE_TRANSPORT: Transport = {
       } catch (e) {
         throw new MirrorError('USAGE', `docker-archive:${r.path}: ${e instanceof MirrorError ? e.message : String(e)}`);
       }
-      if (reference.digest !== undefined) throw new MirrorError('USAGE', `docker-archive:${r.path}: a docker archive names images by tag, not by digest (${r.ref.slice(0, 80)})`);
+      if (reference.digest !== undefined) throw new MirrorError('USAGE', `docker-archive:${r.path}: a docker archive names images by tag, not by digest (${clipInput(r.ref)})`);
     }
     await checkArchivePath(r.path, { transport: 'docker-archive', refuseExisting: true });
     return {

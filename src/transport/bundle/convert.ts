@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import { findProgram } from '../../archive/decompress.js';
 import { sniffCompression } from '../../archive/sniff.js';
 import { MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { DigestCounter } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { LayerCompression } from './layout-state.js';
@@ -223,7 +224,7 @@ export function convertLayer(input: AsyncIterable<Uint8Array>, options: ConvertO
           for await (const out of child.stdout as Readable) yield out as Uint8Array;
           await pump;
           const [code] = (await exit) as [number | null];
-          if (code !== 0) throw new MirrorError('INTERNAL', `${c.label} failed compressing layer ${options.name}: ${stderr.trim().split('\n')[0] ?? code}`);
+          if (code !== 0) throw new MirrorError('INTERNAL', `${c.label} failed compressing layer ${clipInput(options.name)}: ${stderr.trim().split('\n')[0] ?? code}`);
         } finally {
           if (child.exitCode === null) child.kill();
         }

@@ -14,6 +14,7 @@ import { type FileHandle, open, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { DigestMismatchError, errorMessage, MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { type Descriptor, parseDescriptor, parseManifest } from '../../oci/manifest.js';
 import { MediaType } from '../../oci/media-types.js';
 import { formatReference, isValidDigest, parseReference, tryParseReference } from '../../reference/reference.js';
@@ -36,7 +37,7 @@ const COSIGN_TAG = /^([a-z0-9]+)-([a-f0-9]+)\.(sig|att|sbom)$/;
 
 /** digestOf computes the digest of bytes with `algorithm`, or throws UNSUPPORTED for one that cannot be verified. */
 function digestOf(bytes: Uint8Array, algorithm: string): string {
-  if (!HASHES.has(algorithm)) throw new MirrorError('UNSUPPORTED', `digest algorithm "${algorithm.slice(0, 32)}" cannot be verified (sha256, sha384 and sha512 can)`);
+  if (!HASHES.has(algorithm)) throw new MirrorError('UNSUPPORTED', `digest algorithm "${clipInput(algorithm, 32)}" cannot be verified (sha256, sha384 and sha512 can)`);
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
@@ -111,7 +112,7 @@ export class LayoutSource implements ImageSource {
     }
     const inside = relative(this.real, resolved);
     if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
-      throw new MirrorError('UNSAFE_ENTRY', `${join(this.dir, rel)} leads out of the layout ${this.dir} (to ${resolved.slice(0, 120)}); refusing to read it`, {
+      throw new MirrorError('UNSAFE_ENTRY', `${join(this.dir, rel)} leads out of the layout ${this.dir} (to ${clipInput(resolved, 120)}); refusing to read it`, {
         file: join(this.dir, rel),
       });
     }
@@ -151,7 +152,7 @@ export class LayoutSource implements ImageSource {
 
   /** blobRel gives a blob's path inside the layout; a digest that could name anything else is refused. */
   protected blobRel(digest: string): string {
-    if (!isValidDigest(digest)) throw new MirrorError('BAD_INPUT', `invalid digest "${digest.slice(0, 80)}" in ${this.dir}`, { file: this.dir });
+    if (!isValidDigest(digest)) throw new MirrorError('BAD_INPUT', `invalid digest "${clipInput(digest)}" in ${this.dir}`, { file: this.dir });
     const i = digest.indexOf(':');
     return join('blobs', digest.slice(0, i), digest.slice(i + 1));
   }
@@ -173,7 +174,7 @@ export class LayoutSource implements ImageSource {
         version = undefined;
       }
       if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version)) {
-        throw new MirrorError('UNSUPPORTED', `${join(this.dir, 'oci-layout')} gives layout version ${JSON.stringify(version)?.slice(0, 40)}; version 1.x is read`, {
+        throw new MirrorError('UNSUPPORTED', `${join(this.dir, 'oci-layout')} gives layout version ${typeof version === 'string' ? `"${clipInput(version, 40)}"` : clipInput(version)}; version 1.x is read`, {
           file: join(this.dir, 'oci-layout'),
         });
       }
@@ -190,7 +191,7 @@ export class LayoutSource implements ImageSource {
 
   /** listing names up to 10 entries for a message. */
   private listing(): string {
-    const names = this.entries.map((d) => this.nameOf(d));
+    const names = this.entries.map((d) => clipInput(this.nameOf(d), 60));
     return names.slice(0, 10).join(', ') + (names.length > 10 ? `, ... (${names.length} in all)` : '');
   }
 
@@ -238,9 +239,9 @@ export class LayoutSource implements ImageSource {
     const digests = new Set(matches.map((d) => d.digest));
     if (digests.size === 1) return matches[0]!;
     if (digests.size > 1) {
-      throw new MirrorError('BAD_INPUT', `${where}:${ref.slice(0, 80)} names ${digests.size} different images in index.json (${[...digests].slice(0, 3).join(', ')})`, { file: this.dir });
+      throw new MirrorError('BAD_INPUT', `${where}:${clipInput(ref)} names ${digests.size} different images in index.json (${[...digests].slice(0, 3).join(', ')})`, { file: this.dir });
     }
-    throw new MirrorError('NOT_FOUND', `${where} has no image named "${ref.slice(0, 80)}" (it has ${this.listing() || 'none'})`, { file: this.dir });
+    throw new MirrorError('NOT_FOUND', `${where} has no image named "${clipInput(ref)}" (it has ${this.listing() || 'none'})`, { file: this.dir });
   }
 
   async manifest(_repository: string, digest: string, _options: SourceOpOptions = {}): Promise<ManifestBytes> {
@@ -354,7 +355,7 @@ export const OCI_LAYOUT_TRANSPORT: Transport = {
   },
   async destination(r: TransportRef): Promise<OpenedDestination> {
     if (r.transport !== 'oci') throw new MirrorError('INTERNAL', `not an oci: location: ${r.transport}`);
-    if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci:${r.path}:${r.ref.slice(0, 80)}: a destination is named by a tag or reference, not by a digest or position`);
+    if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci:${r.path}:${clipInput(r.ref)}: a destination is named by a tag or reference, not by a digest or position`);
     const name = formatTransportRef(r);
     return {
       destination: await openLayoutDestination(r.path),
