@@ -1,4 +1,5 @@
 import { MirrorError, type MirrorErrorOptions } from '../errors/index.js';
+import { clipInput } from '../errors/quote.js';
 import { isValidDigest } from '../reference/reference.js';
 import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MediaType } from './media-types.js';
 
@@ -52,24 +53,101 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** parseDescriptor validates one descriptor object. */
+/**
+ * MAX_JSON_DEPTH bounds how deep the JSON documents read as metadata (index.json, manifest.json, manifests, image
+ * configs) may nest arrays and objects. Real ones nest 5 or 6 levels; a document nested 100,000 levels is parsed by
+ * JSON.parse but crashes every recursive walk over it (JSON.stringify of a report, of an OCI layout's index.json),
+ * so it is refused when read. Go's encoding/json, which the registries and containerd use, stops at 10,000.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** MAX_MEDIA_TYPE_LENGTH bounds a descriptor's media type (RFC 6838 allows 127 characters on each side of the `/`). */
+export const MAX_MEDIA_TYPE_LENGTH = 255;
+
+/**
+ * jsonDepthExceeds tells whether a parsed JSON value nests arrays and objects deeper than `max`. It walks the value
+ * with a stack of its own (no recursion), and stops at the first container too deep, so a document nested 100,000
+ * levels costs a few hundred steps.
+ */
+export function jsonDepthExceeds(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const values: object[] = [value];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop()!;
+    const depth = depths.pop()!;
+    if (depth > max) return true;
+    if (Array.isArray(v)) {
+      for (const c of v as unknown[]) {
+        if (typeof c === 'object' && c !== null) {
+          values.push(c);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      const o = v as Record<string, unknown>;
+      for (const k in o) {
+        const c = o[k];
+        if (typeof c === 'object' && c !== null) {
+          values.push(c);
+          depths.push(depth + 1);
+        }
+      }
+    }
+  }
+  return false;
+}
+
+function isStringMap(v: unknown): boolean {
+  return isObject(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+function isStringList(v: unknown): boolean {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/** isPlatformObject tells whether a value is an OCI platform: strings, and lists of strings for the features. */
+function isPlatformObject(v: unknown): boolean {
+  if (!isObject(v) || typeof v.os !== 'string' || typeof v.architecture !== 'string') return false;
+  return Object.entries(v).every(([k, x]) => typeof x === 'string' || ((k === 'os.features' || k === 'features') && isStringList(x)));
+}
+
+/**
+ * parseDescriptor validates one descriptor object: a media type, a valid digest, a size, and, when present, string
+ * annotations, an OCI platform (strings), string urls and a string artifactType. Errors quote at most a short prefix
+ * of what they found.
+ */
 export function parseDescriptor(v: unknown, where: string, ctx: MirrorErrorOptions = {}): Descriptor {
   const bad = (why: string): MirrorError => new MirrorError('BAD_INPUT', `invalid descriptor in ${where}: ${why}`, ctx);
   if (!isObject(v)) throw bad('not an object');
   const { mediaType, digest, size } = v;
   if (typeof mediaType !== 'string' || mediaType === '') throw bad('no mediaType');
-  if (typeof digest !== 'string' || !isValidDigest(digest)) throw bad(`bad digest ${JSON.stringify(digest)}`);
+  if (mediaType.length > MAX_MEDIA_TYPE_LENGTH) throw bad(`a mediaType of ${mediaType.length} characters ("${clipInput(mediaType, 40)}")`);
+  if (typeof digest !== 'string' || !isValidDigest(digest)) throw bad(`bad digest ${typeof digest === 'string' ? `"${clipInput(digest)}"` : clipInput(digest)}`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw bad(`bad size for ${digest}`);
+  if (v.annotations !== undefined && !isStringMap(v.annotations)) throw bad(`the annotations of ${digest} are not all strings`);
+  if (v.platform !== undefined && !isPlatformObject(v.platform)) throw bad(`the platform of ${digest} is not an OCI platform (os, architecture and variant as strings)`);
+  if (v.urls !== undefined && !isStringList(v.urls)) throw bad(`the urls of ${digest} are not a list of strings`);
+  if (v.artifactType !== undefined && typeof v.artifactType !== 'string') throw bad(`the artifactType of ${digest} is not a string`);
   return v as unknown as Descriptor;
 }
 
-/** decodeJson parses JSON bytes, throwing a BAD_INPUT error that names `where`. */
+/**
+ * decodeJson parses JSON bytes, throwing a BAD_INPUT error that names `where` when they are not JSON, or nest deeper
+ * than {@link MAX_JSON_DEPTH}.
+ */
 export function decodeJson(bytes: Uint8Array, where: string, ctx: MirrorErrorOptions = {}): unknown {
+  let v: unknown;
   try {
-    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as unknown;
+    // JSON.parse itself reads any depth; what comes after it (JSON.stringify, String(), a recursive walk) may not.
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as unknown;
   } catch (e) {
     throw new MirrorError('BAD_INPUT', `${where} is not valid JSON`, { ...ctx, cause: e });
   }
+  if (jsonDepthExceeds(v)) {
+    throw new MirrorError('BAD_INPUT', `${where} nests JSON deeper than ${MAX_JSON_DEPTH} levels, which no image format does; refused`, ctx);
+  }
+  return v;
 }
 
 /**
@@ -78,8 +156,12 @@ export function decodeJson(bytes: Uint8Array, where: string, ctx: MirrorErrorOpt
  * Schema 1 manifests are refused: their digest cannot be kept.
  */
 export function parseManifest(bytes: Uint8Array, declaredType: string | undefined, ctx: MirrorErrorOptions = {}): ParsedManifest {
+  return parseManifestValue(decodeJson(bytes, `manifest ${ctx.digest ?? ''}`.trim(), ctx), declaredType, ctx);
+}
+
+/** parseManifestValue is {@link parseManifest} of a value already decoded with {@link decodeJson}. */
+export function parseManifestValue(v: unknown, declaredType: string | undefined, ctx: MirrorErrorOptions = {}): ParsedManifest {
   const where = `manifest ${ctx.digest ?? ''}`.trim();
-  const v = decodeJson(bytes, where, ctx);
   if (!isObject(v)) throw new MirrorError('BAD_INPUT', `${where} is not a JSON object`, ctx);
   const fieldType = typeof v.mediaType === 'string' ? v.mediaType : undefined;
   if (v.schemaVersion === 1 || declaredType === MediaType.DOCKER_MANIFEST_V1 || declaredType === MediaType.DOCKER_MANIFEST_V1_SIGNED) {
