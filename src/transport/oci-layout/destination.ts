@@ -2,17 +2,24 @@
  * An OCI image layout directory as a destination (`oci:DIR`). Blobs are written to a temporary file, verified,
  * and only then renamed to `blobs/<alg>/<hex>`; `index.json` is written last, atomically, so the layout never
  * names anything that is not complete. Existing content is kept: pushing into a layout adds to it.
+ *
+ * DIR must be an OCI layout, a new or empty directory: a directory that holds other files and no `oci-layout`, or
+ * whose `index.json` is not an OCI image index, is refused before anything is written, so that no file that is not
+ * part of a layout is ever replaced. Nothing is written through a symbolic link that leads out of DIR (`blobs/`,
+ * `blobs/<alg>/`, `index.json` and `oci-layout` are checked); a blob path that is such a link counts as absent, and
+ * writing the blob replaces the link, never what it points at.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream, type Stats } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { abortError, errorMessage, MirrorError } from '../../errors/index.js';
-import { DigestCounter, digestHex, verifyingStream } from '../../oci/digest.js';
+import { clipInput } from '../../errors/quote.js';
+import { DigestCounter, sha256Digest, verifyBytes, verifyingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
-import type { Descriptor } from '../../oci/manifest.js';
+import { type Descriptor, decodeJson, parseDescriptor } from '../../oci/manifest.js';
 import { isFullReference } from '../../reference/reference.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
 import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
@@ -24,14 +31,103 @@ export async function openLayoutDestination(dir: string): Promise<ImageDestinati
   return d;
 }
 
-function algHexPath(dir: string, digest: string): string {
-  const i = digest.indexOf(':');
-  return join(dir, 'blobs', digest.slice(0, i), digest.slice(i + 1));
+/** isInside tells whether `child` is `root` or below it (both absolute, resolved). */
+function isInside(root: string, child: string): boolean {
+  if (child === root) return true;
+  const rel = relative(root, child);
+  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) && !/^[A-Za-z]:/.test(rel);
+}
+
+/** lstatOrUndefined gives a path's own status (a link is not followed), or undefined when there is nothing there. */
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * LayoutIndex is the layout's index.json entries in order, with the names they are recorded under indexed, so that
+ * finding or replacing an image's entry does not walk every entry (a push of 6,000 images into one layout).
+ */
+class LayoutIndex {
+  private readonly entries = new Map<number, Descriptor>();
+  private readonly byImage = new Map<string, Set<number>>();
+  private readonly byRef = new Map<string, Set<number>>();
+  /** Entries recorded by digest alone (no ref.name), by digest. */
+  private readonly byDigestOnly = new Map<string, Set<number>>();
+  private next = 0;
+
+  constructor(initial: Descriptor[] = []) {
+    for (const e of initial) this.add(e);
+  }
+
+  private static put(map: Map<string, Set<number>>, key: string | undefined, id: number): void {
+    if (key === undefined) return;
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    set.add(id);
+  }
+
+  private static drop(map: Map<string, Set<number>>, key: string | undefined, id: number): void {
+    if (key === undefined) return;
+    const set = map.get(key);
+    set?.delete(id);
+    if (set?.size === 0) map.delete(key);
+  }
+
+  /** add appends an entry. */
+  add(e: Descriptor): void {
+    const id = this.next++;
+    this.entries.set(id, e);
+    LayoutIndex.put(this.byImage, e.annotations?.[ANNOTATION_IMAGE_NAME], id);
+    LayoutIndex.put(this.byRef, e.annotations?.[ANNOTATION_REF_NAME], id);
+    if (e.annotations?.[ANNOTATION_REF_NAME] === undefined) LayoutIndex.put(this.byDigestOnly, e.digest, id);
+  }
+
+  private remove(id: number): void {
+    const e = this.entries.get(id);
+    if (e === undefined) return;
+    this.entries.delete(id);
+    LayoutIndex.drop(this.byImage, e.annotations?.[ANNOTATION_IMAGE_NAME], id);
+    LayoutIndex.drop(this.byRef, e.annotations?.[ANNOTATION_REF_NAME], id);
+    if (e.annotations?.[ANNOTATION_REF_NAME] === undefined) LayoutIndex.drop(this.byDigestOnly, e.digest, id);
+  }
+
+  /** removeNamed drops the entries recorded under an image name (and, unless `keepRefName`, under that ref.name). */
+  removeNamed(name: string, keepRefName: boolean): void {
+    for (const id of [...(this.byImage.get(name) ?? [])]) this.remove(id);
+    if (!keepRefName) for (const id of [...(this.byRef.get(name) ?? [])]) this.remove(id);
+  }
+
+  /** removeDigestOnly drops the entries that record a digest without a ref.name. */
+  removeDigestOnly(digest: string): void {
+    for (const id of [...(this.byDigestOnly.get(digest) ?? [])]) this.remove(id);
+  }
+
+  /** find gives the digest of the first entry recorded under an image name, or under a ref.name. */
+  find(imageName: string, refName: string | undefined): string | undefined {
+    let first: number | undefined;
+    for (const id of this.byImage.get(imageName) ?? []) if (first === undefined || id < first) first = id;
+    if (refName !== undefined) for (const id of this.byRef.get(refName) ?? []) if (first === undefined || id < first) first = id;
+    return first === undefined ? undefined : this.entries.get(first)?.digest;
+  }
+
+  /** list gives the entries in order. */
+  list(): Descriptor[] {
+    return [...this.entries.values()];
+  }
 }
 
 class LayoutDestination implements ImageDestination {
   readonly blobScope = 'global' as const;
-  private entries: Descriptor[] = [];
+  private index = new LayoutIndex();
+  /** The layout's real path (DIR with its links resolved). */
+  private root = '';
+  /** Blob directories checked (and made) so far, by algorithm. */
+  private readonly blobDirs = new Map<string, Promise<void>>();
 
   constructor(private readonly dir: string) {}
 
@@ -39,33 +135,145 @@ class LayoutDestination implements ImageDestination {
     return `OCI layout ${this.dir}`;
   }
 
+  /** refuse is the error of a DIR this destination will not write into. */
+  private refuse(why: string, fix: string): MirrorError {
+    return new MirrorError('BAD_INPUT', `${why}; ${fix}`, { file: this.dir });
+  }
+
+  /**
+   * checkedPath gives `DIR/rel` once it is known not to lead out of DIR: nothing there, a file or directory of DIR, or
+   * a symbolic link whose target is inside DIR. `kind` says what it must be when it exists.
+   */
+  private async checkedPath(rel: string, kind: 'file' | 'directory'): Promise<{ path: string; exists: boolean }> {
+    const path = join(this.dir, rel);
+    const own = await lstatOrUndefined(path);
+    if (own === undefined) return { path, exists: false };
+    let st = own;
+    if (own.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = await realpath(path);
+      } catch {
+        // A dangling link: where it would lead (writing a file there would create it).
+        const to = resolve(dirname(path), await readlink(path));
+        const out = !isInside(this.root, to) && !isInside(resolve(this.dir), to);
+        throw this.refuse(
+          out ? `${path} is a symbolic link that leads out of ${this.dir} (to ${clipInput(to)})` : `${path} is a symbolic link that leads nowhere`,
+          'mirror writes only inside the layout directory; remove the link',
+        );
+      }
+      if (!isInside(this.root, target)) {
+        throw this.refuse(`${path} is a symbolic link that leads out of ${this.dir} (to ${clipInput(target)})`, 'mirror writes only inside the layout directory; remove the link');
+      }
+      st = await stat(target);
+    }
+    if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) {
+      throw this.refuse(`${path} is not a ${kind === 'directory' ? 'directory' : 'regular file'}, as an OCI layout has it`, 'give a new or empty directory, or an OCI layout');
+    }
+    return { path, exists: true };
+  }
+
   async init(): Promise<void> {
     try {
-      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-      const layoutFile = join(this.dir, 'oci-layout');
-      try {
-        await stat(layoutFile);
-      } catch {
-        await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      }
-      try {
-        const idx = JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8')) as { manifests?: Descriptor[] };
-        this.entries = Array.isArray(idx.manifests) ? idx.manifests : [];
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-          throw new MirrorError('BAD_INPUT', `${join(this.dir, 'index.json')} exists but is not a valid index: ${errorMessage(e)}`, { file: this.dir });
+      await mkdir(this.dir, { recursive: true });
+      this.root = await realpath(this.dir);
+      const marker = await this.checkedPath('oci-layout', 'file');
+      const indexFile = await this.checkedPath('index.json', 'file');
+      await this.checkedPath('blobs', 'directory');
+      if (!marker.exists) {
+        // Not a layout (yet): only an empty directory becomes one; anything else is someone's files.
+        const names = await readdir(this.dir);
+        if (names.length > 0) {
+          const shown = names.slice(0, 3).map((n) => clipInput(n, 40)).join(', ');
+          throw this.refuse(
+            `${this.dir} is not an OCI image layout (it has no oci-layout file) and is not empty (${shown}${names.length > 3 ? ', ...' : ''})`,
+            'give a new or empty directory, or an OCI layout to add to',
+          );
+        }
+      } else {
+        let layoutVersion: unknown;
+        try {
+          layoutVersion = (decodeJson(await readFile(marker.path), marker.path) as { imageLayoutVersion?: unknown } | null)?.imageLayoutVersion;
+        } catch {
+          layoutVersion = undefined;
+        }
+        if (typeof layoutVersion !== 'string') {
+          throw this.refuse(`${marker.path} is not an OCI layout marker (no imageLayoutVersion)`, 'give a new or empty directory, or an OCI layout to add to');
         }
       }
+      if (indexFile.exists) this.index = new LayoutIndex(this.readIndex(indexFile.path, await readFile(indexFile.path)));
+      await this.blobDir('sha256');
+      if (!marker.exists) await this.writeAtomically('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     } catch (e) {
       if (e instanceof MirrorError) throw e;
       throw new MirrorError('BAD_INPUT', `cannot write the OCI layout ${this.dir}: ${errorMessage(e)}`, { file: this.dir, cause: e });
     }
   }
 
-  async hasBlob(_repository: string, digest: string): Promise<boolean> {
+  /** readIndex reads an existing index.json, refusing anything that is not an OCI image index (it would be replaced). */
+  private readIndex(path: string, bytes: Buffer): Descriptor[] {
+    const notIndex = (why: string): MirrorError =>
+      this.refuse(`${path} exists but is not an OCI image index (${why}), so it is not replaced`, 'give a new or empty directory, or an OCI layout to add to');
+    let v: unknown;
     try {
-      await stat(algHexPath(this.dir, digest));
-      return true;
+      v = decodeJson(bytes, path);
+    } catch (e) {
+      throw notIndex(e instanceof MirrorError && /deeper/.test(e.message) ? 'it nests too deep' : 'not valid JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw notIndex('not a JSON object');
+    const o = v as Record<string, unknown>;
+    if (o.schemaVersion !== 2) throw notIndex('schemaVersion is not 2');
+    if (o.mediaType !== undefined && o.mediaType !== MediaType.OCI_INDEX) throw notIndex(`its mediaType is "${clipInput(o.mediaType)}"`);
+    if (!Array.isArray(o.manifests)) throw notIndex('it has no manifests list');
+    return o.manifests.map((d, i) => {
+      try {
+        return parseDescriptor(d, `${path} manifests[${i}]`, { file: this.dir });
+      } catch (e) {
+        throw notIndex(errorMessage(e));
+      }
+    });
+  }
+
+  /** blobDir makes sure `blobs/<alg>` is a directory of DIR (made when missing), once per algorithm. */
+  private blobDir(algorithm: string): Promise<void> {
+    let p = this.blobDirs.get(algorithm);
+    if (p === undefined) {
+      p = (async () => {
+        await this.checkedPath('blobs', 'directory');
+        const dir = await this.checkedPath(join('blobs', algorithm), 'directory');
+        if (!dir.exists) await mkdir(dir.path, { recursive: true });
+      })();
+      this.blobDirs.set(algorithm, p);
+      p.catch(() => this.blobDirs.delete(algorithm));
+    }
+    return p;
+  }
+
+  /** writeAtomically writes a file of DIR through a temporary file renamed over it (a link there is replaced, never followed). */
+  private async writeAtomically(rel: string, data: string): Promise<void> {
+    const tmp = join(this.dir, `.${rel}.${randomBytes(6).toString('hex')}`);
+    await writeFile(tmp, data, { flag: 'wx' });
+    try {
+      await rename(tmp, join(this.dir, rel));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private blobPath(digest: string): { algorithm: string; path: string } {
+    const i = digest.indexOf(':');
+    const algorithm = digest.slice(0, i);
+    return { algorithm, path: join(this.dir, 'blobs', algorithm, digest.slice(i + 1)) };
+  }
+
+  async hasBlob(_repository: string, digest: string): Promise<boolean> {
+    const { path } = this.blobPath(digest);
+    try {
+      const own = await lstat(path);
+      if (own.isFile()) return true;
+      // A link counts only when it stays inside the layout (writing the blob replaces any other).
+      return own.isSymbolicLink() && isInside(this.root, await realpath(path)) && (await stat(path)).isFile();
     } catch {
       return false;
     }
@@ -79,30 +287,43 @@ class LayoutDestination implements ImageDestination {
 
   async putBlob(_repository: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody, options: PutBlobOptions): Promise<BlobResult> {
     const tmp = join(this.dir, 'blobs', `.tmp-${randomBytes(8).toString('hex')}`);
-    const input = body.kind === 'bytes' ? once1(body.data) : body.open();
-    let size = 0;
-    const onBytes = (n: number): void => {
-      size += n;
-      options.onBytes?.(n);
-    };
-    // A known digest is checked on the way (the last chunk is held until it matches); otherwise it is computed.
-    const counter = expected.digest === undefined ? new DigestCounter() : undefined;
-    const checked =
-      counter === undefined
-        ? verifyingStream(input, expected.digest as string, expected.size, { phase: 'write', onBytes })
-        : (async function* hashed(): AsyncGenerator<Uint8Array> {
-            for await (const chunk of input) {
-              counter.update(chunk);
-              yield chunk;
-              onBytes(chunk.byteLength);
-            }
-          })();
     const signal = options.signal;
     try {
-      await pipeline(Readable.from(checked), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
-      const digest = expected.digest ?? (counter as DigestCounter).digest();
-      await mkdir(join(this.dir, 'blobs', digest.slice(0, digest.indexOf(':'))), { recursive: true });
-      await rename(tmp, algHexPath(this.dir, digest));
+      let digest: string;
+      let size: number;
+      if (body.kind === 'bytes') {
+        // Bytes in memory (small blobs, manifests): checked whole, written in one call.
+        if (expected.digest !== undefined) verifyBytes(body.data, expected.digest, expected.size, { phase: 'write' });
+        digest = expected.digest ?? sha256Digest(body.data);
+        size = body.data.byteLength;
+        await writeFile(tmp, body.data, { flag: 'wx', signal });
+        options.onBytes?.(size);
+      } else {
+        const input = body.open();
+        let n = 0;
+        const onBytes = (k: number): void => {
+          n += k;
+          options.onBytes?.(k);
+        };
+        // A known digest is checked on the way (the last chunk is held until it matches); otherwise it is computed.
+        const counter = expected.digest === undefined ? new DigestCounter() : undefined;
+        const checked =
+          counter === undefined
+            ? verifyingStream(input, expected.digest as string, expected.size, { phase: 'write', onBytes })
+            : (async function* hashed(): AsyncGenerator<Uint8Array> {
+                for await (const chunk of input) {
+                  counter.update(chunk);
+                  yield chunk;
+                  onBytes(chunk.byteLength);
+                }
+              })();
+        await pipeline(Readable.from(checked), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
+        digest = expected.digest ?? (counter as DigestCounter).digest();
+        size = n;
+      }
+      const { algorithm, path } = this.blobPath(digest);
+      await this.blobDir(algorithm);
+      await rename(tmp, path);
       return { digest, size };
     } catch (e) {
       await rm(tmp, { force: true });
@@ -114,9 +335,7 @@ class LayoutDestination implements ImageDestination {
   async manifestDigest(repository: string, reference: string): Promise<string | undefined> {
     if (reference.includes(':')) return (await this.hasBlob(repository, reference)) ? reference : undefined;
     // Pushed images are named `registry/repository:tag`; an image copied in as `oci:DIR:REF` by its ref.name alone.
-    const named = (e: Descriptor): boolean =>
-      e.annotations?.[ANNOTATION_IMAGE_NAME] === `${repository}:${reference}` || (repository === '' && e.annotations?.[ANNOTATION_REF_NAME] === reference);
-    return this.entries.find(named)?.digest;
+    return this.index.find(`${repository}:${reference}`, repository === '' ? reference : undefined);
   }
 
   async putManifest(
@@ -149,24 +368,16 @@ class LayoutDestination implements ImageDestination {
       ...(source?.artifactType !== undefined ? { artifactType: source.artifactType } : {}),
       annotations,
     };
-    this.entries =
-      name === ''
-        ? this.entries.filter((e) => e.digest !== written.digest || e.annotations?.[ANNOTATION_REF_NAME] !== undefined)
-        : this.entries.filter((e) => e.annotations?.[ANNOTATION_IMAGE_NAME] !== name && (isDigest || e.annotations?.[ANNOTATION_REF_NAME] !== name));
-    // (An entry is replaced by the name it was recorded under: its full reference, or its ref.name.)
-    this.entries.push(entry);
+    // An entry is replaced by the name it was recorded under: its full reference, or its ref.name.
+    if (name === '') this.index.removeDigestOnly(written.digest);
+    else this.index.removeNamed(name, isDigest);
+    this.index.add(entry);
   }
 
   async commit(): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: this.entries };
-    const tmp = join(this.dir, `.index.json.${digestHex(randomBytes(4).toString('hex'))}`);
-    await writeFile(tmp, JSON.stringify(index));
-    await rename(tmp, join(this.dir, 'index.json'));
+    const index = { schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: this.index.list() };
+    await this.writeAtomically('index.json', JSON.stringify(index));
   }
 
   async close(): Promise<void> {}
-}
-
-async function* once1(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield data;
 }
