@@ -764,6 +764,340 @@ export async function writeRawTar(entries: RawTarEntry[], outPath: string, compr
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Hostile bundles (issue 7, section 4): shapes that must end in bounded time and memory. Each builder gives the
+// files in archive order; they are small on disk (a few KB to a few MB compressed) and made in well under a second,
+// except the 100,000-blob one (a couple of seconds).
+
+/** OrderedFiles are a bundle's files in archive order. */
+export type OrderedFiles = Array<[string, Buffer]>;
+
+/**
+ * writeOrderedTar writes files as a tar in exactly the order given (no directory entries), compressed as asked (zstd
+ * at level 3 here, fast enough for a 100 MB tar).
+ */
+export async function writeOrderedTar(files: OrderedFiles, outPath: string, compression: TarBundleOptions['compression'] = 'zstd'): Promise<void> {
+  const tar = await packTar(files.map(([name, data]) => ({ name, data })));
+  await mkdir(dirname(outPath), { recursive: true });
+  await writeFile(outPath, compression === 'zstd' ? await runProgram('zstd', ['-q', '-c', '-3'], tar) : await compress(tar, compression));
+}
+
+/** blobEntry names bytes as an OCI layout blob: `[blobs/sha256/<hex>, bytes]`. */
+export function blobEntry(bytes: Buffer): [string, Buffer] {
+  return [`blobs/sha256/${hex(sha256(bytes))}`, bytes];
+}
+
+/** describe gives the descriptor of bytes. */
+function describeBytes(mediaType: string, bytes: Buffer, extra: Record<string, unknown> = {}): { mediaType: string; digest: string; size: number } & Record<string, unknown> {
+  return { mediaType, digest: sha256(bytes), size: bytes.byteLength, ...extra };
+}
+
+const OCI_LAYOUT_FILE = json({ imageLayoutVersion: '1.0.0' });
+
+/** layoutIndex gives index.json bytes listing `manifests`. */
+function layoutIndex(manifests: unknown[]): Buffer {
+  return json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests });
+}
+
+/** TinyImage is a small valid single-platform image: a layer (a few bytes; registries never look inside), its config, its manifest. */
+export interface TinyImage {
+  layer: Buffer;
+  config: Buffer;
+  manifest: Buffer;
+  /** The manifest's descriptor (no annotations). */
+  descriptor: { mediaType: string; digest: string; size: number };
+  /** index.json's entry for it under `ref` (io.containerd.image.name and the tag in ref.name). */
+  entry(ref: string): Record<string, unknown>;
+}
+
+/**
+ * tinyImage makes a small image labelled `label`. `declare` overrides what the manifest says of its blobs (a size
+ * that does not match, for the hostile size fixtures); `layer` gives the layer's bytes; `annotations` go into the
+ * manifest.
+ */
+export function tinyImage(
+  label: string,
+  options: { layer?: Buffer; declare?: { layerSize?: number; configSize?: number }; manifestAnnotations?: Record<string, unknown>; manifestPad?: number } = {},
+): TinyImage {
+  const layer = options.layer ?? Buffer.from(`layer of ${label}\n`);
+  const config = json({
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Labels: { 'org.example.label': label } },
+    rootfs: { type: 'layers', diff_ids: [sha256(layer)] },
+  });
+  const manifestDoc: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: MediaType.OCI_MANIFEST,
+    config: { mediaType: MediaType.OCI_CONFIG, digest: sha256(config), size: options.declare?.configSize ?? config.byteLength },
+    layers: [{ mediaType: MediaType.OCI_LAYER, digest: sha256(layer), size: options.declare?.layerSize ?? layer.byteLength }],
+  };
+  if (options.manifestAnnotations !== undefined) manifestDoc.annotations = options.manifestAnnotations;
+  if (options.manifestPad !== undefined) manifestDoc.annotations = { 'org.example.padding': 'p'.repeat(options.manifestPad) };
+  const manifest = json(manifestDoc);
+  const descriptor = describeBytes(MediaType.OCI_MANIFEST, manifest);
+  return {
+    layer,
+    config,
+    manifest,
+    descriptor,
+    entry: (ref) => ({ ...descriptor, annotations: { 'io.containerd.image.name': ref, ...(tagOf(ref) ? { 'org.opencontainers.image.ref.name': tagOf(ref) } : {}) } }),
+  };
+}
+
+/** imageFiles lists an image's blobs: layer, config, manifest. */
+function imageFiles(img: TinyImage): OrderedFiles {
+  return [blobEntry(img.layer), blobEntry(img.config), blobEntry(img.manifest)];
+}
+
+/** HostileBundle is a hostile bundle's files and what a push of it should give. */
+export interface HostileBundle {
+  files: OrderedFiles;
+  /** References of the images that should be pushed. */
+  refs: string[];
+}
+
+/**
+ * fanoutBundle: index.json names nothing itself; its one unnamed entry is an index whose children are indexes that
+ * share their children (two per level, each listing both of the next level `width / 2` times), `levels` deep, so
+ * there are `width^levels` paths to the two named images at the bottom (16^8 = 4 billion by default) in about 40 KB.
+ * A second, named entry points at the same top index, so the whole graph is pushed once as an image too.
+ */
+export function fanoutBundle(options: { levels?: number; width?: number } = {}): HostileBundle {
+  const levels = options.levels ?? 8;
+  const width = options.width ?? 16;
+  const a = tinyImage('fanout-a');
+  const b = tinyImage('fanout-b');
+  const refs = ['gcr.io/hostile/fanout-a:1.0', 'gcr.io/hostile/fanout-b:1.0'];
+  const indexes: Buffer[] = [];
+  let below: Array<Record<string, unknown>> = [a.entry(refs[0]!), b.entry(refs[1]!)];
+  let top: Buffer | undefined;
+  for (let level = levels - 1; level >= 0; level--) {
+    const pair: Buffer[] = [];
+    for (const side of ['a', 'b']) {
+      const manifests: unknown[] = [];
+      for (let i = 0; i < width; i++) manifests.push({ ...below[i % below.length]!, ...(level === levels - 1 ? {} : { annotations: { 'org.example.path': `${side}${i}` } }) });
+      const bytes = json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests, annotations: { 'org.example.level': `${level}${side}` } });
+      pair.push(bytes);
+    }
+    indexes.push(...pair);
+    below = pair.map((p) => describeBytes(MediaType.OCI_INDEX, p));
+    top = pair[0];
+  }
+  const topDesc = describeBytes(MediaType.OCI_INDEX, top!);
+  const named = 'gcr.io/hostile/fanout-index:1.0';
+  const index = layoutIndex([topDesc, { ...topDesc, annotations: { 'io.containerd.image.name': named, 'org.opencontainers.image.ref.name': '1.0' } }]);
+  return {
+    files: [['oci-layout', OCI_LAYOUT_FILE], ['index.json', index], ...indexes.map(blobEntry), ...imageFiles(a), ...imageFiles(b)],
+    refs: [...refs, named],
+  };
+}
+
+/**
+ * wideBundle: index.json's one unnamed entry is an index of `width` entries that all name one index, which lists a
+ * second index `width` times, which names one image: a wide DAG of three indexes just under 4 MiB each, with
+ * `width^2` paths to one image (484 million by default).
+ */
+export function wideBundle(options: { width?: number } = {}): HostileBundle {
+  const width = options.width ?? 22_000;
+  const img = tinyImage('wide');
+  const ref = 'gcr.io/hostile/wide:1.0';
+  const z = json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [img.entry(ref)] });
+  const fan = (child: Buffer): Buffer => {
+    const d = describeBytes(MediaType.OCI_INDEX, child);
+    const manifests: unknown[] = [];
+    for (let i = 0; i < width; i++) manifests.push({ ...d, annotations: { n: String(i) } });
+    return json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests });
+  };
+  const y = fan(z);
+  const x = fan(y);
+  return {
+    files: [['oci-layout', OCI_LAYOUT_FILE], ['index.json', layoutIndex([describeBytes(MediaType.OCI_INDEX, x)])], blobEntry(x), blobEntry(y), blobEntry(z), ...imageFiles(img)],
+    refs: [ref],
+  };
+}
+
+/**
+ * manyImagesBundle: `count` small named images. `interleaved` writes index.json first, then for each image its layer
+ * and config before its manifest (blobs met before the metadata that names them, one image after the other);
+ * `metadata-first` writes index.json, every manifest, every config, then the layers; `metadata-last` the blobs in
+ * name order, then index.json (as `tar` of a layout directory does).
+ */
+export function manyImagesBundle(options: { count?: number; order: 'interleaved' | 'metadata-first' | 'metadata-last' }): HostileBundle {
+  const count = options.count ?? 6000;
+  const images = Array.from({ length: count }, (_, i) => tinyImage(`many-${i}`));
+  const refs = images.map((_, i) => `gcr.io/hostile/many-${i}:1.0`);
+  const index = layoutIndex(images.map((img, i) => img.entry(refs[i]!)));
+  let blobs: OrderedFiles;
+  if (options.order === 'interleaved') blobs = images.flatMap(imageFiles);
+  else if (options.order === 'metadata-first') blobs = [...images.map((i) => blobEntry(i.manifest)), ...images.map((i) => blobEntry(i.config)), ...images.map((i) => blobEntry(i.layer))];
+  else blobs = images.flatMap(imageFiles).sort(([x], [y]) => x.localeCompare(y));
+  const meta: OrderedFiles = [['oci-layout', OCI_LAYOUT_FILE], ['index.json', index]];
+  return { files: options.order === 'metadata-last' ? [...blobs, ...meta] : [...meta, ...blobs], refs };
+}
+
+/**
+ * unreferencedBundle: one small named image and `count` tiny blobs no manifest names (each a few bytes, named by its
+ * own sha256). `metadata-first` puts index.json and the image first; `metadata-last` writes everything in name order
+ * with index.json at the end.
+ */
+export function unreferencedBundle(options: { count?: number; order: 'metadata-first' | 'metadata-last' }): HostileBundle {
+  const count = options.count ?? 100_000;
+  const img = tinyImage('unreferenced');
+  const ref = 'gcr.io/hostile/unreferenced:1.0';
+  const extra: OrderedFiles = [];
+  for (let i = 0; i < count; i++) extra.push(blobEntry(Buffer.from(`unreferenced blob ${i}\n`)));
+  const meta: OrderedFiles = [['oci-layout', OCI_LAYOUT_FILE], ['index.json', layoutIndex([img.entry(ref)])]];
+  const files =
+    options.order === 'metadata-first'
+      ? [...meta, blobEntry(img.manifest), blobEntry(img.config), blobEntry(img.layer), ...extra]
+      : [...[...imageFiles(img), ...extra].sort(([x], [y]) => x.localeCompare(y)), ...meta];
+  return { files, refs: [ref] };
+}
+
+/** deepJson gives a JSON text nested `depth` levels (`[[[...]]]`), valid and about 2 bytes per level. */
+export function deepJson(depth: number): string {
+  return `${'['.repeat(depth)}${']'.repeat(depth)}`;
+}
+
+/**
+ * deepJsonBundle: one good image and one whose JSON nests `depth` levels deep (100,000 by default) in `where`: an
+ * annotation of its index.json entry, the platform of an index's child, a field of its manifest, or the `os` of its
+ * config (a docker-save archive then, where the platform is read from the config).
+ */
+export function deepJsonBundle(where: 'index-annotation' | 'child-platform' | 'manifest-field' | 'docker-config', depth = 100_000): HostileBundle & { badRef: string } {
+  const good = tinyImage('deep-good');
+  const goodRef = 'gcr.io/hostile/deep-good:1.0';
+  const badRef = 'gcr.io/hostile/deep-bad:1.0';
+  // JSON.stringify cannot write such a value (nor most code read it back): a placeholder string is replaced.
+  const DEEP = '@@deep@@';
+  const deepen = (bytes: Buffer): Buffer => Buffer.from(bytes.toString('utf8').replace(JSON.stringify(DEEP), deepJson(depth)));
+  if (where === 'docker-config') {
+    const layer = Buffer.from('not really a tar, registries do not look\n');
+    const config = deepen(json({ architecture: 'amd64', os: DEEP, rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
+    const goodLayer = Buffer.from('the good layer\n');
+    const goodConfig = json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(goodLayer)] } });
+    const manifest = json([
+      { Config: `${hex(sha256(goodConfig))}.json`, RepoTags: [goodRef], Layers: [`${hex(sha256(goodLayer))}.tar`] },
+      { Config: `${hex(sha256(config))}.json`, RepoTags: [badRef], Layers: [`${hex(sha256(layer))}.tar`] },
+    ]);
+    return {
+      files: [
+        [`${hex(sha256(goodConfig))}.json`, goodConfig],
+        [`${hex(sha256(goodLayer))}.tar`, goodLayer],
+        [`${hex(sha256(config))}.json`, config],
+        [`${hex(sha256(layer))}.tar`, layer],
+        ['manifest.json', manifest],
+      ],
+      refs: [goodRef],
+      badRef,
+    };
+  }
+  const extra: OrderedFiles = [];
+  let bad: TinyImage;
+  let index: Buffer;
+  if (where === 'manifest-field') {
+    const plain = tinyImage('deep-bad', { manifestAnnotations: { 'org.example.deep': DEEP } });
+    const manifest = deepen(plain.manifest);
+    const descriptor = describeBytes(MediaType.OCI_MANIFEST, manifest);
+    bad = { ...plain, manifest, descriptor };
+    index = layoutIndex([good.entry(goodRef), { ...descriptor, annotations: { 'io.containerd.image.name': badRef } }]);
+  } else if (where === 'index-annotation') {
+    bad = tinyImage('deep-bad');
+    const e = bad.entry(badRef);
+    index = deepen(layoutIndex([good.entry(goodRef), { ...e, annotations: { ...(e.annotations as Record<string, string>), 'org.example.deep': DEEP } }]));
+  } else {
+    bad = tinyImage('deep-bad');
+    const ix = deepen(json({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [{ ...bad.descriptor, platform: { architecture: 'amd64', os: DEEP } }] }));
+    extra.push(blobEntry(ix));
+    index = layoutIndex([good.entry(goodRef), describeBytes(MediaType.OCI_INDEX, ix, { annotations: { 'io.containerd.image.name': badRef, 'org.opencontainers.image.ref.name': '1.0' } })]);
+  }
+  return {
+    files: [['oci-layout', OCI_LAYOUT_FILE], ['index.json', index], ...imageFiles(good), ...imageFiles(bad), ...extra],
+    refs: [goodRef],
+    badRef,
+  };
+}
+
+/**
+ * sizeBundle: one good image and one whose manifest declares a size that its bytes do not have: of a small layer, of
+ * a layer streamed while it is read (`big`: 17 MiB, above the 16 MiB read into memory), of its config, or of itself in
+ * index.json; or (`huge-manifest`) a manifest of 5.2 MiB, above the 4 MiB manifest limit. `order` puts the metadata
+ * first or last.
+ */
+export function sizeBundle(
+  what: 'layer' | 'big-layer' | 'config' | 'manifest' | 'huge-manifest',
+  order: 'metadata-first' | 'metadata-last',
+): HostileBundle & { badRef: string; badDigest: string } {
+  const good = tinyImage('size-good');
+  const goodRef = 'gcr.io/hostile/size-good:1.0';
+  const badRef = 'gcr.io/hostile/size-bad:1.0';
+  let bad: TinyImage;
+  let badDigest: string;
+  let entry: Record<string, unknown>;
+  if (what === 'big-layer') {
+    const layer = Buffer.alloc(17 * 1024 * 1024, 'streamed layer of size-bad\n');
+    bad = tinyImage('size-bad', { layer, declare: { layerSize: layer.byteLength - 1000 } });
+    badDigest = sha256(layer);
+    entry = bad.entry(badRef);
+  } else if (what === 'layer') {
+    bad = tinyImage('size-bad', { declare: { layerSize: 5 } });
+    badDigest = sha256(bad.layer);
+    entry = bad.entry(badRef);
+  } else if (what === 'config') {
+    bad = tinyImage('size-bad', { declare: { configSize: 7 } });
+    badDigest = sha256(bad.config);
+    entry = bad.entry(badRef);
+  } else if (what === 'manifest') {
+    bad = tinyImage('size-bad');
+    badDigest = bad.descriptor.digest;
+    entry = { ...bad.entry(badRef), size: bad.descriptor.size + 3 };
+  } else {
+    bad = tinyImage('size-bad', { manifestPad: Math.round(5.2 * 1024 * 1024) });
+    badDigest = bad.descriptor.digest;
+    entry = bad.entry(badRef);
+  }
+  const meta: OrderedFiles = [['oci-layout', OCI_LAYOUT_FILE], ['index.json', layoutIndex([good.entry(goodRef), entry])]];
+  const files: OrderedFiles =
+    order === 'metadata-first'
+      ? [...meta, ...[good.manifest, bad.manifest, good.config, bad.config, good.layer, bad.layer].map(blobEntry)]
+      : [...imageFiles(good), ...imageFiles(bad), ...meta];
+  return { files, refs: [goodRef], badRef, badDigest };
+}
+
+/** LONG is the length of the long strings {@link longNameBundle} writes (100,000 characters). */
+export const LONG_NAME = 100_000;
+
+/**
+ * longNameBundle: a bundle whose names are 100,000 characters long: an index.json ref name that is a bare tag
+ * (`tag`), an image name that is not a valid reference (`reference`), a tar entry name with `..` (`entry`), a
+ * docker-save RepoTag that is not a valid reference (`repo-tag`). Each name starts with a recognisable prefix.
+ */
+export function longNameBundle(what: 'tag' | 'reference' | 'entry' | 'repo-tag'): HostileBundle & { prefix: string } {
+  const img = tinyImage('long');
+  const goodRef = 'gcr.io/hostile/long-good:1.0';
+  const good = tinyImage('long-good');
+  if (what === 'entry') {
+    const prefix = '../escape-';
+    return { files: [['oci-layout', OCI_LAYOUT_FILE], [`${prefix}${'e'.repeat(LONG_NAME)}`, Buffer.from('x')]], refs: [], prefix };
+  }
+  if (what === 'repo-tag') {
+    const prefix = 'gcr.io/hostile/LONG-';
+    const layer = Buffer.from('docker layer\n');
+    const config = json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } });
+    const manifest = json([{ Config: `${hex(sha256(config))}.json`, RepoTags: [`${prefix}${'R'.repeat(LONG_NAME)}:1.0`], Layers: [`${hex(sha256(layer))}.tar`] }]);
+    return { files: [[`${hex(sha256(config))}.json`, config], [`${hex(sha256(layer))}.tar`, layer], ['manifest.json', manifest]], refs: [], prefix };
+  }
+  const prefix = what === 'tag' ? 'tag-' : 'gcr.io/hostile/Upper-';
+  const name = what === 'tag' ? `${prefix}${'t'.repeat(LONG_NAME)}` : `${prefix}${'U'.repeat(LONG_NAME)}:1.0`;
+  const entry = what === 'tag' ? { ...img.descriptor, annotations: { 'org.opencontainers.image.ref.name': name } } : { ...img.descriptor, annotations: { 'io.containerd.image.name': name } };
+  return {
+    files: [['oci-layout', OCI_LAYOUT_FILE], ['index.json', layoutIndex([good.entry(goodRef), entry])], ...imageFiles(good), ...imageFiles(img)],
+    refs: [goodRef],
+    prefix,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The canonical fixtures
 
 /** DEMO_SPEC is the README's demo: one single-platform image, one linux/amd64 + linux/arm64 index, one image sharing the first's base layer. */

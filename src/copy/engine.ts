@@ -21,6 +21,7 @@ import {
   type StreamSource,
 } from '../transport/types.js';
 import { ByteBudget, collect } from './budget.js';
+import { MAX_MANIFESTS_PER_IMAGE } from './copy.js';
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY, settleConflicts } from './conflicts.js';
 import type { CopyResult, ImageConflict, ImageOutcome, ManifestNode } from './result.js';
 
@@ -62,6 +63,16 @@ export interface CopyOptions {
   /** Progress events. */
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/**
+ * MIN_BLOB_CHARGE is the least a blob held in memory for upload counts against the memory budget: its records and the
+ * upload queued for it cost memory too, so 100,000 blobs of a few bytes cannot all be queued at once.
+ */
+const MIN_BLOB_CHARGE = 16 * 1024;
+
+function charge(size: number): number {
+  return Math.max(size, MIN_BLOB_CHARGE);
 }
 
 /** FATAL_CODES are error codes that stop the whole run instead of failing one image. */
@@ -353,7 +364,7 @@ class CopyRun {
 
     // Bytes already read (a small entry): upload in the background within the memory budget.
     if (body.kind === 'bytes') {
-      const size = body.data.byteLength;
+      const size = charge(body.data.byteLength);
       await this.budget.acquire(size, this.signal);
       const digest = b.digest;
       if (digest !== undefined) this.memory.set(digest, body.data);
@@ -375,16 +386,16 @@ class CopyRun {
     }
     // A small blob from a one-time stream: read it into memory and let the stream go on.
     if (b.digest !== undefined && b.size !== undefined && b.size <= this.memoryBlobMax) {
-      await this.budget.acquire(b.size, this.signal);
+      const size = charge(b.size);
+      await this.budget.acquire(size, this.signal);
       let data: Uint8Array;
       try {
         // Not hashed here: the destination verifies every byte it writes, and a blob that fails there is marked bad.
         data = await collect(body.open());
       } catch (e) {
-        this.budget.release(b.size);
+        this.budget.release(size);
         throw e;
       }
-      const size = b.size;
       const digest = b.digest;
       this.memory.set(digest, data);
       this.background.push(
@@ -568,8 +579,9 @@ class CopyRun {
         if (depth > 8) throw new MirrorError('BAD_INPUT', `index nesting deeper than 8 levels at ${desc.digest}`, { image: image.name, digest: desc.digest });
         if (seen.has(desc.digest)) return;
         seen.add(desc.digest);
+        if (seen.size > MAX_MANIFESTS_PER_IMAGE) throw new MirrorError('BAD_INPUT', `${image.name} has more than ${MAX_MANIFESTS_PER_IMAGE} manifests`, { image: image.name });
         const bytes = lookup(desc.digest);
-        const problem = catalog.problem?.(desc.digest);
+        const problem = catalog.problem?.(desc.digest, desc.size);
         if (problem) throw problem;
         if (bytes === undefined) {
           throw new MirrorError('BAD_INPUT', `manifest ${desc.digest} of ${image.name} is missing from the bundle`, { image: image.name, digest: desc.digest });
@@ -582,7 +594,12 @@ class CopyRun {
           if (lacking) throw lacking;
           for (const child of parsed.index.manifests) walk(child, depth + 1);
         } else {
-          for (const b of blobDescriptors(parsed.manifest, (d) => catalog.has?.(d) ?? false)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+          for (const b of blobDescriptors(parsed.manifest, (d) => catalog.has?.(d) ?? false)) {
+            // A blob whose bytes are bad, or whose size is not the one declared here, fails the image now (a dry run says so too).
+            const bad = catalog.problem?.(b.digest, b.size);
+            if (bad) throw bad;
+            if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+          }
         }
         plan.manifests.push({ digest: desc.digest, mediaType: parsed.mediaType, size: bytes.byteLength, platform: desc.platform, bytes });
       };
@@ -692,7 +709,7 @@ class CopyRun {
   private async ensureBlobOnce(repo: string, desc: Descriptor): Promise<void> {
     const dest = this.dest!;
     const d = desc.digest;
-    const bad = this.badBlobs.get(d) ?? this.catalog?.problem?.(d);
+    const bad = this.badBlobs.get(d) ?? this.catalog?.problem?.(d, desc.size);
     if (bad) throw bad;
     if (this.isLocated(repo, d)) return;
     const inflight = this.uploading.get(d);

@@ -40,8 +40,11 @@ export interface Catalog {
   bytes(digest: string): Uint8Array | undefined;
   /** Media type the source declares for a manifest digest, if it knows one. */
   mediaTypeOf(digest: string): string | undefined;
-  /** A problem with a blob found while reading (bytes that do not match the digest), if any. */
-  problem?(digest: string): MirrorError | undefined;
+  /**
+   * A problem with a blob found while reading (bytes that do not match the digest), if any; given the size a descriptor
+   * declares, also a size that does not match the bytes.
+   */
+  problem?(digest: string, declaredSize?: number): MirrorError | undefined;
   /**
    * Whether the source holds a blob at all. Asked for foreign and non-distributable layers, which are pushed when the
    * source holds them and left to their URLs when it does not. Default: it holds none of them.

@@ -488,7 +488,10 @@ describe('mirror push: credentials, TLS and proxies (integration: docker-registr
         assert.notEqual(parsed[0]?.repo, parsed[1]?.repo);
         mounts++;
       }
-      for (const t of targets) assert.ok(pushed.has(t), `pull,push asked for ${t}`);
+      // The staging repository is used only for blobs met before their metadata that are too large to hold in memory
+      // until it comes (small ones go straight to their repositories): it may take none here.
+      const staging = `${ns}/${DEFAULT_STAGING_REPOSITORY}`;
+      for (const t of targets) if (t !== staging) assert.ok(pushed.has(t), `pull,push asked for ${t}`);
       const summary = (JSON.parse(readFileSync(report, 'utf8')) as { summary: { blobsMounted: number } }).summary;
       assert.ok(summary.blobsMounted > 0, 'this bundle mounts blobs');
       assert.ok(mounts > 0 && mounts <= summary.blobsMounted, `${mounts} mount scope sets for ${summary.blobsMounted} mounts`);

@@ -5,17 +5,28 @@
  * handed to the copy engine while it is read.
  */
 import { MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { DIGEST_ALGORITHMS, DigestCounter, digestAlgorithm, digestLike } from '../../oci/digest.js';
 import { type CachedLayer, defaultLayerCachePath, LayerCache } from './layer-cache.js';
 import { openBundleEntries, type BundleEntry, type BundleEntriesInput } from './entries.js';
 import { compressorId, convertLayer, type ConvertedLayerStream, type GzipEncoder } from './convert.js';
-import { blobDigestOfPath, type LayerCompression, LayoutState } from './layout-state.js';
-import type { BlobBody, Catalog, ScanOptions, StreamSink, StreamSource } from '../types.js';
+import { HeldBlobs } from './held.js';
+import { blobDigestOfPath, blobPathOf, type LayerCompression, LayoutState } from './layout-state.js';
+import type { BlobBody, Catalog, ScanOptions, StreamSink, StreamSource, Wanted } from '../types.js';
 
 /** DEFAULT_SMALL_ENTRY_MAX: blob entries up to this size that hold JSON are kept in memory as metadata. */
 export const DEFAULT_SMALL_ENTRY_MAX = 4 * 1024 * 1024;
 /** DEFAULT_METADATA_BUDGET bounds the memory held by metadata entries. */
 export const DEFAULT_METADATA_BUDGET = 256 * 1024 * 1024;
+/**
+ * HOLD_BLOB_MAX: a blob up to this size met before the metadata that says which images need it is held in memory
+ * until the metadata does, instead of being sent to the staging repository at once. Then it goes straight to the
+ * repositories that need it (no upload into staging, no mount), and a blob no image needs is dropped unsent: a
+ * metadata-last bundle of 100,000 blobs nobody references costs no request. Larger blobs are staged as before.
+ */
+export const HOLD_BLOB_MAX = HeldBlobs.MAX_BLOB;
+/** HOLD_BUDGET bounds the memory of held blobs (their bytes and records); past it, the oldest are staged. */
+export const HOLD_BUDGET = 32 * 1024 * 1024;
 
 /** BundleSourceOptions tune {@link openBundleSource}. */
 export interface BundleSourceOptions {
@@ -51,6 +62,8 @@ class BundleSource implements StreamSource {
   private readonly state: LayoutState;
   private readonly smallMax: number;
   private metadataBytes = 0;
+  /** Small blobs met before the metadata, by digest, oldest first (see {@link HOLD_BLOB_MAX}). */
+  private readonly held = new HeldBlobs();
   private readonly cache: LayerCache;
   private compressor: string | undefined;
 
@@ -60,8 +73,12 @@ class BundleSource implements StreamSource {
     private readonly options: BundleSourceOptions,
   ) {
     this.reopenable = input.reopenable;
-    this.state = new LayoutState(path, options.layerCompression ?? 'gzip', { kind: input.reopenable ? 'directory' : 'archive', manifestFormat: options.manifestFormat });
     this.smallMax = options.smallEntryMax ?? DEFAULT_SMALL_ENTRY_MAX;
+    this.state = new LayoutState(path, options.layerCompression ?? 'gzip', {
+      kind: input.reopenable ? 'directory' : 'archive',
+      manifestFormat: options.manifestFormat,
+      manifestLimit: this.smallMax,
+    });
     this.cache = new LayerCache(options.layerCachePath === null ? undefined : (options.layerCachePath ?? defaultLayerCachePath()));
   }
 
@@ -99,6 +116,11 @@ class BundleSource implements StreamSource {
       this.state.noteEntry(entry.name);
       await this.entry(entry, sink);
     }
+    if (only === undefined) {
+      // The whole bundle has been read: what the metadata says now is final.
+      this.state.finish();
+      await this.releaseHeld(sink, 'final');
+    }
     await sink.flush?.();
     await this.cache.save();
     return this.state.catalog();
@@ -111,7 +133,7 @@ class BundleSource implements StreamSource {
   private async entry(e: BundleEntry, sink: StreamSink): Promise<void> {
     const s = this.state;
     if (e.linkTarget !== undefined) {
-      s.aliases.set(e.name, e.linkTarget);
+      s.addAlias(e.name, e.linkTarget);
       return;
     }
     switch (e.name) {
@@ -126,6 +148,7 @@ class BundleSource implements StreamSource {
       }
       case 'index.json':
         s.setIndex(await this.metadata(e));
+        await this.releaseHeld(sink, 'known');
         return;
       case 'manifest.json':
         s.setDockerManifest(await this.metadata(e));
@@ -140,7 +163,7 @@ class BundleSource implements StreamSource {
       return;
     }
     if (s.isDockerConfigName(e.name) && e.size <= this.smallMax) {
-      s.files.set(e.name, await this.metadata(e));
+      s.files.set(e.name, own(await this.metadata(e)));
     }
     // Anything else (docker's legacy `<id>/json`, `VERSION`, unknown files) is not part of any image.
   }
@@ -153,9 +176,49 @@ class BundleSource implements StreamSource {
   /** holdMetadata counts metadata kept in memory against {@link DEFAULT_METADATA_BUDGET}. */
   private holdMetadata(name: string, size: number): void {
     if (this.metadataBytes + size > DEFAULT_METADATA_BUDGET) {
-      throw new MirrorError('BAD_INPUT', `${this.path} holds more than ${DEFAULT_METADATA_BUDGET >> 20} MiB of metadata (at ${name})`, { file: this.path });
+      throw new MirrorError('BAD_INPUT', `${this.path} holds more than ${DEFAULT_METADATA_BUDGET >> 20} MiB of metadata (at ${clipInput(name)})`, { file: this.path });
     }
     this.metadataBytes += size;
+  }
+
+  /**
+   * offer hands an OCI blob to the sink, unless the metadata (complete) says no image needs it, or that every
+   * manifest naming it declares another size (a bad blob, like one whose bytes do not match its digest).
+   */
+  private async offer(sink: StreamSink, digest: string, size: number, wanted: Wanted, body: BlobBody): Promise<void> {
+    const s = this.state;
+    if (wanted.known) {
+      if (wanted.images.length === 0) return;
+      const conflict = s.sizeConflict(digest, size);
+      if (conflict !== undefined) {
+        s.addProblem(digest, conflict);
+        return;
+      }
+    }
+    s.noteBlob(digest, size);
+    await sink.blob({ key: blobPathOf(digest), digest, size, wanted, body });
+  }
+
+  /** hold keeps a small blob met before the metadata; past {@link HOLD_BUDGET}, the oldest held go to the sink unplaced. */
+  private async hold(sink: StreamSink, digest: string, data: Uint8Array): Promise<void> {
+    this.held.add(digest, data);
+    while (this.held.bytes > HOLD_BUDGET) {
+      const oldest = this.held.takeOldest()!;
+      await this.offer(sink, oldest.digest, oldest.data.byteLength, { known: false }, { kind: 'bytes', data: oldest.data });
+    }
+  }
+
+  /**
+   * releaseHeld hands the held blobs on once the metadata says where they go: when it is complete (`known`), or at the
+   * end of the bundle (`final`, with what never came left out). Blobs no image needs are dropped.
+   */
+  private async releaseHeld(sink: StreamSink, when: 'known' | 'final'): Promise<void> {
+    if (this.held.size === 0) return;
+    if (when === 'known' && !this.state.metadataComplete()) return;
+    for (const { digest, data } of this.held.takeAll()) {
+      const wanted = when === 'final' ? this.state.finalWanted(digest) : this.state.wantedByDigest(digest);
+      await this.offer(sink, digest, data.byteLength, wanted, { kind: 'bytes', data });
+    }
   }
 
   /** blobEntry handles an OCI blob or a docker-save layer; `again` marks a re-read pass. */
@@ -166,8 +229,15 @@ class BundleSource implements StreamSource {
       const algorithm = digestAlgorithm(digest);
       if (!DIGEST_ALGORITHMS.has(algorithm)) {
         // Content this tool cannot verify is never sent; the images that need it fail with the reason.
-        const why = `blob ${digest.slice(0, 80)} in ${this.path} uses the digest algorithm "${algorithm.slice(0, 32)}", which cannot be verified (sha256, sha384 and sha512 can)`;
-        s.problems.set(digest, new MirrorError('UNSUPPORTED', why, { digest, file: this.path }));
+        const why = `blob ${clipInput(digest)} in ${this.path} uses the digest algorithm "${clipInput(algorithm, 32)}", which cannot be verified (sha256, sha384 and sha512 can)`;
+        s.addProblem(digest, new MirrorError('UNSUPPORTED', why, { digest: clipInput(digest), file: this.path }));
+        await this.releaseHeld(sink, 'known');
+        return;
+      }
+      if (!again && e.size > this.smallMax && s.roleOf(digest) === 'manifest') {
+        // A manifest larger than any kept in memory: named as such, never sent as a blob.
+        s.addProblem(digest, s.tooLarge(digest, e.size));
+        await this.releaseHeld(sink, 'known');
         return;
       }
       let body: BlobBody = e.body();
@@ -177,22 +247,32 @@ class BundleSource implements StreamSource {
         if (firstNonSpace(bytes) === 0x7b /* { */ && s.keepsAsMetadata(digest, bytes)) {
           const actual = digestLike(bytes, digest);
           if (actual !== digest) {
-            s.problems.set(
+            s.addProblem(
               digest,
               new MirrorError('DIGEST_MISMATCH', `blob ${digest} in ${this.path} does not match its digest: content hashes to ${actual}`, {
                 digest,
                 file: this.path,
               }),
             );
-            return;
+          } else {
+            this.holdMetadata(e.name, bytes.byteLength);
+            s.addSmall(digest, own(bytes));
           }
-          this.holdMetadata(e.name, bytes.byteLength);
-          s.addSmall(digest, bytes);
+          await this.releaseHeld(sink, 'known');
           return;
         }
         body = { kind: 'bytes', data: bytes };
       }
-      await sink.blob({ key: e.name, digest, size: e.size, wanted: again ? { known: false } : s.wantedByDigest(digest), body });
+      if (again) {
+        await sink.blob({ key: e.name, digest, size: e.size, wanted: { known: false }, body });
+        return;
+      }
+      const wanted = s.wantedByDigest(digest);
+      if (!wanted.known && body.kind === 'bytes' && e.size <= HOLD_BLOB_MAX) {
+        await this.hold(sink, digest, body.data);
+        return;
+      }
+      await this.offer(sink, digest, e.size, wanted, body);
       return;
     }
     // A docker-save layer: converted (compressed) on the way; its digest is known once it has been pushed.
@@ -202,7 +282,8 @@ class BundleSource implements StreamSource {
       kind: 'stream',
       reopenable: raw.kind === 'stream' ? raw.reopenable : true,
       open: () => {
-        const input = raw.kind === 'bytes' ? single(raw.data) : raw.open();
+        // A tar reader gives exactly the declared bytes; a file of a directory may not (it changed since it was listed).
+        const input = raw.kind === 'bytes' ? single(raw.data) : raw.reopenable ? sized(raw.open(), e.size, e.name, this.path) : raw.open();
         conv = convertLayer(input, { compression: s.layerCompression, level: this.options.compressionLevel, gzipEncoder: this.options.gzipEncoder, name: e.name });
         return conv.stream;
       },
@@ -226,7 +307,7 @@ class BundleSource implements StreamSource {
         }
         const layer = { digest: r.digest, size: r.size, mediaType: conv?.mediaType() ?? '', diffId: conv?.diffId() };
         if (previous && previous.digest !== layer.digest) {
-          s.failedLayers.set(e.name, new MirrorError('INTERNAL', `layer ${e.name} compressed differently on a second read (${layer.digest}, was ${previous.digest})`));
+          s.failedLayers.set(e.name, new MirrorError('INTERNAL', `layer ${clipInput(e.name)} compressed differently on a second read (${layer.digest}, was ${previous.digest})`));
           return;
         }
         s.recordLayer(e.name, layer);
@@ -243,7 +324,7 @@ class BundleSource implements StreamSource {
         s.converted.delete(e.name);
         s.failedLayers.set(
           e.name,
-          new MirrorError('BAD_INPUT', `layer ${e.name} in ${this.path} hashes to ${diffId}, not to ${viaCache.diffId} as recorded; push it again`, { file: this.path }),
+          new MirrorError('BAD_INPUT', `layer ${clipInput(e.name)} in ${this.path} hashes to ${diffId}, not to ${viaCache.diffId} as recorded; push it again`, { file: this.path }),
         );
       }
     }
@@ -267,6 +348,27 @@ class BundleSource implements StreamSource {
     if (m) return `sha256:${m[1]}`;
     return this.state.diffIdFromConfig(name);
   }
+}
+
+/**
+ * own gives bytes to keep: a compact copy when they are a small view on a larger buffer (a tar body is a slice of the
+ * decoder's 256 KiB chunk, which a kept slice would keep whole), else the bytes themselves.
+ */
+function own(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength * 2 < bytes.buffer.byteLength ? Buffer.from(bytes) : bytes;
+}
+
+/** sized passes a body through and fails when it does not hold exactly `size` bytes. */
+async function* sized(body: AsyncIterable<Uint8Array>, size: number, name: string, file: string): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  const wrong = (): MirrorError =>
+    new MirrorError('BAD_INPUT', `layer ${clipInput(name)} in ${file} holds ${n} bytes or more, not the ${size} it was listed with (it changed while it was read)`, { file });
+  for await (const chunk of body) {
+    n += chunk.byteLength;
+    if (n > size) throw wrong();
+    yield chunk;
+  }
+  if (n !== size) throw new MirrorError('BAD_INPUT', `layer ${clipInput(name)} in ${file} holds ${n} bytes, not the ${size} it was listed with (it changed while it was read)`, { file });
 }
 
 function firstNonSpace(b: Uint8Array): number | undefined {
