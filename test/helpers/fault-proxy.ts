@@ -31,6 +31,8 @@ export interface FaultRule {
   probability?: number | undefined;
   /** At most this many injections. Default: unlimited. */
   times?: number | undefined;
+  /** Only while this holds (asked as each request comes, e.g. "once another fault was injected"). Default: always. */
+  when?: (() => boolean) | undefined;
   /** cut-request: body bytes read before the cut; cut-response: body bytes sent before the cut. Default: 1024. */
   afterBytes?: number | undefined;
   /** cut-request: forward the bytes read to the registry before cutting. Default: false (it never sees the request). */
@@ -129,6 +131,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     for (const r of rules) {
       if (r.rule.method !== undefined && r.rule.method.toUpperCase() !== method) continue;
       if (r.rule.pathIncludes !== undefined && !path.includes(r.rule.pathIncludes)) continue;
+      if (r.rule.when !== undefined && !r.rule.when()) continue;
       r.matched++;
       if (r.rule.times !== undefined && r.injected >= r.rule.times) continue;
       const hit = r.rule.nth !== undefined ? r.rule.nth.includes(r.matched) : r.rule.probability !== undefined ? random() < r.rule.probability : false;
