@@ -1,6 +1,7 @@
 /**
  * The archive transports' openers for the TRANSPORTS table: `oci-archive:FILE[:REF]` and `docker-archive:FILE[:REF]`
- * as copy destinations. (As sources they go through the bundle reader, which streams and sniffs compression.)
+ * as copy destinations. Their sources are oci-archive-source.ts and docker-archive-source.ts (a plain tar read in
+ * place, a compressed one decompressed once into a private temporary file: open-archive.ts).
  */
 import { MirrorError } from '../../errors/index.js';
 import { clipInput } from '../../errors/quote.js';
