@@ -159,21 +159,7 @@ function readPushReport(file: string, doc: Json, images: unknown[]): MirrorRepor
     }
     const mapping = isObject(raw.mapping) ? raw.mapping : undefined;
     if (mapping && isObject(mapping.source) && isObject(mapping.destination)) {
-      const s = mapping.source;
-      const d = mapping.destination;
-      const registry = checkHost(file, d.registry, 'mapping.destination.registry');
-      if (registry !== endpoint.host) throw bad(file, `${quote(name)} went to ${registry}, not to the endpoint ${endpoint.host}`, name);
-      out.push({
-        name,
-        status: kind,
-        source: {
-          registry: checkHost(file, s.registry, 'mapping.source.registry'),
-          repository: checkRepository(file, s.repository, 'mapping.source.repository'),
-          tag: optionalTag(s.tag),
-          digest: optionalDigest(s.digest),
-        },
-        destination: { registry, repository: checkRepository(file, d.repository, 'mapping.destination.repository'), tag: optionalTag(d.tag) },
-      });
+      out.push(mappedImage(file, name, kind, mapping.source, mapping.destination, endpoint.host));
       continue;
     }
     // Version 1: the display strings.
@@ -220,22 +206,7 @@ function readCopyReport(file: string, doc: Json): MirrorReport {
   const base: Omit<MirrorReport, 'images' | 'leftOut'> = { file, kind: 'copy', endpoint, schemeKnown, dryRun: doc.dryRun === true };
   if (kind === undefined) return { ...base, images: [], leftOut: [{ name, status: status ?? 'unknown' }] };
   if (mapping && isObject(mapping.source) && isObject(mapping.destination)) {
-    const s = mapping.source;
-    const d = mapping.destination;
-    const registry = checkHost(file, d.registry, 'mapping.destination.registry');
-    if (registry !== endpoint.host) throw bad(file, `${quote(name)} went to ${registry}, not to the endpoint ${endpoint.host}`, name);
-    const image: ReportImage = {
-      name,
-      status: kind,
-      source: {
-        registry: checkHost(file, s.registry, 'mapping.source.registry'),
-        repository: checkRepository(file, s.repository, 'mapping.source.repository'),
-        tag: optionalTag(s.tag),
-        digest: optionalDigest(s.digest),
-      },
-      destination: { registry, repository: checkRepository(file, d.repository, 'mapping.destination.repository'), tag: optionalTag(d.tag) },
-    };
-    return { ...base, images: [image], leftOut: [] };
+    return { ...base, images: [mappedImage(file, name, kind, mapping.source, mapping.destination, endpoint.host)], leftOut: [] };
   }
   let src;
   let dst;
@@ -313,4 +284,31 @@ export async function readReport(file: string): Promise<MirrorReport> {
     throw new MirrorError('BAD_INPUT', `cannot read the report ${file}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`, { file, cause: e });
   }
   return parseReport(file, text);
+}
+
+/**
+ * mappedImage reads one image's `mapping` (report version 2: source and destination as data), checked field by field;
+ * a destination on another registry than the report's endpoint is refused.
+ */
+function mappedImage(
+  file: string,
+  name: string,
+  status: ReportImage['status'],
+  s: Record<string, unknown>,
+  d: Record<string, unknown>,
+  endpointHost: string,
+): ReportImage {
+  const registry = checkHost(file, d.registry, 'mapping.destination.registry');
+  if (registry !== endpointHost) throw bad(file, `${quote(name)} went to ${registry}, not to the endpoint ${endpointHost}`, name);
+  return {
+    name,
+    status,
+    source: {
+      registry: checkHost(file, s.registry, 'mapping.source.registry'),
+      repository: checkRepository(file, s.repository, 'mapping.source.repository'),
+      tag: optionalTag(s.tag),
+      digest: optionalDigest(s.digest),
+    },
+    destination: { registry, repository: checkRepository(file, d.repository, 'mapping.destination.repository'), tag: optionalTag(d.tag) },
+  };
 }
