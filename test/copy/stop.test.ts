@@ -179,7 +179,9 @@ describe('mirror push stops cleanly (integration)', function () {
       const r = await cli.done;
       const tookMs = Date.now() - signalled;
       assert.ok(tookMs < 2_000, `ended ${tookMs} ms after the first signal`);
-      assert.equal(r.code, 130, `${r.signal ?? ''} ${r.stderr}`);
+      // Exit code 130, or (when the second signal lands while Node is already tearing the process down, after the
+      // message, where no handler runs any more: seen under Node 24) death by SIGINT, which a shell reports as 130 too.
+      assert.ok(r.code === 130 || (r.code === null && r.signal === 'SIGINT'), `${r.code} ${r.signal ?? ''} ${r.stderr}`);
       assert.deepEqual(
         r.stderr.split('\n').filter((l) => l.startsWith('mirror: ')),
         ['mirror: error: interrupted by SIGINT'],
