@@ -18,6 +18,14 @@ function unicodeEscape(ch: string): string {
  * U+007F), which TOML does not allow raw in a basic string.
  */
 export function tomlString(s: string): string {
+  return doubleQuoted(s, (c) => c < 0x20 || c === 0x7f || (c >= 0xd800 && c <= 0xdfff));
+}
+
+/**
+ * doubleQuoted writes `s` in double quotes with `"`, `\`, newline, return and tab escaped as `\"`, `\\`, `\n`, `\r`,
+ * `\t`, and every other code point `mustEscape` names as a `\u`/`\U` escape: the string syntax TOML and YAML share.
+ */
+function doubleQuoted(s: string, mustEscape: (codePoint: number) => boolean): string {
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
@@ -26,7 +34,7 @@ export function tomlString(s: string): string {
     else if (ch === '\n') out += '\\n';
     else if (ch === '\r') out += '\\r';
     else if (ch === '\t') out += '\\t';
-    else if (c < 0x20 || c === 0x7f || (c >= 0xd800 && c <= 0xdfff)) out += unicodeEscape(ch);
+    else if (mustEscape(c)) out += unicodeEscape(ch);
     else out += ch;
   }
   return `${out}"`;
@@ -53,19 +61,7 @@ const YAML_KEYWORDS = new Set(['y', 'n', 'yes', 'no', 'on', 'off', 'true', 'fals
  */
 export function yamlString(s: string): string {
   if (/^[A-Za-z][A-Za-z0-9._/-]*$/.test(s) && !YAML_KEYWORDS.has(s.toLowerCase())) return s;
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"') out += '\\"';
-    else if (ch === '\\') out += '\\\\';
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\t') out += '\\t';
-    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 || c === 0xfeff || (c >= 0xd800 && c <= 0xdfff)) {
-      out += unicodeEscape(ch);
-    } else out += ch;
-  }
-  return `${out}"`;
+  return doubleQuoted(s, (c) => c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 || c === 0xfeff || (c >= 0xd800 && c <= 0xdfff));
 }
 
 /** YamlValue is what {@link yamlLines} writes: strings, booleans, lists and maps (keys kept in insertion order). */
