@@ -150,6 +150,8 @@ class CopyRun {
   /** Work that must settle before the run returns or throws. */
   private readonly inflight = new Set<Promise<unknown>>();
   private plans: PlannedImage[] | undefined;
+  /** Set once the image count went out early (from the source, before planning). */
+  private countShown = false;
   private readonly onOuterAbort = (): void => this.stop(abortError(this.options.signal));
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly budget: ByteBudget;
@@ -313,6 +315,11 @@ class CopyRun {
 
   private async onStreamBlob(b: StreamBlob, rereadTargets: Set<string> | undefined): Promise<void> {
     if (b.digest !== undefined) this.keyOf.set(b.digest, b.key);
+    // The image count as soon as the source knows it (metadata first), not only once the whole bundle was read.
+    if (!this.countShown && b.wanted.known && b.wanted.of !== undefined) {
+      this.countShown = true;
+      this.events({ type: 'plan', images: b.wanted.of });
+    }
     const body = b.body;
     // Returning without reading is how a blob is skipped: the source drains what the sink leaves unread.
     if (this.options.dryRun || this.dest === undefined) {

@@ -56,8 +56,8 @@ export interface Catalog {
 export type Wanted =
   /** The metadata has not all been read yet: nobody can tell. */
   | { known: false }
-  /** These images need it (empty: no image does). */
-  | { known: true; images: SourceImage[] };
+  /** These images need it (empty: no image does); `of` is how many images the source holds, when it can tell. */
+  | { known: true; images: SourceImage[]; of?: number | undefined };
 
 /** StreamBlob is one blob met while reading a stream source. */
 export interface StreamBlob {

@@ -412,7 +412,7 @@ export class LayoutState {
   /** wantedByDigest says which images need an OCI blob, when the metadata read so far can tell. */
   wantedByDigest(digest: string): Wanted {
     if (!this.metadataComplete()) return { known: false };
-    return { known: true, images: this.wantedMap().get(digest) ?? [] };
+    return { known: true, images: this.wantedMap().get(digest) ?? [], of: this.ociImages().length };
   }
 
   /**
