@@ -164,8 +164,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export interface RetryContext {
   /** HTTP method (or a verb such as `UPLOAD`) shown in the event. */
   method: string;
-  /** URL shown in the event; it is redacted here. */
-  url: string | URL;
+  /** URL shown in the event, or how to find it when the retry happens (an upload session moves); it is redacted here. */
+  url: string | URL | (() => string | URL);
 }
 
 /** WithRetryOptions tune {@link withRetry}. */
@@ -178,6 +178,11 @@ export interface WithRetryOptions extends RetryContext {
   signal?: AbortSignal | undefined;
   /** Decides whether an error is worth another try. Default: {@link isRetryableError}. */
   shouldRetry?: ((error: unknown, attempt: number) => boolean) | undefined;
+  /**
+   * Runs before the backoff sleep of each retry, once the `retry` event is out: what the failed attempt left behind
+   * is released here (an upload session cancelled, a one-time source marked unread). Default: nothing.
+   */
+  onRetry?: ((error: unknown, attempt: number) => Promise<void> | void) | undefined;
   /** Random source for jitter (tests). Default: Math.random. */
   random?: (() => number) | undefined;
 }
@@ -189,7 +194,6 @@ export interface WithRetryOptions extends RetryContext {
  */
 export async function withRetry<T>(attempt: (tryNumber: number) => Promise<T>, options: WithRetryOptions): Promise<T> {
   const policy = resolveRetryOptions(options.retry);
-  const events = options.events ?? noEvents;
   const shouldRetry = options.shouldRetry ?? isRetryableError;
   for (let tryNumber = 0; ; tryNumber++) {
     throwIfAborted(options.signal);
@@ -198,16 +202,57 @@ export async function withRetry<T>(attempt: (tryNumber: number) => Promise<T>, o
     } catch (e) {
       if (options.signal?.aborted) throw abortError(options.signal);
       if (tryNumber >= policy.retries || !shouldRetry(e, tryNumber)) throw e;
-      const delayMs = retryDelay(tryNumber + 1, policy, retryAfterOf(e), options.random);
-      events({
-        type: 'retry',
-        method: options.method,
-        url: redactUrl(options.url),
-        attempt: tryNumber + 1,
-        delayMs,
-        reason: retryReason(e),
-      });
-      await sleep(delayMs, options.signal);
+      await backoff(e, tryNumber + 1, policy, options);
+    }
+  }
+}
+
+/**
+ * backoff is the step between two tries, the same for every kind of retry: the `retry` event, the caller's
+ * `onRetry`, then the delay (the error's Retry-After when it has one), cut short by the signal.
+ */
+async function backoff(e: unknown, attempt: number, policy: ResolvedRetryOptions, options: WithRetryOptions): Promise<void> {
+  const delayMs = retryDelay(attempt, policy, retryAfterOf(e), options.random);
+  const url = typeof options.url === 'function' ? options.url() : options.url;
+  (options.events ?? noEvents)({ type: 'retry', method: options.method, url: redactUrl(url), attempt, delayMs, reason: retryReason(e) });
+  await options.onRetry?.(e, attempt);
+  await sleep(delayMs, options.signal);
+}
+
+/** ResumeOptions tune {@link resumeStream}. */
+export interface ResumeOptions extends WithRetryOptions {
+  /** Where the first body starts in the whole (the bytes before it are not read). Default 0. */
+  offset?: number | undefined;
+  /** True once the reader gave up the stream on purpose: an error then is not a cut to resume. Default: never. */
+  cancelled?: (() => boolean) | undefined;
+}
+
+/**
+ * resumeStream reads a body that can be reopened at an offset (a GET answered with `Range`): it yields `first`, and
+ * when the body is cut by a retryable error it waits the backoff of {@link withRetry} and calls `open` with the
+ * offset reached, at most `retry.retries` times in all. Errors of `open` itself are `open`'s to retry.
+ */
+export async function* resumeStream(
+  first: AsyncIterable<Uint8Array>,
+  open: (offset: number) => Promise<AsyncIterable<Uint8Array>>,
+  options: ResumeOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const policy = resolveRetryOptions(options.retry);
+  const shouldRetry = options.shouldRetry ?? isRetryableError;
+  let offset = options.offset ?? 0;
+  let body = first;
+  for (let resumes = 0; ; ) {
+    try {
+      for await (const chunk of body) {
+        offset += chunk.byteLength;
+        yield chunk;
+      }
+      return;
+    } catch (e) {
+      if (options.cancelled?.() === true || resumes >= policy.retries || !shouldRetry(e, resumes)) throw e;
+      resumes++;
+      await backoff(e, resumes, policy, options);
+      body = await open(offset);
     }
   }
 }

@@ -1,7 +1,7 @@
 /** Blob verbs: existence check (HEAD), streamed download with digest verification and resume. */
 import { MirrorError, redactUrl } from '../errors/index.js';
 import { request, type HttpResponse } from '../net/http.js';
-import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep, withRetry } from '../net/retry.js';
+import { resumeStream, withRetry } from '../net/retry.js';
 import { verifyingStream } from '../oci/digest.js';
 import { pullScope } from './auth.js';
 import { registryError } from './errors.js';
@@ -137,29 +137,18 @@ export async function getBlob(t: RegistryTransport, repo: string, digest: string
   let current = await open(start);
   const length = Number(current.headers['content-length']);
   const size = options.size ?? (Number.isFinite(length) ? start + length : undefined);
-  const policy = resolveRetryOptions(t.retry);
   let cancelled = false;
-  const raw = async function* resuming(): AsyncGenerator<Uint8Array> {
-    let offset = start;
-    for (let resumes = 0; ; ) {
-      try {
-        for await (const chunk of current.body) {
-          offset += chunk.byteLength;
-          yield chunk;
-        }
-        return;
-      } catch (e) {
-        if (cancelled || !isRetryableError(e) || resumes >= policy.retries) throw e;
-        resumes++;
-        const delayMs = retryDelay(resumes, policy, retryAfterOf(e));
-        t.events({ type: 'retry', method: 'GET', url: redactUrl(url), attempt: resumes, delayMs, reason: retryReason(e) });
-        await sleep(delayMs, signal);
-        current = await open(offset);
-      }
-    }
-  };
+  // A body cut in the middle is opened again at the byte reached (Range), under the same retry policy.
+  const raw = resumeStream(
+    current.body,
+    async (offset) => {
+      current = await open(offset);
+      return current.body;
+    },
+    { method: 'GET', url, retry: t.retry, events: t.events, signal, offset: start, cancelled: () => cancelled },
+  );
   const verify = options.verify !== false && start === 0 && digest.startsWith('sha256:');
-  const body = verify ? verifyingStream(raw(), digest, size, { digest, phase: 'download' }) : raw();
+  const body = verify ? verifyingStream(raw, digest, size, { digest, phase: 'download' }) : raw;
   return {
     size,
     body,

@@ -7,7 +7,7 @@
  */
 import { DigestMismatchError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
 import type { HttpResponse } from '../net/http.js';
-import { isRetryableError, resolveRetryOptions, retryAfterOf, retryDelay, retryReason, sleep, withRetry } from '../net/retry.js';
+import { isRetryableError, withRetry } from '../net/retry.js';
 import { DigestCounter, digestLike, verifyingStream } from '../oci/digest.js';
 import { pullScope, pushScope } from './auth.js';
 import { blobExists, type SignalOption } from './blob.js';
@@ -367,7 +367,6 @@ function checkExpected(options: UploadOptions, digest: string, size: number): vo
 /** chunked sends the body in PATCH chunks with Content-Range, resuming a failed chunk from the session's offset. */
 async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult> {
   const { t, repo, body, options, progress } = a;
-  const policy = resolveRetryOptions(t.retry);
   const chunkSize = Math.max(1, options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
   const counter = new DigestCounter();
   let current = session;
@@ -379,51 +378,68 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
     }
     const start = offset;
     let pos = start;
-    let data = chunk;
-    for (let tries = 0; data.byteLength > 0; tries++) {
-      try {
-        const res = await t.send({
-          method: 'PATCH',
-          url: current.location,
-          scopes: [pushScope(repo)],
-          headers: {
-            'content-type': 'application/octet-stream',
-            'content-range': `${pos}-${pos + data.byteLength - 1}`,
-            'content-length': String(data.byteLength),
-          },
-          body: () => data,
-          replayable: true,
-          signal: options.signal,
-        });
-        if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `chunk ${pos}-${pos + data.byteLength - 1} to ${repo}` });
-        await res.discard();
-        const location = res.headers['location'];
-        current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
-        a.latest.session = current;
-        pos += data.byteLength;
-        data = data.subarray(data.byteLength);
-        progress.reach(pos);
-      } catch (e) {
-        if (isMirrorError(e) && e.code === 'INTERRUPTED') throw e;
-        if (!isRetryableError(e)) throw e;
-        if (tries >= policy.retries) throw spent(e);
-        const delayMs = retryDelay(tries + 1, policy, retryAfterOf(e));
-        t.events({ type: 'retry', method: 'PATCH', url: redactUrl(current.location), attempt: tries + 1, delayMs, reason: retryReason(e) });
-        await sleep(delayMs, options.signal);
-        const status = await uploadStatus(t, current, options.signal);
+    // Errors of the status query that places a resumed chunk are not retried here (it has retried on its own).
+    const fromStatus = new WeakSet<object>();
+    // The failure that made the last retry, the cause of a session found lost.
+    let cut: unknown;
+    const sendRest = async (tryNumber: number): Promise<void> => {
+      if (tryNumber > 0) {
+        // A retry: the registry says how far it got; send the rest of the chunk from there.
+        let status: { offset: number; location: string };
+        try {
+          status = await uploadStatus(t, current, options.signal);
+        } catch (e) {
+          if (typeof e === 'object' && e !== null) fromStatus.add(e);
+          throw e;
+        }
         if (status.offset < start || status.offset > start + chunk.byteLength) {
-          throw new SessionLostError(
-            `upload session in ${repo} is at byte ${status.offset}, outside the chunk held (${start}-${start + chunk.byteLength})`,
-            { phase: 'upload', cause: e },
-          );
+          const lost = new SessionLostError(`upload session in ${repo} is at byte ${status.offset}, outside the chunk held (${start}-${start + chunk.byteLength})`, {
+            phase: 'upload',
+            cause: cut,
+          });
+          fromStatus.add(lost);
+          throw lost;
         }
         current = { ...current, location: status.location };
         a.latest.session = current;
         pos = status.offset;
-        data = chunk.subarray(pos - start);
         progress.reach(pos);
         t.events({ type: 'debug', message: `upload to ${repo}: resuming at byte ${pos}` });
       }
+      const data = chunk.subarray(pos - start);
+      if (data.byteLength === 0) return;
+      const res = await t.send({
+        method: 'PATCH',
+        url: current.location,
+        scopes: [pushScope(repo)],
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-range': `${pos}-${pos + data.byteLength - 1}`,
+          'content-length': String(data.byteLength),
+        },
+        body: () => data,
+        replayable: true,
+        signal: options.signal,
+      });
+      if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `chunk ${pos}-${pos + data.byteLength - 1} to ${repo}` });
+      await res.discard();
+      const location = res.headers['location'];
+      current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
+      a.latest.session = current;
+      pos += data.byteLength;
+      progress.reach(pos);
+    };
+    const patchFailed = (e: unknown): boolean => !(isMirrorError(e) && e.code === 'INTERRUPTED') && !(typeof e === 'object' && e !== null && fromStatus.has(e)) && isRetryableError(e);
+    try {
+      await withRetry(sendRest, { method: 'PATCH', url: () => current.location, retry: t.retry, events: t.events, signal: options.signal,
+        shouldRetry: patchFailed,
+        onRetry: (e) => {
+          cut = e;
+        },
+      });
+    } catch (e) {
+      // A chunk that failed every retry: the whole upload is not started over for it.
+      throw patchFailed(e) ? spent(e) : e;
     }
     offset = start + chunk.byteLength;
   }
@@ -463,15 +479,18 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
       });
     }
   }
-  const policy = resolveRetryOptions(t.retry);
   const progress = new Progress(options.onBytes);
   const source: SourceState = { opened: false };
-  let session = options.session;
-  for (let attempt = 0; ; attempt++) {
+  const uploads = await t.url(`/v2/${repo}/blobs/uploads/`);
+  // The session a refused mount opened serves the first attempt; each retry opens a new one.
+  let given = options.session;
+  // The session of the attempt that failed last (its location moves with each PATCH), to cancel it.
+  let failed: UploadSession | undefined;
+  const once = async (): Promise<UploadResult> => {
     let current: UploadSession | undefined;
     const latest: { session: UploadSession | undefined } = { session: undefined };
     try {
-      if (session !== undefined) current = session;
+      if (given !== undefined) current = given;
       else {
         try {
           current = await startUpload(t, repo, options.signal);
@@ -479,45 +498,42 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
           throw spent(e);
         }
       }
-      session = undefined;
+      given = undefined;
       latest.session = current;
       return await runOnce({ t, repo, body, options, progress, source, latest }, current);
     } catch (e) {
-      const failed = latest.session ?? current;
-      if (isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) {
-        await cancelQuietly(t, failed);
-        throw e;
-      }
-      const restartable = isRetryableError(e) || isSessionLost(e);
-      if (!restartable) {
-        await cancelQuietly(t, failed);
-        throw e;
-      }
-      const replayable = body.kind === 'bytes' || body.reopenable || !source.opened;
-      if (!replayable) {
-        await cancelQuietly(t, failed);
-        throw new StreamConsumedError(
-          `upload to ${repo} failed after its stream was consumed; read the blob again to retry (${errorLine(e)})`,
-          { phase: 'upload', digest: options.digest, cause: e },
-        );
-      }
-      if (attempt >= policy.retries || isSpent(e)) {
-        await cancelQuietly(t, failed);
-        throw e;
-      }
-      const delayMs = retryDelay(attempt + 1, policy, retryAfterOf(e));
-      t.events({
-        type: 'retry',
-        method: 'UPLOAD',
-        url: redactUrl(failed?.location ?? (await t.url(`/v2/${repo}/blobs/uploads/`))),
-        attempt: attempt + 1,
-        delayMs,
-        reason: retryReason(e),
-      });
-      await cancelQuietly(t, failed);
-      await sleep(delayMs, options.signal);
-      source.opened = false;
+      failed = latest.session ?? current;
+      throw e;
     }
+  };
+  // Started over in a new session: a broken connection, a retryable status or a lost session, when the body can be
+  // read again from its start (bytes, a reopenable stream, or a stream nothing was taken from yet).
+  const restartable = (e: unknown): boolean => isRetryableError(e) || isSessionLost(e);
+  const replayable = (): boolean => body.kind === 'bytes' || body.reopenable || !source.opened;
+  try {
+    return await withRetry(once, {
+      method: 'UPLOAD',
+      url: () => failed?.location ?? uploads,
+      retry: t.retry,
+      events: t.events,
+      signal: options.signal,
+      shouldRetry: (e) => !(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && replayable() && !isSpent(e),
+      onRetry: async () => {
+        await cancelQuietly(t, failed);
+        failed = undefined;
+        source.opened = false;
+      },
+    });
+  } catch (e) {
+    await cancelQuietly(t, failed);
+    if (!(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && !replayable()) {
+      throw new StreamConsumedError(`upload to ${repo} failed after its stream was consumed; read the blob again to retry (${errorLine(e)})`, {
+        phase: 'upload',
+        digest: options.digest,
+        cause: e,
+      });
+    }
+    throw e;
   }
 }
 

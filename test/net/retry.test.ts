@@ -8,6 +8,7 @@ import {
   isRetryableStatus,
   parseRetryAfter,
   resolveRetryOptions,
+  resumeStream,
   retryDelay,
   sleep,
   withRetry,
@@ -176,6 +177,110 @@ describe('net/retry', () => {
       await sleep(20);
       assert.ok(Date.now() - t >= 15);
       await assert.rejects(sleep(10_000, AbortSignal.abort()), (e: unknown) => e instanceof MirrorError && e.code === 'INTERRUPTED');
+    });
+    it('onRetry runs after the retry event and before the next try; the URL is asked for when the retry happens', async () => {
+      const order: string[] = [];
+      let location = 'http://r/v2/x/blobs/uploads/1';
+      let calls = 0;
+      const result = await withRetry(
+        async (n) => {
+          order.push(`try ${n}`);
+          calls++;
+          location = `http://r/v2/x/blobs/uploads/${calls + 1}`;
+          if (calls < 3) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+          return calls;
+        },
+        {
+          method: 'UPLOAD',
+          url: () => location,
+          retry: { retries: 5, baseDelayMs: 1 },
+          events: (e) => order.push(e.type === 'retry' ? `event ${e.attempt} ${e.url}` : e.type),
+          onRetry: async (e, attempt) => {
+            order.push(`onRetry ${attempt} ${(e as Error).message}`);
+          },
+        },
+      );
+      assert.equal(result, 3);
+      assert.deepEqual(order, [
+        'try 0',
+        'event 1 http://r/v2/x/blobs/uploads/2',
+        'onRetry 1 reset',
+        'try 1',
+        'event 2 http://r/v2/x/blobs/uploads/3',
+        'onRetry 2 reset',
+        'try 2',
+      ]);
+    });
+  });
+
+  describe('resumeStream', () => {
+    /** body yields the chunks, then fails with `error` when given. */
+    async function* body(chunks: string[], error?: Error): AsyncGenerator<Uint8Array> {
+      for (const c of chunks) yield Buffer.from(c);
+      if (error) throw error;
+    }
+    const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+
+    it('reopens a cut body at the offset reached, with the retry event, until it ends', async () => {
+      const opened: number[] = [];
+      const events: ProgressEvent[] = [];
+      const whole = 'abcdefghij';
+      const out: string[] = [];
+      for await (const chunk of resumeStream(
+        body(['abc', 'de'], reset()),
+        async (offset) => {
+          opened.push(offset);
+          return offset < 8 ? body([whole.slice(offset, offset + 3)], reset()) : body([whole.slice(offset)]);
+        },
+        { method: 'GET', url: 'http://r/v2/x/blobs/sha256:1', retry: { retries: 5, baseDelayMs: 1 }, events: (e) => events.push(e) },
+      )) {
+        out.push(Buffer.from(chunk).toString());
+      }
+      assert.equal(out.join(''), whole);
+      assert.deepEqual(opened, [5, 8]);
+      assert.deepEqual(
+        events.map((e) => (e.type === 'retry' ? `${e.method} ${e.attempt} ${e.reason}` : e.type)),
+        ['GET 1 ECONNRESET', 'GET 2 ECONNRESET'],
+      );
+    });
+
+    it('counts from the offset it started at, and is bounded by retries', async () => {
+      const opened: number[] = [];
+      const read = async (): Promise<string> => {
+        let s = '';
+        for await (const chunk of resumeStream(body(['xy'], reset()), async (offset) => (opened.push(offset), body(['z'], reset())), {
+          method: 'GET',
+          url: 'http://r/',
+          retry: { retries: 2, baseDelayMs: 1 },
+          offset: 100,
+        })) {
+          s += Buffer.from(chunk).toString();
+        }
+        return s;
+      };
+      await assert.rejects(read(), /socket hang up/);
+      assert.deepEqual(opened, [102, 103]);
+    });
+
+    it('does not resume what is not a cut: a 4xx, or a body the reader cancelled', async () => {
+      let opened = 0;
+      const denied = new RegistryHttpError('AUTH', 'denied', { status: 403 });
+      const first = resumeStream(body(['a'], denied), async () => (opened++, body([])), { method: 'GET', url: 'http://r/', retry: { retries: 3, baseDelayMs: 1 } });
+      await assert.rejects((async () => { for await (const _ of first) void _; })(), /denied/);
+      let cancelled = false;
+      const second = resumeStream(body(['a'], reset()), async () => (opened++, body([])), {
+        method: 'GET',
+        url: 'http://r/',
+        retry: { retries: 3, baseDelayMs: 1 },
+        cancelled: () => cancelled,
+      });
+      await assert.rejects(
+        (async () => {
+          for await (const _ of second) cancelled = true;
+        })(),
+        /socket hang up/,
+      );
+      assert.equal(opened, 0);
     });
   });
 });
