@@ -46,8 +46,12 @@ export class BlobScheduler {
   private readonly located = new Map<string, Set<string>>();
   /** The placement of a blob into a repository, once per `repo@digest` (a failure may be tried again). */
   private readonly ensured = new Map<string, Promise<void>>();
-  /** Uploads in flight by digest: another repository waits, then mounts. */
-  private readonly uploading = new Map<string, Promise<void>>();
+  /**
+   * The first placement of each digest still in flight, claimed before its first request: a placement of the same
+   * digest into another repository waits for it, then mounts, so two images that share a layer and start together
+   * never upload it twice.
+   */
+  private readonly placing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly dest: ImageDestination,
@@ -76,9 +80,19 @@ export class BlobScheduler {
     const key = `${this.repoKey(repo)}@${desc.digest}`;
     let p = this.ensured.get(key);
     if (p === undefined) {
-      p = this.ensureOnce(repo, desc, origin);
-      this.ensured.set(key, p);
-      p.catch(() => this.ensured.delete(key));
+      const d = desc.digest;
+      const ahead = this.placing.get(d);
+      const placed = this.ensureOnce(repo, desc, origin, ahead);
+      p = placed;
+      this.ensured.set(key, placed);
+      placed.catch(() => this.ensured.delete(key));
+      if (ahead === undefined) {
+        this.placing.set(d, placed);
+        const clear = (): void => {
+          if (this.placing.get(d) === placed) this.placing.delete(d);
+        };
+        placed.then(clear, clear);
+      }
     }
     return p;
   }
@@ -87,13 +101,13 @@ export class BlobScheduler {
     return this.caps.blobScope === 'global' ? '' : repo;
   }
 
-  private async ensureOnce(repo: string, desc: Descriptor, origin: BlobOrigin): Promise<void> {
+  private async ensureOnce(repo: string, desc: Descriptor, origin: BlobOrigin, ahead: Promise<void> | undefined): Promise<void> {
     const d = desc.digest;
     const signal = this.options.signal;
     if (this.holds(repo, d)) return;
-    const inflight = this.uploading.get(d);
-    if (inflight !== undefined) {
-      await inflight.catch(() => {});
+    if (ahead !== undefined) {
+      // Another repository's placement of this digest goes first (outside the pool: waiting takes no slot).
+      await ahead.catch(() => {});
       if (this.holds(repo, d)) return;
     }
     let session: unknown;
@@ -119,13 +133,7 @@ export class BlobScheduler {
       this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });
       return;
     }
-    const job = this.pool(() => this.upload(repo, desc, origin, session));
-    this.uploading.set(d, job);
-    try {
-      await job;
-    } finally {
-      if (this.uploading.get(d) === job) this.uploading.delete(d);
-    }
+    await this.pool(() => this.upload(repo, desc, origin, session));
   }
 
   private async upload(repo: string, desc: Descriptor, origin: BlobOrigin, session: unknown): Promise<void> {
