@@ -11,6 +11,7 @@
 #    every synced image is read back by skopeo and compared with its source digest.
 # 2. 2,000 tags over 200 repositories of small images (bench/make-small-images.mjs): the same full/unchanged pair by
 #    both tools (SMALL_ROUNDS rounds), peak RSS, 2 mirror shards side by side, and every image read back by skopeo.
+# SYNC_JOBS=N passes --jobs N to mirror (images in flight; default: mirror's own).
 # Needs: node (project built), docker-registry, skopeo, python3, curl, GNU time (/usr/bin/time).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,7 +110,7 @@ done < "$W/images.txt"
 echo "$(wc -l < "$W/tags.txt") tags in $(cut -d' ' -f1 "$W/images.txt" | sort -u | wc -l) repositories"
 
 SKOPEO_SYNC=(skopeo sync --all --src yaml --dest docker --dest-tls-verify=false)
-MIRROR_SYNC=("${MIRROR[@]}" sync --src yaml --dest docker --dest-tls-verify=false --no-lock)
+MIRROR_SYNC=("${MIRROR[@]}" sync ${SYNC_JOBS:+--jobs "$SYNC_JOBS"} --src yaml --dest docker --dest-tls-verify=false --no-lock)
 one_round() { # one_round CASE YAML TOOL
   local case=$1 yaml=$2 tool=$3 from
   start_registry DST
