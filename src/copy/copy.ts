@@ -144,11 +144,24 @@ export const MAX_REFERRERS_PER_IMAGE = 1024;
 const SKIPPABLE_REFERRER_CODES = new Set(['NOT_FOUND', 'BAD_INPUT', 'UNSUPPORTED', 'DIGEST_MISMATCH']);
 
 /**
+ * subjectOf gives the digest a manifest names as its `subject` (an SBOM, a signature), or undefined. Bytes that do not
+ * parse have none (they were verified and parsed before, this only reads the field).
+ */
+export function subjectOf(node: Pick<ManifestNode, 'bytes' | 'mediaType' | 'digest'>): string | undefined {
+  try {
+    const parsed = parseManifest(node.bytes, node.mediaType, { digest: node.digest });
+    return (parsed.kind === 'index' ? parsed.index.subject : parsed.manifest.subject)?.digest;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * referrerEntry is how a referrer is listed for its subject in a fallback tag index: `artifactType` from the manifest
  * (else an image manifest's config media type) and its annotations, as the referrers API lists them; what the source
  * listed fills what the manifest does not say.
  */
-function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor {
+export function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor {
   const out: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
   let doc: { artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown } = {};
   try {
@@ -617,6 +630,25 @@ class CopyEngine {
     const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true });
     if (answer && answer.converted) plan.converted = plan.converted ? `${plan.converted}; ${answer.converted}` : answer.converted;
     this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'pushed' });
+    // An image that is itself a referrer (an SBOM copied by digest): listed for its subject where the registry does not.
+    const subject = subjectOf(root);
+    if (subject !== undefined && !(answer && answer.subjectIndexed)) {
+      await this.registerFor(target.repository, subject, referrerEntry(root, { mediaType: root.mediaType, digest: root.digest, size: root.size }));
+    }
+  }
+
+  /** registerFor merges a referrer into its subject's fallback tag index, one merge per subject at a time. */
+  private async registerFor(repository: string, subject: string, entry: Descriptor): Promise<void> {
+    if (this.dest.registerReferrer === undefined) return;
+    const key = `${repository}@${subject}`;
+    const prior = this.referrerLocks.get(key) ?? Promise.resolve();
+    const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(repository, subject, entry, { signal: this.signal }));
+    this.referrerLocks.set(key, next);
+    try {
+      await next;
+    } finally {
+      if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
+    }
   }
 
   /** placeBlobs has the scheduler place every blob in the job's destination repository; the first failure throws. */
@@ -661,18 +693,7 @@ class CopyEngine {
     const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
     const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
     this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
-    if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed) && this.dest.registerReferrer !== undefined) {
-      const key = `${target.repository}@${r.subject}`;
-      const prior = this.referrerLocks.get(key) ?? Promise.resolve();
-      const entry = referrerEntry(top, r.referrer.descriptor);
-      const next = prior.catch(() => {}).then(() => this.dest.registerReferrer!(target.repository, r.subject, entry, { signal }));
-      this.referrerLocks.set(key, next);
-      try {
-        await next;
-      } finally {
-        if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
-      }
-    }
+    if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed)) await this.registerFor(target.repository, r.subject, referrerEntry(top, r.referrer.descriptor));
   }
 
   private outcomeOf(plan: Plan, status: CopyOutcome['status']): Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'> {

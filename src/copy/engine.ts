@@ -21,7 +21,7 @@ import {
   type StreamSource,
 } from '../transport/types.js';
 import { ByteBudget, collect } from './budget.js';
-import { MAX_MANIFESTS_PER_IMAGE } from './copy.js';
+import { MAX_MANIFESTS_PER_IMAGE, referrerEntry, subjectOf } from './copy.js';
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY, settleConflicts } from './conflicts.js';
 import type { CopyResult, ImageConflict, ImageOutcome, ManifestNode } from './result.js';
 
@@ -687,8 +687,15 @@ class CopyRun {
         await this.limit(() => dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal }));
         this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
       }
-      await this.limit(() => dest.putManifest(target, rootRef, root.bytes, root.mediaType, { signal, root: true, descriptor: p.chosen?.descriptor ?? p.image.descriptor }));
+      const answer = await this.limit(() => dest.putManifest(target, rootRef, root.bytes, root.mediaType, { signal, root: true, descriptor: p.chosen?.descriptor ?? p.image.descriptor }));
       this.events({ type: 'manifest', reference: `${target.repository}${target.tag ? `:${target.tag}` : `@${root.digest}`}`, digest: root.digest, action: 'pushed' });
+      // An artifact with a subject (an SBOM, a signature): listed in its subject's fallback tag where the registry
+      // does not index subjects itself, as `mirror copy` does.
+      const subject = subjectOf(root);
+      if (subject !== undefined && !(answer && answer.subjectIndexed) && dest.registerReferrer !== undefined) {
+        const entry = referrerEntry(root, { mediaType: root.mediaType, digest: root.digest, size: root.size });
+        await this.registerFor(target.repository, subject, entry);
+      }
       return done(true);
     } catch (e) {
       if (isFatal(e)) {
@@ -697,6 +704,23 @@ class CopyRun {
       }
       this.fail(p, isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: p.image.name }));
       return 'failed';
+    }
+  }
+
+  /** Fallback-tag merges in flight per `repo@subject`, one at a time. */
+  private readonly referrerLocks = new Map<string, Promise<void>>();
+
+  /** registerFor merges a referrer into its subject's fallback tag index, one merge per subject at a time. */
+  private async registerFor(repository: string, subject: string, entry: Descriptor): Promise<void> {
+    const dest = this.dest!;
+    const key = `${repository}@${subject}`;
+    const prior = this.referrerLocks.get(key) ?? Promise.resolve();
+    const next = prior.catch(() => {}).then(() => this.limit(() => dest.registerReferrer!(repository, subject, entry, { signal: this.signal })));
+    this.referrerLocks.set(key, next);
+    try {
+      await next;
+    } finally {
+      if (this.referrerLocks.get(key) === next) this.referrerLocks.delete(key);
     }
   }
 

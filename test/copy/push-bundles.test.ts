@@ -153,6 +153,15 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
         assert.equal(manifest.artifactType, SPDX_JSON);
         assert.equal(manifest.subject.digest, img.digest);
         assert.equal(await blobStatus(registry, repo, ref.layer.digest), 200, 'the SBOM layer is there');
+        // docker-registry has no referrers API: the SBOM is listed in its subject's fallback tag, as copy does.
+        const fallback = JSON.parse((await skopeoInspectRaw(`docker://${registry.host}/${repo}:sha256-${img.digest.slice('sha256:'.length)}`)).toString('utf8')) as {
+          manifests: { digest: string; artifactType?: string }[];
+        };
+        assert.deepEqual(
+          fallback.manifests.map((m) => [m.digest, m.artifactType]),
+          [[ref.digest, SPDX_JSON]],
+          `the fallback tag of ${img.ref} lists its SBOM`,
+        );
       }
     }
   });
