@@ -47,10 +47,25 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
   const srcRef = parseTransportRef(options.source);
   const dstRef = parseTransportRef(options.destination);
   // A registry wants compressed layers: an archive that stores them uncompressed (docker-archive) compresses them.
-  const src = await openSourceRef(srcRef, { ...options.src, signal: options.signal, compressLayers: dstRef.transport === 'docker' });
+  // A registry destination is reached while the source is opened (each a ping, https before http where allowed);
+  // other destinations, which may create files, only once the source opened. The source's failure is the one told
+  // when both fail, as when they were opened one after the other.
+  const openDestination = (): Promise<OpenedDestination> => openDestinationRef(dstRef, { ...options.dest, signal: options.signal });
+  const early = dstRef.transport === 'docker' ? openDestination() : undefined;
+  early?.catch(() => {});
+  const [opened, reached] = await Promise.allSettled([
+    openSourceRef(srcRef, { ...options.src, signal: options.signal, compressLayers: dstRef.transport === 'docker' }),
+    early ?? Promise.resolve(undefined),
+  ]);
+  if (opened.status === 'rejected') {
+    if (reached.status === 'fulfilled') await reached.value?.destination.close();
+    throw opened.reason;
+  }
+  const src = opened.value;
   let dst: OpenedDestination | undefined;
   try {
-    dst = await openDestinationRef(dstRef, { ...options.dest, signal: options.signal });
+    if (reached.status === 'rejected') throw reached.reason;
+    dst = reached.value ?? (await openDestination());
     const run = copyImagesFrom(
       [{ source: src.source, image: src.image, name: src.name, reference: src.reference, destination: dst.image }],
       dst.destination,

@@ -418,12 +418,16 @@ class CopyEngine {
   private async plan(job: CopyJob): Promise<Plan | Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'>> {
     const { source, image, destination: target } = job;
     const signal = this.signal;
-    const root = await source.resolve(image, { signal });
     const platforms = job.platforms ?? this.options.platforms;
     const selecting = platforms !== undefined && platforms.length > 0;
+    const comparing = !selecting && !this.options.indexOnly;
+    // A destination tag is asked for while the source resolves (one round trip per image instead of two).
+    const tagged = comparing && target.tag !== undefined ? this.dest.manifestDigest(target.repository, target.tag, { signal }) : undefined;
+    tagged?.catch(() => {});
+    const root = await source.resolve(image, { signal });
     // Unchanged at the destination: nothing else is read (the referrers of an unchanged image still travel).
-    if (!selecting && !this.options.indexOnly) {
-      const have = await this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal });
+    if (comparing) {
+      const have = await (tagged ?? this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal }));
       if (have === root.digest) {
         const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, root.digest) : [];
         this.claim(job, root.digest);
