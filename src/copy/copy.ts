@@ -148,6 +148,8 @@ const SKIPPABLE_REFERRER_CODES = new Set(['NOT_FOUND', 'BAD_INPUT', 'UNSUPPORTED
  * parse have none (they were verified and parsed before, this only reads the field).
  */
 export function subjectOf(node: Pick<ManifestNode, 'bytes' | 'mediaType' | 'digest'>): string | undefined {
+  // Most manifests have none: not parsed again for that.
+  if (!Buffer.from(node.bytes.buffer, node.bytes.byteOffset, node.bytes.byteLength).includes('"subject"')) return undefined;
   try {
     const parsed = parseManifest(node.bytes, node.mediaType, { digest: node.digest });
     return (parsed.kind === 'index' ? parsed.index.subject : parsed.manifest.subject)?.digest;

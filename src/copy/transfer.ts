@@ -44,6 +44,8 @@ export class BlobScheduler {
   private readonly caps: DestinationCapabilities;
   /** Repositories known to hold a digest (`''` for a destination with one blob store). */
   private readonly located = new Map<string, Set<string>>();
+  /** Blobs known to be at the destination before the run (a bundle's pass placed them), by digest. */
+  private readonly known: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   /** The placement of a blob into a repository, once per `repo@digest` (a failure may be tried again). */
   private readonly ensured = new Map<string, Promise<void>>();
   /**
@@ -60,12 +62,14 @@ export class BlobScheduler {
   ) {
     this.caps = caps;
     this.pool = pLimit(Math.max(1, options.concurrency));
-    for (const [digest, repos] of options.located ?? []) for (const r of repos) this.locate(r, digest);
+    // `options.located` is read through, not copied: a bundle of thousands of images knows a place for every blob.
+    this.known = options.located;
   }
 
   /** holds tells whether the run knows the repository holds the blob. */
   holds(repo: string, digest: string): boolean {
-    return this.located.get(digest)?.has(this.repoKey(repo)) ?? false;
+    const key = this.repoKey(repo);
+    return (this.located.get(digest)?.has(key) ?? false) || (this.known?.get(digest)?.has(key) ?? false);
   }
 
   /** locate records that a repository holds a blob. */
@@ -85,7 +89,11 @@ export class BlobScheduler {
       const placed = this.ensureOnce(repo, desc, origin, ahead);
       p = placed;
       this.ensured.set(key, placed);
-      placed.catch(() => this.ensured.delete(key));
+      // Once placed, `holds` answers for it (a failure may be tried again): the entry is not kept.
+      const forget = (): void => {
+        if (this.ensured.get(key) === placed) this.ensured.delete(key);
+      };
+      placed.then(forget, forget);
       if (ahead === undefined) {
         this.placing.set(d, placed);
         const clear = (): void => {
@@ -113,7 +121,7 @@ export class BlobScheduler {
     let session: unknown;
     if (this.caps.blobScope === 'repository') {
       // Another repository of this registry holds it: a mount answers 201 even when this one holds it too.
-      const from = [...(this.located.get(d) ?? [])].find((r) => r !== repo);
+      const from = [...(this.located.get(d) ?? []), ...(this.known?.get(d) ?? [])].find((r) => r !== repo);
       const sameRegistry = origin.source.registry !== undefined && origin.source.registry === this.caps.registry && origin.repository !== repo;
       const mountFrom = from ?? (sameRegistry ? origin.repository : undefined);
       if (mountFrom !== undefined) {
@@ -153,6 +161,8 @@ export class BlobScheduler {
       },
     });
     this.locate(repo, r.digest);
+    // A registry may name what it stored by another digest (sha256 for a sha512 upload): both name it here.
+    if (r.digest !== desc.digest) this.locate(repo, desc.digest);
     this.stats.uploaded++;
     this.options.events({ type: 'blob', digest: r.digest, size: r.size, repository: repo, action: 'uploaded' });
   }
