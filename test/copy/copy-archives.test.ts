@@ -10,8 +10,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyImagesFrom, type CopyJob, type CopyOutcome } from '../../src/copy/copy.js';
@@ -25,7 +23,8 @@ import { buildOciLayout, type BuiltLayout, type LayoutSpec, writeDirectory } fro
 import { assertOneLineError, homeMaker, isolatedEnv } from '../helpers/auth-env.js';
 import { BIN, runCli, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { listenLocal, run, stopAll } from '../helpers/proc.js';
+import { run, stopAll } from '../helpers/proc.js';
+import { startStallProxy, type StallProxy } from '../helpers/stall-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
 
@@ -204,56 +203,6 @@ describe('copy engine: what a destination declares', () => {
   });
 });
 
-/** StallProxy passes requests to a registry, but stops every large blob GET after `after` bytes and holds it open. */
-interface StallProxy {
-  host: string;
-  stalled: number;
-  stop(): Promise<void>;
-}
-
-async function startStallProxy(upstream: string, after: number): Promise<StallProxy> {
-  const up = new URL(upstream);
-  const sockets = new Set<Socket>();
-  const state = { stalled: 0 };
-  const server = createServer((req: IncomingMessage, res) => {
-    const out = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      const length = Number(upRes.headers['content-length'] ?? '0');
-      if (req.method !== 'GET' || !(req.url ?? '').includes('/blobs/') || length <= after) {
-        upRes.pipe(res);
-        return;
-      }
-      let sent = 0;
-      upRes.on('data', (chunk: Buffer) => {
-        if (sent >= after) return;
-        const n = Math.min(chunk.byteLength, after - sent);
-        res.write(chunk.subarray(0, n));
-        sent += n;
-        if (sent >= after) {
-          state.stalled++;
-          upRes.pause();
-        }
-      });
-    });
-    out.on('error', () => res.destroy());
-    req.pipe(out);
-  });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  const port = await listenLocal(server);
-  return {
-    host: `127.0.0.1:${port}`,
-    get stalled() {
-      return state.stalled;
-    },
-    async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 describe('mirror copy with layouts and archives (integration: docker-registry, skopeo)', function () {
   this.timeout(300_000);
@@ -400,7 +349,7 @@ describe('mirror copy with layouts and archives (integration: docker-registry, s
   describe('an interrupted archive write leaves no FILE and no temporary file', () => {
     let stall: StallProxy;
     before(async () => {
-      stall = await startStallProxy(src.url, 512 * 1024);
+      stall = await startStallProxy(src.url, { stall: 'blob-gets', after: 512 * 1024 });
     });
     after(async () => {
       await stall?.stop();

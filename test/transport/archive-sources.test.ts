@@ -10,8 +10,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
@@ -19,7 +17,8 @@ import { closeAll } from '../../src/net/http.js';
 import { buildDockerSave, buildOciLayout, compress, type LayoutSpec, writeDirectory, writeTarBundle, DOCKER_SAVE_SPEC } from '../../testdata/make-fixtures.js';
 import { homeMaker, isolatedEnv } from '../helpers/auth-env.js';
 import { assertOneLineError, BIN, runCli, type CliResult } from '../helpers/cli.js';
-import { listenLocal, run, stopAll } from '../helpers/proc.js';
+import { run, stopAll } from '../helpers/proc.js';
+import { startStallProxy } from '../helpers/stall-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw, skopeoInspectRawDigest, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
 
@@ -251,7 +250,7 @@ describe('archive sources: mirror copy oci-archive:/docker-archive: (integration
   });
 
   it('Ctrl-C while a decompressed archive is being sent: exit 130, the temporary file is gone', async () => {
-    const stall = await startStallProxy(dst.url);
+    const stall = await startStallProxy(dst.url, { stall: 'uploads' });
     try {
       const file = await compressed(join(work, 'small-oci.tar'), 'zstd');
       const child = spawn(process.execPath, [BIN, 'copy', '--dest-tls-verify=false', `oci-archive:${file}:app`, `docker://${stall.host}/cut/small:2.0`], {
@@ -282,44 +281,3 @@ describe('archive sources: mirror copy oci-archive:/docker-archive: (integration
   });
 });
 
-/** StallProxy forwards to a registry and stops forwarding blob uploads (PATCH/PUT bodies) after a few bytes. */
-interface StallProxy {
-  host: string;
-  readonly stalled: number;
-  stop(): Promise<void>;
-}
-
-async function startStallProxy(upstream: string): Promise<StallProxy> {
-  const up = new URL(upstream);
-  const sockets = new Set<Socket>();
-  const state = { stalled: 0 };
-  const server = createServer((req: IncomingMessage, res) => {
-    if ((req.method === 'PATCH' || req.method === 'PUT') && (req.url ?? '').includes('/blobs/uploads/')) {
-      // Take the body and never answer: the client waits until it is interrupted.
-      state.stalled++;
-      req.resume();
-      return;
-    }
-    const out = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
-    out.on('error', () => res.destroy());
-    req.pipe(out);
-  });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  const port = await listenLocal(server);
-  return {
-    host: `127.0.0.1:${port}`,
-    get stalled() {
-      return state.stalled;
-    },
-    async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
