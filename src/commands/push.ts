@@ -6,7 +6,7 @@ import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { blobLine, conflictSkipLine, countLine, dryRunLines, listedImages, listingLines, nextStepsLines, stagingLine } from '../cli/summary.js';
 import { statusText } from '../cli/format.js';
 import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from '../copy/conflicts.js';
-import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/engine.js';
+import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/bundle.js';
 import { inspectBundle } from '../copy/inspect.js';
 import { partialPushOf, pushBundle, type PushResult } from '../copy/push.js';
 import { buildReport, exitCodeOf, writeReport } from '../copy/report.js';

@@ -49,6 +49,13 @@ export interface CopyJob {
   platforms?: readonly PlatformSpec[] | undefined;
   /** Referrers for this job alone; undefined: the run's `referrers`. */
   referrers?: boolean | undefined;
+  /**
+   * The source's descriptor of the image's root (its annotations, platform, artifactType), for a destination that
+   * lists its images with descriptors (an OCI layout's index.json): the root is put with it, and an unchanged image
+   * without a tag is recorded there again when the destination has one blob store (its manifest may be held only as
+   * another image's child). Default: none.
+   */
+  descriptor?: Descriptor | undefined;
 }
 
 /** CopyEngineOptions tune {@link copyImagesFrom}. */
@@ -434,6 +441,10 @@ class CopyEngine {
         const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, root.digest) : [];
         this.claim(job, root.digest);
         this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'skipped' });
+        if (job.descriptor !== undefined && target.tag === undefined && this.caps.blobScope === 'global' && !this.options.dryRun) {
+          const top = await this.fetch(source, image.repository, root);
+          await this.dest.putManifest(target, top.digest, top.bytes, top.mediaType, { signal, root: true, descriptor: job.descriptor });
+        }
         return this.skippedWith(job, referrers, {
           source: job.name,
           destination: target.name,
@@ -515,8 +526,10 @@ class CopyEngine {
     });
   }
 
-  /** fetch reads one manifest's verified bytes. */
+  /** fetch reads one manifest's verified bytes (after the source's own check of its descriptor). */
   private async fetch(source: ImageSource, repository: string, desc: Descriptor): Promise<ManifestNode> {
+    const problem = source.check?.(desc);
+    if (problem) throw problem;
     const m = await source.manifest(repository, desc.digest, { signal: this.signal });
     return { digest: m.digest, mediaType: m.mediaType || desc.mediaType, size: m.bytes.byteLength, platform: desc.platform, bytes: m.bytes };
   }
@@ -543,7 +556,11 @@ class CopyEngine {
         const nodes = await Promise.all(fresh.map((d) => limit(() => this.fetch(source, repo, d))));
         for (const n of nodes) await visit(n, depth + 1);
       } else {
-        for (const b of blobDescriptors(parsed.manifest)) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+        for (const b of blobDescriptors(parsed.manifest, (d) => source.holds?.(d) ?? false)) {
+          const problem = source.check?.(b);
+          if (problem) throw problem;
+          if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+        }
       }
       manifests.push({ ...node, mediaType: parsed.mediaType });
     };
@@ -633,7 +650,8 @@ class CopyEngine {
       await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
       this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
     }
-    const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true });
+    const descriptor = plan.job.descriptor?.digest === root.digest ? plan.job.descriptor : undefined;
+    const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true, descriptor });
     if (answer && answer.converted) plan.converted = plan.converted ? `${plan.converted}; ${answer.converted}` : answer.converted;
     this.events({ type: 'manifest', reference: destRef(target.repository, target.tag, root.digest), digest: root.digest, action: 'pushed' });
     // An image that is itself a referrer (an SBOM copied by digest): listed for its subject where the registry does not.

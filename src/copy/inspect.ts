@@ -8,7 +8,7 @@ import { formatReference } from '../reference/index.js';
 import type { LayerCompression } from '../transport/bundle/layout-state.js';
 import { SOURCES } from '../transport/index.js';
 import type { DestinationImage, SourceImage } from '../transport/types.js';
-import { copyImages } from './engine.js';
+import { copyBundle } from './bundle.js';
 import type { PlatformSpec } from '../oci/platform.js';
 import type { CopyResult } from './result.js';
 
@@ -50,7 +50,7 @@ export async function inspectBundle(options: InspectOptions): Promise<InspectRes
     signal: options.signal,
   });
   try {
-    const result = await copyImages(source, undefined, {
+    const result = await copyBundle(source, undefined, {
       map: asListed,
       dryRun: true,
       platforms: options.platforms,

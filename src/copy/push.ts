@@ -24,7 +24,7 @@ import type { GzipEncoder } from '../transport/bundle/convert.js';
 import { openDestination, SOURCES } from '../transport/index.js';
 import type { DestinationImage, ImageDestination, SourceImage } from '../transport/types.js';
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from './conflicts.js';
-import { copyImages, DEFAULT_STAGING_REPOSITORY, partialResultOf } from './engine.js';
+import { copyBundle, DEFAULT_STAGING_REPOSITORY, partialResultOf } from './bundle.js';
 import type { CopyResult } from './result.js';
 import type { PlatformSpec } from '../oci/platform.js';
 
@@ -58,7 +58,7 @@ export interface PushOptions {
   decoder?: 'auto' | 'xz' | 'lzma-native' | undefined;
   /**
    * Push only these platforms (`--platform os/arch[/variant]`, parsed with parsePlatform) of multi-platform images.
-   * Default: every image whole. See {@link CopyOptions.platforms}.
+   * Default: every image whole. See {@link BundleCopyOptions.platforms}.
    */
   platforms?: readonly PlatformSpec[] | undefined;
   /** Repository (under the namespace) for blobs met before the metadata. Default: {@link DEFAULT_STAGING_REPOSITORY}. */
@@ -164,7 +164,7 @@ export async function pushBundle(options: PushOptions): Promise<PushResult> {
     }
   }
   try {
-    const result = await copyImages(source, dest, {
+    const result = await copyBundle(source, dest, {
       map: (img) => destinationFor(target, img, { keepRegistryHost: options.keepRegistryHost }),
       jobs: options.jobs,
       stagingRepository: staging,

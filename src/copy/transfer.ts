@@ -125,7 +125,10 @@ export class BlobScheduler {
       const sameRegistry = origin.source.registry !== undefined && origin.source.registry === this.caps.registry && origin.repository !== repo;
       const mountFrom = from ?? (sameRegistry ? origin.repository : undefined);
       if (mountFrom !== undefined) {
-        const m = await this.pool(() => this.dest.mountBlob(repo, d, mountFrom, { signal }));
+        let m = await this.pool(() => this.dest.mountBlob(repo, d, mountFrom, { signal }));
+        // distribution links a mounted blob under its sha256 digest only: a blob named by another digest (sha512) is
+        // checked, and sent when the mount did not make it visible under that name.
+        if (m.mounted && !d.startsWith('sha256:') && !(await this.pool(() => this.dest.hasBlob(repo, d, { signal })))) m = { mounted: false };
         if (m.mounted) {
           this.locate(repo, d);
           this.stats.mounted++;
@@ -140,6 +143,12 @@ export class BlobScheduler {
       this.stats.skipped++;
       this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });
       return;
+    }
+    // A source that cannot give the bytes now (a bundle's went by in its stream) fails the blob before any upload.
+    const unavailable = origin.source.unavailable?.(desc);
+    if (unavailable !== undefined) {
+      if (session !== undefined) await this.dest.cancelSession(session).catch(() => {});
+      throw unavailable;
     }
     await this.pool(() => this.upload(repo, desc, origin, session));
   }

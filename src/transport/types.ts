@@ -267,6 +267,22 @@ export interface ImageSource {
    * its layers compressed for a registry), for the outcome's note; undefined for a manifest it holds as it is.
    */
   converted?(digest: string): string | undefined;
+  /**
+   * check tells of a problem the source already knows with a manifest or blob descriptor (bytes that did not verify,
+   * a declared size that does not match): the engine's walk asks for every descriptor and fails the image with it.
+   * Default: none known.
+   */
+  check?(desc: Descriptor): MirrorError | undefined;
+  /**
+   * holds tells whether the source holds a non-distributable (foreign) layer: such layers are copied when it does and
+   * left to their URLs when it does not. Default: it holds none.
+   */
+  holds?(digest: string): boolean;
+  /**
+   * unavailable tells, before an upload starts, that the source cannot give a blob's bytes now (a bundle whose bytes
+   * went by in its one stream): the blob fails with that error and no upload is opened for it. Default: always available.
+   */
+  unavailable?(desc: Descriptor): MirrorError | undefined;
   close(): Promise<void>;
 }
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_STAGING_REPOSITORY } from '../../src/copy/engine.js';
+import { DEFAULT_STAGING_REPOSITORY } from '../../src/copy/bundle.js';
 import { ExitCode } from '../../src/errors/index.js';
 import { defaultCaCertificates, tlsOptions } from '../../src/net/http.js';
 import { createHostSettingsResolver } from '../../src/net/settings.js';

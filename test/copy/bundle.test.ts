@@ -1,5 +1,5 @@
 /**
- * The engine's decisions, against an in-memory destination that can refuse mounts (answering like a 202) or cut
+ * The bundle adapter's decisions (its pass, then the copy engine), against an in-memory destination that can refuse mounts (answering like a 202) or cut
  * uploads: the paths a real distribution registry does not take. Acceptance runs against the real registry
  * (push.test.ts); these pin the logic.
  */
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copyImages } from '../../src/copy/engine.js';
+import { copyBundle } from '../../src/copy/bundle.js';
 import { destinationFor } from '../../src/copy/push.js';
 import { MirrorError } from '../../src/errors/index.js';
 import { DigestCounter } from '../../src/oci/digest.js';
@@ -90,7 +90,7 @@ class MemoryRegistry implements ImageDestination {
   async close(): Promise<void> {}
 }
 
-describe('copy engine (in-memory destination)', function () {
+describe('bundle adapter: the pass and the copy engine (in-memory destination)', function () {
   this.timeout(120_000);
   let work: string;
   before(async () => {
@@ -115,7 +115,7 @@ describe('copy engine (in-memory destination)', function () {
   const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number, jobs?: number) => {
     const source = await openBundleSource(file, { layerCachePath: null });
     try {
-      return await copyImages(source, dest, {
+      return await copyBundle(source, dest, {
         map: (img) => destinationFor(target, img),
         stagingRepository: 'ns/mirror-staging',
         memoryBlobMax,
