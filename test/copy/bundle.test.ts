@@ -7,13 +7,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { copyBundle } from '../../src/copy/bundle.js';
+import { copyImagesFrom } from '../../src/copy/copy.js';
 import { destinationFor } from '../../src/copy/push.js';
 import { MirrorError } from '../../src/errors/index.js';
-import { DigestCounter } from '../../src/oci/digest.js';
+import { DigestCounter, sha256Digest } from '../../src/oci/digest.js';
+import type { Descriptor } from '../../src/oci/manifest.js';
 import { parseTarget } from '../../src/reference/destination.js';
 import { openBundleSource } from '../../src/transport/bundle/source.js';
-import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult } from '../../src/transport/types.js';
+import { openLayoutDestination } from '../../src/transport/oci-layout/destination.js';
+import type { BlobBody, BlobResult, DestinationImage, ImageDestination, ImageSource, MountResult } from '../../src/transport/types.js';
 import { buildOciLayout, writeTarBundle } from '../../testdata/make-fixtures.js';
 
 /** MemoryRegistry keeps blobs per repository and manifests per reference, and counts what it was asked. */
@@ -24,6 +28,9 @@ class MemoryRegistry implements ImageDestination {
   readonly manifests = new Map<string, string>();
   readonly uploads: Array<{ repo: string; digest: string }> = [];
   mounts = 0;
+  /** Upload sessions handed out by refused mounts, and those cancelled. */
+  sessions = 0;
+  cancelled = 0;
   /** Answer every mount with an upload session instead of linking (as a registry ignoring mounts does). */
   refuseMounts = false;
   /** Cut the first upload of a stream body larger than this many bytes, after reading it. */
@@ -47,11 +54,16 @@ class MemoryRegistry implements ImageDestination {
   }
   async mountBlob(repo: string, digest: string, from: string): Promise<MountResult> {
     this.mounts++;
-    if (this.refuseMounts || !this.has(from, digest)) return { mounted: false, session: { repo } };
+    if (this.refuseMounts || !this.has(from, digest)) {
+      this.sessions++;
+      return { mounted: false, session: { repo } };
+    }
     this.add(repo, digest);
     return { mounted: true };
   }
-  async cancelSession(): Promise<void> {}
+  async cancelSession(): Promise<void> {
+    this.cancelled++;
+  }
   async putBlob(repo: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody): Promise<BlobResult> {
     const c = new DigestCounter();
     if (body.kind === 'bytes') c.update(body.data);
@@ -112,7 +124,7 @@ describe('bundle adapter: the pass and the copy engine (in-memory destination)',
   }
 
   const target = parseTarget('registry.local:5000/ns');
-  const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number, jobs?: number) => {
+  const run = async (file: string, dest: MemoryRegistry, memoryBlobMax?: number, jobs?: number, rereadPasses?: number) => {
     const source = await openBundleSource(file, { layerCachePath: null });
     try {
       return await copyBundle(source, dest, {
@@ -120,6 +132,7 @@ describe('bundle adapter: the pass and the copy engine (in-memory destination)',
         stagingRepository: 'ns/mirror-staging',
         memoryBlobMax,
         jobs,
+        rereadPasses,
       });
     } finally {
       await source.close();
@@ -186,5 +199,117 @@ describe('bundle adapter: the pass and the copy engine (in-memory destination)',
     assert.equal(r.images.filter((i) => i.status === 'pushed').length, 12);
     assert.ok(dest.maxLookups >= 2, `lookups overlap (${dest.maxLookups})`);
     assert.ok(dest.maxLookups <= 3, `at most 3 manifest lookups at once, saw ${dest.maxLookups}`);
+  });
+
+  it('a blob that went by in the stream is not uploaded from nowhere: the mount session is cancelled, and with no re-read left the image fails with the reads it had', async () => {
+    const { file } = await bundle('gone', 'metadata-last', 300_000);
+    const dest = new MemoryRegistry();
+    dest.refuseMounts = true;
+    const r = await run(file, dest, 100_000, undefined, 0);
+    assert.equal(r.passes, 1);
+    assert.ok(r.images.some((i) => i.status === 'failed' && /could not be uploaded after 0 extra reads of the bundle/.test(i.error ?? '')), JSON.stringify(r.images));
+    assert.ok(dest.sessions > 0, 'mounts were refused with a session');
+    assert.equal(dest.cancelled, dest.sessions, 'every session a refused mount opened was cancelled');
+  });
+
+  it('into oci:DIR, an image known only by digest is recorded in index.json even when another image put its manifest first', async () => {
+    const layout = await buildOciLayout({
+      seed: 'digest-child',
+      images: [{ ref: 'gcr.io/t/app:1', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64' }], layers: [{ files: 1 }] }],
+    });
+    const child = layout.images[0]!.manifests[0]!;
+    const index = JSON.parse(layout.files.get('index.json')!.toString('utf8')) as { manifests: Descriptor[] };
+    index.manifests.push({ mediaType: child.mediaType, digest: child.digest, size: child.size, annotations: { 'io.containerd.image.name': `gcr.io/t/app@${child.digest}` } });
+    layout.files.set('index.json', Buffer.from(JSON.stringify(index)));
+    const file = join(work, 'digest-child.tar');
+    await writeTarBundle(layout.files, file, { order: 'metadata-first', compression: 'none' });
+    const out = join(work, 'digest-child-out');
+    const dest = await openLayoutDestination(out);
+    const source = await openBundleSource(file, { layerCachePath: null });
+    try {
+      // One image at a time, in bundle order: the index puts the child's manifest first, so the child is found unchanged.
+      const r = await copyBundle(source, dest, { map: (img) => destinationFor(parseTarget(`oci:${out}`), img), jobs: 1 });
+      assert.deepEqual(r.images.map((i) => i.status), ['pushed', 'skipped']);
+    } finally {
+      await source.close();
+      await dest.close();
+    }
+    const written = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    assert.ok(written.manifests.some((m) => m.digest === child.digest), `the digest-only image is listed: ${JSON.stringify(written.manifests)}`);
+  });
+});
+
+/** oneImageSource serves one image (a config and a layer) from memory, with the optional contracts a bundle uses. */
+function oneImageSource(extra: Pick<ImageSource, 'check' | 'unavailable' | 'holds'>, foreign = false): { source: ImageSource; root: Descriptor; layer: Descriptor } {
+  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  const layerBytes = Buffer.from('layer bytes');
+  const configDesc: Descriptor = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Digest(config), size: config.byteLength };
+  const layer: Descriptor = foreign
+    ? { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', digest: sha256Digest(layerBytes), size: layerBytes.byteLength, urls: ['https://example.invalid/layer'] }
+    : { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256Digest(layerBytes), size: layerBytes.byteLength };
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: [layer] }));
+  const root: Descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256Digest(manifest), size: manifest.byteLength };
+  const blobs = new Map<string, Uint8Array>([
+    [configDesc.digest, config],
+    [layer.digest, layerBytes],
+  ]);
+  const source: ImageSource = {
+    kind: 'random',
+    description: 'memory',
+    resolve: async () => root,
+    manifest: async (_r, digest) => ({ digest, mediaType: root.mediaType, bytes: manifest }),
+    openBlob: async (_r, desc) =>
+      (async function* one() {
+        yield blobs.get(desc.digest)!;
+      })(),
+    ...extra,
+    close: async () => {},
+  };
+  return { source, root, layer };
+}
+
+describe('copy engine: optional source contracts', () => {
+  const target: DestinationImage = { repository: 'ns/app', tag: '1', name: 'registry.local/ns/app:1' };
+  const copyOne = async (source: ImageSource, dest: MemoryRegistry) => {
+    const run = copyImagesFrom([{ source, image: { repository: '' }, name: 'memory/app:1', destination: target }], dest);
+    const out = [];
+    for await (const o of run.outcomes) out.push(o);
+    return out;
+  };
+
+  it('check: a descriptor the source knows to be bad fails the image before anything is sent', async () => {
+    const dest = new MemoryRegistry();
+    const { source, layer } = oneImageSource({ check: (d) => (d.digest === sha256Digest('layer bytes') ? new MirrorError('DIGEST_MISMATCH', `blob ${d.digest}: bad bytes`) : undefined) });
+    const [o] = await copyOne(source, dest);
+    assert.equal(o?.status, 'failed');
+    assert.match(o?.error ?? '', new RegExp(`blob ${layer.digest}: bad bytes`));
+    assert.equal(dest.uploads.length, 0);
+    assert.equal(dest.manifests.size, 0);
+  });
+
+  it('unavailable: a blob the source cannot give now fails with its reason, and no upload is tried', async () => {
+    const dest = new MemoryRegistry();
+    let opened = 0;
+    const { source, layer } = oneImageSource({ unavailable: (d) => (d.digest === sha256Digest('layer bytes') ? new MirrorError('BAD_INPUT', `blob ${d.digest} went by`) : undefined) });
+    const open = source.openBlob.bind(source);
+    source.openBlob = async (r, d, o) => {
+      opened++;
+      return open(r, d, o);
+    };
+    const [o] = await copyOne(source, dest);
+    assert.equal(o?.status, 'failed');
+    assert.match(o?.error ?? '', new RegExp(`blob ${layer.digest} went by`));
+    assert.ok(!dest.uploads.some((u) => u.digest === layer.digest), 'the layer was not uploaded');
+    assert.equal(opened, 1, 'only the config was opened');
+  });
+
+  it('holds: a non-distributable layer is copied when the source holds it, left to its URLs when it does not', async () => {
+    for (const held of [true, false]) {
+      const dest = new MemoryRegistry();
+      const { source, layer } = oneImageSource({ holds: () => held }, true);
+      const [o] = await copyOne(source, dest);
+      assert.equal(o?.status, 'pushed');
+      assert.equal(dest.uploads.some((u) => u.digest === layer.digest), held, `held: ${held}`);
+    }
   });
 });
