@@ -204,7 +204,7 @@ class BundleRun {
     });
     // What the engine places is known to later rounds too; an image that waits for a re-read is not reported failed.
     const events: EventSink = (e) => {
-      if (e.type === 'blob' && e.action !== 'skipped') placer.locate(e.repository, e.digest);
+      if (e.type === 'blob') placer.locate(e.repository, e.digest);
       if (e.type === 'image' && e.status === 'failed' && byName.get(`${e.source}\n${e.destination}`)?.wentBy === true) return;
       this.events(e);
     };

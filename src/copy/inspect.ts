@@ -1,6 +1,7 @@
 /**
  * `mirror inspect` and `mirror push --dry-run` without a registry: what a bundle holds (names, digests, media types,
- * platforms, sizes), read by the engine's own dry run, so the listing is exactly what a push would send.
+ * platforms, sizes), read by the bundle adapter's dry run (./bundle.ts: its plan of the catalog), so the listing is
+ * exactly what a push would send.
  */
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';

@@ -1,6 +1,7 @@
 /**
  * `mirror push`: every image of a bundle into a registry namespace (or an OCI layout), with the source host
- * dropped and the path kept under the namespace. One call: parse the target, open both ends, run the engine.
+ * dropped and the path kept under the namespace. One call: parse the target, open both ends, run the bundle adapter
+ * (./bundle.ts: the bundle's pass, then the copy engine).
  */
 import type { CredentialResolver } from '../auth/types.js';
 import { MirrorError } from '../errors/index.js';
@@ -92,8 +93,8 @@ export interface PushResult extends CopyResult {
 const partialPushes = new WeakMap<object, PushResult>();
 
 /**
- * partialPushOf gives what a push that {@link pushBundle} ended with `error` had done (see `partialResultOf` of the
- * engine), or undefined when it stopped before the engine ran.
+ * partialPushOf gives what a push that {@link pushBundle} ended with `error` had done (see `partialResultOf` of
+ * ./bundle.ts), or undefined when it stopped before the run began.
  */
 export function partialPushOf(error: unknown): PushResult | undefined {
   return typeof error === 'object' && error !== null ? partialPushes.get(error) : undefined;

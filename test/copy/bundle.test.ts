@@ -1,7 +1,7 @@
 /**
- * The bundle adapter's decisions (its pass, then the copy engine), against an in-memory destination that can refuse mounts (answering like a 202) or cut
- * uploads: the paths a real distribution registry does not take. Acceptance runs against the real registry
- * (push.test.ts); these pin the logic.
+ * The bundle adapter's decisions (its pass, then the copy engine), against an in-memory destination that can refuse
+ * mounts (answering like a 202) or cut uploads: the paths a real distribution registry does not take. Acceptance runs
+ * against the real registry (push.test.ts); these pin the logic.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

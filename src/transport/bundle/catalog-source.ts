@@ -71,7 +71,7 @@ export class CatalogSource {
     return new CatalogImageSource(this, destinationRepository);
   }
 
-  /** resolveDigest gives a root descriptor by digest. */
+  /** root gives a root descriptor by digest. */
   root(digest: string): Descriptor | undefined {
     return this.roots.get(digest);
   }
