@@ -173,6 +173,8 @@ class BundleRun {
       served.update(await placer.reread());
       pending = deferred;
     }
+    // Uploads the pass started that no image waited for (staging, blobs of failed images): settled before the commit.
+    await placer.settled();
     await this.dest.commit({ signal: placer.signal });
     return this.result(plans.map((p) => p.outcome ?? this.outcome(p, 'failed', new MirrorError('INTERNAL', 'image was not finished'))));
   }

@@ -112,6 +112,9 @@ export class BlobScheduler {
   private async ensureOnce(repo: string, desc: Descriptor, origin: BlobOrigin, ahead: Promise<void> | undefined): Promise<void> {
     const d = desc.digest;
     const signal = this.options.signal;
+    // The source may be writing this blob itself (a bundle's pass): wait for that write instead of sending it again.
+    const own = origin.source.settling?.(d);
+    if (own !== undefined) for (const r of await own) this.locate(r, d);
     if (this.holds(repo, d)) return;
     if (ahead !== undefined) {
       // Another repository's placement of this digest goes first (outside the pool: waiting takes no slot).

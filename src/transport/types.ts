@@ -283,6 +283,13 @@ export interface ImageSource {
    * went by in its one stream): the blob fails with that error and no upload is opened for it. Default: always available.
    */
   unavailable?(desc: Descriptor): MirrorError | undefined;
+  /**
+   * settling gives, for a blob the source is itself still writing to the destination (a bundle's pass uploads blobs
+   * as they go by), a promise of the repositories that hold it once that write has settled (never rejected; empty
+   * when it failed); undefined when the source writes nothing of it. The engine waits for it instead of sending the
+   * blob again. Default: the source writes nothing.
+   */
+  settling?(digest: string): Promise<Iterable<string>> | undefined;
   close(): Promise<void>;
 }
 

@@ -29,7 +29,7 @@ export interface CatalogManifest {
 }
 
 /** The placer's side the source reads: held bytes, reopenable bodies, problems, and re-read requests. */
-export type PlacedBlobs = Pick<BundlePlacer, 'held' | 'reopen' | 'problem' | 'keyOf' | 'rereadLater' | 'failedBlobs'>;
+export type PlacedBlobs = Pick<BundlePlacer, 'held' | 'reopen' | 'problem' | 'keyOf' | 'rereadLater' | 'failedBlobs' | 'settling'>;
 
 /**
  * CatalogSource serves a bundle's catalog. Manifests it can give are registered with {@link addManifest} (the
@@ -105,6 +105,11 @@ export class CatalogSource {
    * unavailable gives, for a blob the bundle cannot give now, why: it failed while placed, it went by in the stream
    * (then a re-read for `repository` is asked for), or the bundle lacks it.
    */
+  /** settling gives the pass's upload of a blob still in flight, as the repositories holding it once settled. */
+  settling(digest: string): Promise<Iterable<string>> | undefined {
+    return this.placed.settling(digest);
+  }
+
   unavailable(desc: Descriptor, repository: string): MirrorError | undefined {
     const d = desc.digest;
     if (this.bytesOf(d) !== undefined || this.reopenOf(d) !== undefined) return undefined;
@@ -160,6 +165,10 @@ export class CatalogImageSource implements ImageSource {
 
   holds(digest: string): boolean {
     return this.catalog.holds(digest);
+  }
+
+  settling(digest: string): Promise<Iterable<string>> | undefined {
+    return this.catalog.settling(digest);
   }
 
   unavailable(desc: Descriptor): MirrorError | undefined {

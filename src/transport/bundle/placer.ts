@@ -126,6 +126,8 @@ export class BundlePlacer {
   private readonly conversions: Promise<void>[] = [];
   /** Background uploads started while a stream is read. */
   private readonly background: Promise<void>[] = [];
+  /** Uploads in flight by digest, for {@link settling}. */
+  private readonly uploading = new Map<string, Promise<void>>();
 
   constructor(
     private readonly source: StreamSource,
@@ -198,8 +200,8 @@ export class BundlePlacer {
 
   /**
    * scan reads the bundle once, placing blobs as they go by, then reads it again (at most {@link rereadPasses} times)
-   * for blobs whose upload was cut after their bytes had left the stream, and waits for every upload it started.
-   * Resolves with the catalog.
+   * for blobs whose upload was cut after their bytes had left the stream. Resolves with the catalog; uploads may still
+   * be in flight (see {@link settling} and {@link settled}).
    */
   async scan(): Promise<Catalog> {
     const src = this.source;
@@ -212,7 +214,8 @@ export class BundlePlacer {
     // Blobs cut halfway while the stream went by are read again before planning: a converted layer's digest, which
     // its manifest needs, is only known once it has been sent whole.
     for (let round = 0; this.needReread.size > 0 && round < this.rereadPasses; round++) catalog = await this.reread();
-    await this.settleBackground();
+    // Uploads still in flight are not waited for here: images are finished meanwhile, and one that needs such a blob
+    // waits for that upload alone (`settling`); the caller waits for the rest (`settled`) before it commits.
     return catalog;
   }
 
@@ -410,7 +413,30 @@ export class BundlePlacer {
     this.keep(job);
     // A blob converted on the way: the source needs its digest before it can build the catalog.
     if (digest === undefined) this.conversions.push(job);
+    else {
+      this.uploading.set(digest, job);
+      const clear = (): void => {
+        if (this.uploading.get(digest) === job) this.uploading.delete(digest);
+      };
+      job.then(clear, clear);
+    }
     return job;
+  }
+
+  /**
+   * settling gives, for a blob whose upload the pass still has in flight, a promise of the repositories that hold it
+   * once the upload has settled (empty when it failed; never rejected); undefined when none is in flight.
+   */
+  settling(digest: string): Promise<Iterable<string>> | undefined {
+    const job = this.uploading.get(digest);
+    if (job === undefined) return undefined;
+    const where = (): Iterable<string> => [...(this.located.get(digest) ?? [])];
+    return job.then(where, where);
+  }
+
+  /** settled waits for every upload the pass started (a run-wide failure among them is thrown). */
+  async settled(): Promise<void> {
+    await this.settleBackground();
   }
 
   /** uploadGuarded uploads one stream blob and records the outcome; only run-wide failures escape. */
