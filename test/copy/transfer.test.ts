@@ -91,6 +91,31 @@ describe('copy/transfer: BlobScheduler', () => {
     for (const repo of ['ns/a', 'ns/b', 'ns/c']) assert.ok(repos.get(repo)?.has(layer.digest), repo);
   });
 
+  it('a blob the source is still writing itself (a bundle pass) is waited for and mounted, not read and sent again', async () => {
+    const { dest, calls, repos } = memoryRegistry();
+    let opened = 0;
+    const writing: ImageSource = {
+      ...source,
+      async openBlob(repository, desc, options) {
+        opened++;
+        return source.openBlob(repository, desc, options);
+      },
+      settling(digest) {
+        if (digest !== layer.digest) return undefined;
+        // The pass's upload into staging lands a little later.
+        return wait(DELAY_MS * 2).then(() => {
+          repos.set('ns/mirror-staging', new Set([digest]));
+          return ['ns/mirror-staging'];
+        });
+      },
+    };
+    const scheduler = new BlobScheduler(dest, { blobScope: 'repository', writeOrder: 'blobs-first', parallelBlobWrites: true }, { concurrency: 8, events: noEvents, signal: new AbortController().signal });
+    await scheduler.ensure('ns/app', layer, { source: writing, repository: '' });
+    assert.equal(opened, 0, 'the source was not read');
+    assert.deepEqual(calls, ['MOUNT ns/app from ns/mirror-staging']);
+    assert.ok(repos.get('ns/app')?.has(layer.digest));
+  });
+
   it('a failed first placement does not fail the others: the next one uploads it', async () => {
     const { dest, calls } = memoryRegistry();
     let failures = 1;
