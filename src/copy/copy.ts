@@ -544,7 +544,8 @@ class CopyEngine {
     const manifests: ManifestNode[] = [];
     const blobs = new Map<string, Descriptor>();
     const seen = new Set<string>();
-    const limit = pLimit(4);
+    // Children of an index are fetched a few at a time (made only for an index: most images have none).
+    let limit: ReturnType<typeof pLimit> | undefined;
     const visit = async (node: ManifestNode, depth: number): Promise<void> => {
       if (depth > MAX_MANIFEST_DEPTH) throw new MirrorError('BAD_INPUT', `index nesting deeper than ${MAX_MANIFEST_DEPTH} levels at ${node.digest}`, { image: job.name, digest: node.digest });
       const parsed = parseManifest(node.bytes, node.mediaType, { image: job.name, digest: node.digest });
@@ -553,7 +554,8 @@ class CopyEngine {
         const fresh = list.filter((d) => !seen.has(d.digest));
         for (const d of fresh) seen.add(d.digest);
         if (seen.size > MAX_MANIFESTS_PER_IMAGE) throw new MirrorError('BAD_INPUT', `${job.name} lists more than ${MAX_MANIFESTS_PER_IMAGE} manifests`, { image: job.name });
-        const nodes = await Promise.all(fresh.map((d) => limit(() => this.fetch(source, repo, d))));
+        const fetchLimit = (limit ??= pLimit(4));
+        const nodes = await Promise.all(fresh.map((d) => fetchLimit(() => this.fetch(source, repo, d))));
         for (const n of nodes) await visit(n, depth + 1);
       } else {
         for (const b of blobDescriptors(parsed.manifest, (d) => source.holds?.(d) ?? false)) {

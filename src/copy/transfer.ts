@@ -158,11 +158,15 @@ export class BlobScheduler {
 
   private async upload(repo: string, desc: Descriptor, origin: BlobOrigin, session: unknown): Promise<void> {
     const signal = this.options.signal;
-    const body: BlobBody = {
-      kind: 'stream',
-      reopenable: true,
-      open: () => lazyBlob(origin, desc, signal),
-    };
+    const held = origin.source.heldBytes?.(desc);
+    const body: BlobBody =
+      held !== undefined
+        ? { kind: 'bytes', data: held }
+        : {
+            kind: 'stream',
+            reopenable: true,
+            open: () => lazyBlob(origin, desc, signal),
+          };
     const r = await this.dest.putBlob(repo, { digest: desc.digest, size: desc.size }, body, {
       signal,
       session,

@@ -290,6 +290,11 @@ export interface ImageSource {
    * blob again. Default: the source writes nothing.
    */
   settling?(digest: string): Promise<Iterable<string>> | undefined;
+  /**
+   * heldBytes gives the bytes of a blob the source keeps in memory (a bundle's small blobs and configs), so the
+   * destination writes them in one call instead of through a stream; undefined for a blob to be opened. Default: none.
+   */
+  heldBytes?(desc: Descriptor): Uint8Array | undefined;
   close(): Promise<void>;
 }
 

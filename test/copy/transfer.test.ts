@@ -116,6 +116,32 @@ describe('copy/transfer: BlobScheduler', () => {
     assert.ok(repos.get('ns/app')?.has(layer.digest));
   });
 
+  it('a blob the source holds in memory goes to the destination as bytes (one write), not as a stream it opens', async () => {
+    const { dest } = memoryRegistry();
+    const kinds: string[] = [];
+    const put = dest.putBlob.bind(dest);
+    dest.putBlob = async (repo, expected, body, options) => {
+      kinds.push(body.kind);
+      return put(repo, expected, body, options);
+    };
+    let opened = 0;
+    const held = Buffer.alloc(1000, 2);
+    const holding: ImageSource = {
+      ...source,
+      async openBlob(repository, desc, options) {
+        opened++;
+        return source.openBlob(repository, desc, options);
+      },
+      heldBytes: (desc) => (desc.digest === layer.digest ? held : undefined),
+    };
+    const other: Descriptor = { ...layer, digest: `sha256:${'b'.repeat(64)}` };
+    const scheduler = new BlobScheduler(dest, { blobScope: 'global', writeOrder: 'blobs-first', parallelBlobWrites: true }, { concurrency: 8, events: noEvents, signal: new AbortController().signal });
+    await scheduler.ensure('', layer, { source: holding, repository: '' });
+    await scheduler.ensure('', other, { source: holding, repository: '' });
+    assert.deepEqual(kinds, ['bytes', 'stream']);
+    assert.equal(opened, 1, 'only the blob not held was opened');
+  });
+
   it('a failed first placement does not fail the others: the next one uploads it', async () => {
     const { dest, calls } = memoryRegistry();
     let failures = 1;

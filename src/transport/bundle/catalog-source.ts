@@ -101,14 +101,15 @@ export class CatalogSource {
     return this.catalog.has?.(digest) ?? false;
   }
 
-  /**
-   * unavailable gives, for a blob the bundle cannot give now, why: it failed while placed, it went by in the stream
-   * (then a re-read for `repository` is asked for), or the bundle lacks it.
-   */
   /** settling gives the pass's upload of a blob still in flight, as the repositories holding it once settled. */
   settling(digest: string): Promise<Iterable<string>> | undefined {
     return this.placed.settling(digest);
   }
+
+  /**
+   * unavailable gives, for a blob the bundle cannot give now, why: it failed while placed, it went by in the stream
+   * (then a re-read for `repository` is asked for), or the bundle lacks it.
+   */
 
   unavailable(desc: Descriptor, repository: string): MirrorError | undefined {
     const d = desc.digest;
@@ -169,6 +170,10 @@ export class CatalogImageSource implements ImageSource {
 
   settling(digest: string): Promise<Iterable<string>> | undefined {
     return this.catalog.settling(digest);
+  }
+
+  heldBytes(desc: Descriptor): Uint8Array | undefined {
+    return this.catalog.bytesOf(desc.digest);
   }
 
   unavailable(desc: Descriptor): MirrorError | undefined {
