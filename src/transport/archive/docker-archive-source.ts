@@ -25,6 +25,7 @@ import { MediaType } from '../../oci/media-types.js';
 import { sniffCompression } from '../../archive/index.js';
 import { formatReference, isValidDigest, tryParseReference } from '../../reference/reference.js';
 import { convertLayer } from '../bundle/convert.js';
+import { skipBytes } from '../chunks.js';
 import type { ImageName, ImageSource, ManifestBytes, SourceOpOptions } from '../types.js';
 import { openArchive, type OpenedArchive } from './open-archive.js';
 import type { IndexedEntry } from './tar-index.js';
@@ -266,7 +267,8 @@ export class DockerArchiveSource implements ImageSource {
     if (place === undefined) throw new MirrorError('BAD_INPUT', `blob ${desc.digest} is not in ${this.file}`, { file: this.file, digest: desc.digest });
     if (place.mode === 'raw') return this.archive.tar.stream(place.entry, { start: options.offset, signal: options.signal });
     const conv = convertLayer(this.archive.tar.stream(place.entry, { signal: options.signal }), { compression: 'gzip', name: `${place.name} of ${this.file}` });
-    return skip(conv.stream, options.offset ?? 0);
+    // A compressed layer reopened at an offset is compressed again from the start.
+    return skipBytes(conv.stream, options.offset ?? 0);
   }
 
   /** converted says what the source made of an image it built (the outcome's note). */
@@ -281,18 +283,5 @@ export class DockerArchiveSource implements ImageSource {
 
   async close(): Promise<void> {
     await this.archive.close();
-  }
-}
-
-/** skip drops the first `n` bytes of a stream (a compressed layer reopened at an offset is compressed again from the start). */
-async function* skip(input: AsyncIterable<Uint8Array>, n: number): AsyncGenerator<Uint8Array, void, undefined> {
-  let left = n;
-  for await (const c of input) {
-    if (left >= c.byteLength) {
-      left -= c.byteLength;
-      continue;
-    }
-    yield left > 0 ? c.subarray(left) : c;
-    left = 0;
   }
 }

@@ -9,6 +9,7 @@
 import { MirrorError } from '../../errors/index.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import type { Catalog, ImageName, ImageSource, ManifestBytes, SourceOpOptions } from '../types.js';
+import { oneChunk, skipBytes } from '../chunks.js';
 import type { BundlePlacer } from './placer.js';
 
 /** BlobWentByError says a blob's bytes went by in the bundle stream: a re-read pass can give them again. */
@@ -156,7 +157,7 @@ export class CatalogImageSource implements ImageSource {
     const bytes = this.catalog.bytesOf(desc.digest);
     if (bytes !== undefined) return oneChunk(bytes.subarray(Math.min(offset, bytes.byteLength)));
     const open = this.catalog.reopenOf(desc.digest);
-    if (open !== undefined) return skip(open(), offset);
+    if (open !== undefined) return skipBytes(open(), offset);
     throw this.unavailable(desc) ?? new MirrorError('BAD_INPUT', `blob ${desc.digest} is missing from the bundle`, { digest: desc.digest });
   }
 
@@ -183,21 +184,4 @@ export class CatalogImageSource implements ImageSource {
   }
 
   async close(): Promise<void> {}
-}
-
-async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
-  if (data.byteLength > 0) yield data;
-}
-
-/** skip drops the first `offset` bytes of a stream. */
-async function* skip(source: AsyncIterable<Uint8Array>, offset: number): AsyncGenerator<Uint8Array, void, undefined> {
-  let left = offset;
-  for await (const chunk of source) {
-    if (left >= chunk.byteLength) {
-      left -= chunk.byteLength;
-      continue;
-    }
-    yield left > 0 ? chunk.subarray(left) : chunk;
-    left = 0;
-  }
 }
