@@ -13,7 +13,7 @@ import { verifyBytes } from '../oci/digest.js';
 import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
 import { missingPlatforms, type PlatformSpec, selectPlatforms } from '../oci/platform.js';
 import { CatalogImageSource, CatalogSource } from '../transport/bundle/catalog-source.js';
-import { BundlePlacer, isRunFatal } from '../transport/bundle/placer.js';
+import { BundlePlacer, isRunFatal, type PlacerOptions } from '../transport/bundle/placer.js';
 import type { Catalog, DestinationImage, ImageDestination, SourceImage, StreamSource } from '../transport/types.js';
 import { type ConflictPolicy, DEFAULT_CONFLICT_POLICY, settleConflicts } from './conflicts.js';
 import { type CopyJob, copyImagesFrom, MAX_MANIFEST_DEPTH, MAX_MANIFESTS_PER_IMAGE } from './copy.js';
@@ -26,20 +26,15 @@ export const DEFAULT_JOBS = 4;
 /** DEFAULT_STAGING_REPOSITORY is the repository (under the namespace) that takes blobs met before the metadata. */
 export const DEFAULT_STAGING_REPOSITORY = 'mirror-staging';
 
-/** BundleCopyOptions tune {@link copyBundle}. */
-export interface BundleCopyOptions {
+/**
+ * BundleCopyOptions tune {@link copyBundle}. `memoryBlobMax`, `memoryBudget`, `stagingRepository` and `rereadPasses`
+ * go to the bundle's pass as they are (see {@link PlacerOptions} for their meaning and defaults).
+ */
+export interface BundleCopyOptions extends Pick<PlacerOptions, 'memoryBlobMax' | 'memoryBudget' | 'stagingRepository' | 'rereadPasses'> {
   /** Where each source image goes; a MirrorError fails that image only. */
   map: (image: SourceImage) => DestinationImage | MirrorError;
   /** Concurrent operations. Default {@link DEFAULT_JOBS}. */
   jobs?: number | undefined;
-  /** Largest blob read into memory. Default: the placer's `DEFAULT_MEMORY_BLOB_MAX`. */
-  memoryBlobMax?: number | undefined;
-  /** Bytes of in-memory blobs held at once. Default: the placer's `DEFAULT_MEMORY_BUDGET`. */
-  memoryBudget?: number | undefined;
-  /** Full repository name that takes blobs met before the metadata that names their images. */
-  stagingRepository?: string | undefined;
-  /** How many times the bundle may be read again for blobs whose upload was cut. Default: `DEFAULT_REREAD_PASSES`. */
-  rereadPasses?: number | undefined;
   /**
    * Push only these platforms of multi-platform images (`--platform`): one platform puts that platform's manifest
    * alone under the name, several a new index of just those; single-platform images pass when they match. Default:
