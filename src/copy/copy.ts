@@ -21,7 +21,7 @@ import { sha256Digest } from '../oci/digest.js';
 import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/media-types.js';
 import type { ImageReference } from '../reference/reference.js';
-import type { DestinationCapabilities, DestinationImage, ImageDestination, ImageName, ImageSource, Referrer } from '../transport/types.js';
+import type { DestinationCapabilities, DestinationImage, ImageDestination, ImageName, ImageSource, ManifestBytes, Referrer } from '../transport/types.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
 import type { ImageOutcome, ManifestNode } from './result.js';
 import { BlobScheduler, type TransferStats } from './transfer.js';
@@ -187,6 +187,56 @@ export function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor
   return out;
 }
 
+/** MANIFEST_CACHE_BYTES bounds the manifests a run keeps after reading them (verified bytes, named by their digest). */
+export const MANIFEST_CACHE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * ManifestCache keeps a run's manifest reads by source, repository and digest: a read in flight is shared, and a read
+ * manifest is kept, least recently used first out, while the kept bytes stay within `maxBytes` (a digest names its
+ * bytes for good, so a kept manifest is never stale). A failed read is not kept.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { read: Promise<ManifestBytes>; size: number }>();
+  private readonly ids = new WeakMap<ImageSource, number>();
+  private nextId = 0;
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** get gives the manifest `digest` of `repository` at `source`, from `read()` only when not read (or being read) already. */
+  get(source: ImageSource, repository: string, digest: string, read: () => Promise<ManifestBytes>): Promise<ManifestBytes> {
+    let id = this.ids.get(source);
+    if (id === undefined) this.ids.set(source, (id = this.nextId++));
+    const key = `${id}\n${repository}@${digest}`;
+    const hit = this.entries.get(key);
+    if (hit !== undefined) {
+      // Most recently used last.
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit.read;
+    }
+    const entry = { read: read(), size: 0 };
+    this.entries.set(key, entry);
+    entry.read.then(
+      (m) => {
+        if (this.entries.get(key) !== entry) return;
+        entry.size = m.bytes.byteLength;
+        this.bytes += entry.size;
+        for (const [k, e] of this.entries) {
+          if (this.bytes <= this.maxBytes) break;
+          if (e.size === 0) continue; // still being read
+          this.entries.delete(k);
+          this.bytes -= e.size;
+        }
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
+    return entry.read;
+  }
+}
+
 /** Ref names a destination reference for messages: `repo:tag` or `repo@digest`. */
 function destRef(repo: string, tag: string | undefined, digest: string): string {
   return tag !== undefined ? `${repo}:${tag}` : `${repo}@${digest}`;
@@ -224,6 +274,8 @@ class CopyEngine {
   private readonly wantReferrers: boolean;
   /** Bytes uploaded by each job in flight. */
   private readonly sent = new WeakMap<CopyJob, { bytes: number }>();
+  /** Manifests read in this run (and reads in flight), so tags of one image share one read: see {@link ManifestCache}. */
+  private readonly manifestCache = new ManifestCache(MANIFEST_CACHE_BYTES);
 
   constructor(
     private readonly dest: ImageDestination,
@@ -530,7 +582,8 @@ class CopyEngine {
   private async fetch(source: ImageSource, repository: string, desc: Descriptor): Promise<ManifestNode> {
     const problem = source.check?.(desc);
     if (problem) throw problem;
-    const m = await source.manifest(repository, desc.digest, { signal: this.signal });
+    // Jobs that reach the same manifest (an image under several tags) share one read of it.
+    const m = await this.manifestCache.get(source, repository, desc.digest, () => source.manifest(repository, desc.digest, { signal: this.signal }));
     return { digest: m.digest, mediaType: m.mediaType || desc.mediaType, size: m.bytes.byteLength, platform: desc.platform, bytes: m.bytes };
   }
 

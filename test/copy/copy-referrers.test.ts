@@ -354,4 +354,31 @@ describe('mirror copy with referrers (integration: docker-registry, referrers te
       assert.deepEqual((await fallbackEntries(`docker://${dst.host}/copied/${label}:${fallbackTag(img.digest)}`)).map((e) => e.digest), [s.digest]);
     }
   });
+
+  it('one image under several tags in one run: its manifest is read from the source once, every tag is written', async () => {
+    const img = seedImage('tagged-thrice');
+    const tags = ['v1', 'v1.0', 'latest'];
+    for (const tag of tags) await seedAll(src.url, 'batch/thrice', img, tag);
+    const settings = staticSettings({ scheme: 'http' });
+    const source = openRegistrySource(new RegistryClient({ host: srcProxy.host, settings }), { scheme: 'http' });
+    const destination = await openRegistryDestination(
+      { kind: 'registry', host: dstProxy.host, namespace: '', scheme: 'http', explicitScheme: true },
+      { settings, credentials: anonymousResolver },
+    );
+    srcProxy.reset();
+    const jobs: CopyJob[] = tags.map((tag) => ({
+      source,
+      image: { repository: 'batch/thrice', tag },
+      name: `${srcProxy.host}/batch/thrice:${tag}`,
+      destination: { repository: 'copied/thrice', tag, name: `${dstProxy.host}/copied/thrice:${tag}` },
+      referrers: false,
+    }));
+    const run = copyImagesFrom(jobs, destination, { jobs: 4 });
+    const outcomes = [];
+    for await (const o of run.outcomes) outcomes.push(o);
+    assert.deepEqual(outcomes.map((o) => o.status), ['pushed', 'pushed', 'pushed']);
+    const reads = srcProxy.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/manifests/${img.digest}`));
+    assert.equal(reads.length, 1, `manifest GETs: ${reads.map((q) => q.path).join(', ')}`);
+    for (const tag of tags) assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/copied/thrice:${tag}`), img.digest);
+  });
 });
