@@ -582,8 +582,10 @@ class CopyEngine {
   private async fetch(source: ImageSource, repository: string, desc: Descriptor): Promise<ManifestNode> {
     const problem = source.check?.(desc);
     if (problem) throw problem;
-    // Jobs that reach the same manifest (an image under several tags) share one read of it.
-    const m = await this.manifestCache.get(source, repository, desc.digest, () => source.manifest(repository, desc.digest, { signal: this.signal }));
+    // Jobs that reach the same manifest (an image under several tags) share one read of it; a source that holds its
+    // manifests in memory is read directly.
+    const read = (): Promise<ManifestBytes> => source.manifest(repository, desc.digest, { signal: this.signal });
+    const m = await (source.manifestsInMemory === true ? read() : this.manifestCache.get(source, repository, desc.digest, read));
     return { digest: m.digest, mediaType: m.mediaType || desc.mediaType, size: m.bytes.byteLength, platform: desc.platform, bytes: m.bytes };
   }
 

@@ -295,6 +295,11 @@ export interface ImageSource {
    * destination writes them in one call instead of through a stream; undefined for a blob to be opened. Default: none.
    */
   heldBytes?(desc: Descriptor): Uint8Array | undefined;
+  /**
+   * Set when the source holds every manifest in memory (a bundle's catalog): reading one again costs nothing, so the
+   * engine keeps no copy of its reads. Default: false (a registry, a file).
+   */
+  readonly manifestsInMemory?: boolean | undefined;
   close(): Promise<void>;
 }
 

@@ -130,6 +130,7 @@ export class CatalogSource {
 export class CatalogImageSource implements ImageSource {
   readonly kind = 'random' as const;
   readonly description: string;
+  readonly manifestsInMemory = true;
   /** Set when a blob of this job went by in the stream: the job must run again after a re-read pass. */
   wentBy = false;
 
