@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -19,7 +18,7 @@ import { buildOciLayout, DEMO_SPEC, writeTarBundle } from '../../testdata/make-f
 import { makeRecordingHelper } from '../auth/support.js';
 import { assertNoSecrets, homeMaker, isolatedEnv } from '../helpers/auth-env.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { listenLocal, stopAll } from '../helpers/proc.js';
+import { listenLocal, stopAll, trackSockets } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const USER = 'robot';
@@ -60,7 +59,6 @@ class Barrier {
 /** forwarder is one more HOST:PORT for the registry (an HTTP proxy on 127.0.0.1) whose credential checks meet at `barrier`. */
 async function forwarder(upstreamPort: number, barrier: Barrier): Promise<{ host: string; stop: () => Promise<void> }> {
   const agent = new Agent({ keepAlive: true });
-  const sockets = new Set<Socket>();
   const server = createHttpServer((req, res) => {
     const up = httpRequest({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent }, (upRes) => {
       const checked = req.headers.authorization !== undefined && (req.url ?? '').split('?')[0] === '/v2/';
@@ -75,17 +73,13 @@ async function forwarder(upstreamPort: number, barrier: Barrier): Promise<{ host
     });
     req.pipe(up);
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  const tracker = trackSockets(server);
   const own = await listenLocal(server);
   return {
     host: `127.0.0.1:${own}`,
     stop: async () => {
-      for (const s of sockets) s.destroy();
       agent.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await tracker.stop();
     },
   };
 }

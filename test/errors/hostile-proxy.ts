@@ -4,8 +4,7 @@
  * with what the request carried at hand (to quote the bearer token back, or to put control characters in a message).
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import type { Socket } from 'node:net';
-import { listenLocal } from '../helpers/proc.js';
+import { listenLocal, trackSockets } from '../helpers/proc.js';
 
 /** HostileAnswer is a response the proxy sends instead of the registry's. */
 export interface HostileAnswer {
@@ -30,7 +29,6 @@ export async function startHostileProxy(
 ): Promise<HostileProxy> {
   const up = new URL(upstream);
   const agent = new Agent({ keepAlive: true });
-  const sockets = new Set<Socket>();
   let answered = 0;
   const server = createServer((req, res) => {
     const method = (req.method ?? 'GET').toUpperCase();
@@ -55,18 +53,14 @@ export async function startHostileProxy(
     });
     req.pipe(forward);
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  const tracker = trackSockets(server);
   const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
     answered: () => answered,
     async stop() {
-      for (const s of sockets) s.destroy();
       agent.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await tracker.stop();
     },
   };
 }

@@ -7,8 +7,7 @@
  * the registry's status once it answers) so tests can assert on the traffic.
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { listenLocal } from './proc.js';
+import { listenLocal, trackSockets } from './proc.js';
 
 /**
  * FaultKind is what a rule does to a request: answer 503 or 429 itself, cut the connection in the request or the
@@ -119,7 +118,6 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     delay: 0,
     respond: 0,
   };
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
   const setRules = (next: FaultRule[]): void => {
@@ -283,10 +281,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       }
     }
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  const tracker = trackSockets(server);
   const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
@@ -301,9 +296,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     async stop(): Promise<void> {
       for (const t of timers) clearTimeout(t);
-      for (const s of sockets) s.destroy();
       agent.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await tracker.stop();
     },
   };
 }

@@ -8,10 +8,9 @@
  *   upload step), optionally cutting or failing chosen requests.
  * A client that keeps credentials to their origin sends the relay none.
  */
-import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
-import { listenLocal } from './proc.js';
+import { listenLocal, trackSockets } from './proc.js';
 
 /** SeenRequest is one request a hop received. */
 export interface SeenRequest {
@@ -71,25 +70,6 @@ export interface ElsewhereOptions {
    * read) or answered with a status and a registry error code (`status`).
    */
   faults?: Array<{ method: string; nth: number; pathIncludes?: string; kind: 'cut' | { status: number; code: string } }> | undefined;
-}
-
-/** collect tracks sockets so stop() can end keep-alive connections at once. */
-function tracked(server: Server): { stop(): Promise<void> } {
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('secureConnection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  return {
-    async stop(): Promise<void> {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 /** forward sends a request on to the registry and gives its response headers to `onResponse`. */
@@ -161,7 +141,7 @@ export async function startFront(options: FrontOptions): Promise<Hop> {
     req.pipe(up);
   };
   const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
-  const t = tracked(server);
+  const t = trackSockets(server);
   const port = await listenLocal(server);
   self = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const hop: Hop = {
@@ -238,7 +218,7 @@ export async function startElsewhere(options: ElsewhereOptions): Promise<Hop> {
       req.pipe(up);
     })();
   });
-  const t = tracked(server);
+  const t = trackSockets(server);
   const port = await listenLocal(server);
   self = `http://127.0.0.1:${port}`;
   return {

@@ -1,10 +1,11 @@
 /**
  * Child processes for tests: start, wait until ready (bounded), and always stop — every started process is
- * registered so a mocha `after` hook ({@link stopAll}) and process exit both kill it. Also a free-port helper.
+ * registered so a mocha `after` hook ({@link stopAll}) and process exit both kill it. Also a free-port helper, and
+ * a tracker of a test server's connections so stopping it never waits on keep-alive sockets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 
 /** DEFAULT_READY_TIMEOUT_MS bounds the wait for a started process to be ready. */
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
@@ -169,4 +170,24 @@ export async function listenLocal(server: import('node:net').Server): Promise<nu
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
   return address.port;
+}
+
+/**
+ * trackSockets records a server's open connections (plain and TLS), so `stop()` ends keep-alive connections at once
+ * instead of waiting for them, then closes the server.
+ */
+export function trackSockets(server: Server): { stop(): Promise<void> } {
+  const sockets = new Set<Socket>();
+  const add = (s: Socket): void => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  };
+  server.on('connection', add);
+  server.on('secureConnection', add);
+  return {
+    async stop(): Promise<void> {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

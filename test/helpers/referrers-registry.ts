@@ -20,8 +20,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { listenLocal } from './proc.js';
+import { listenLocal, trackSockets } from './proc.js';
 
 /** MAX_MANIFEST_BYTES is the largest manifest accepted (as distribution: 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -155,7 +154,6 @@ export async function startReferrersRegistry(initial: ReferrersRegistryOptions =
   const repos = new Map<string, Repo>();
   const uploads = new Map<string, Upload>();
   const requests: ServedRequest[] = [];
-  const sockets = new Set<Socket>();
 
   const repoOf = (name: string, create: boolean): Repo => {
     let r = repos.get(name);
@@ -436,10 +434,7 @@ export async function startReferrersRegistry(initial: ReferrersRegistryOptions =
       send(res, err.status, { 'content-type': 'application/json', 'content-length': method === 'HEAD' ? 0 : body.byteLength }, method === 'HEAD' ? undefined : body);
     });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  const tracker = trackSockets(server);
   const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
@@ -454,8 +449,7 @@ export async function startReferrersRegistry(initial: ReferrersRegistryOptions =
       requests.length = 0;
     },
     async stop(): Promise<void> {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await tracker.stop();
     },
   };
 }

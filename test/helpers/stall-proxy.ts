@@ -4,8 +4,7 @@
  * bytes of every blob GET larger than that and then holds the connection open. Everything else is forwarded.
  */
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import { listenLocal } from './proc.js';
+import { listenLocal, trackSockets } from './proc.js';
 
 /** StallMode says what the proxy holds. */
 export type StallMode = { stall: 'uploads' } | { stall: 'blob-gets'; after: number };
@@ -22,7 +21,6 @@ export interface StallProxy {
 /** startStallProxy starts the proxy on 127.0.0.1 with a free port, in front of `upstream` (`http://127.0.0.1:PORT`). */
 export async function startStallProxy(upstream: string, mode: StallMode): Promise<StallProxy> {
   const up = new URL(upstream);
-  const sockets = new Set<Socket>();
   const state = { stalled: 0 };
   const server = createServer((req: IncomingMessage, res) => {
     if (mode.stall === 'uploads' && (req.method === 'PATCH' || req.method === 'PUT') && (req.url ?? '').includes('/blobs/uploads/')) {
@@ -54,10 +52,7 @@ export async function startStallProxy(upstream: string, mode: StallMode): Promis
     out.on('error', () => res.destroy());
     req.pipe(out);
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  const tracker = trackSockets(server);
   const port = await listenLocal(server);
   return {
     host: `127.0.0.1:${port}`,
@@ -65,8 +60,7 @@ export async function startStallProxy(upstream: string, mode: StallMode): Promis
       return state.stalled;
     },
     async stop() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
+      await tracker.stop();
     },
   };
 }
