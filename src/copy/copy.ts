@@ -22,6 +22,7 @@ import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '
 import { isIndexMediaType } from '../oci/media-types.js';
 import type { ImageReference } from '../reference/reference.js';
 import type { DestinationCapabilities, DestinationImage, ImageDestination, ImageName, ImageSource, ManifestBytes, Referrer } from '../transport/types.js';
+import { byHeight, waves } from './order.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
 import type { ImageOutcome, ManifestNode } from './result.js';
 import { BlobScheduler, type TransferStats } from './transfer.js';
@@ -32,6 +33,8 @@ export const DEFAULT_COPY_JOBS = 4;
 export const MAX_MANIFEST_DEPTH = 8;
 /** MAX_MANIFESTS_PER_IMAGE bounds the manifests one image may have (an index fanning out without end is refused). */
 export const MAX_MANIFESTS_PER_IMAGE = 4096;
+/** COMMIT_CONCURRENCY bounds the manifests of one height written at once (the platform manifests of an index). */
+export const COMMIT_CONCURRENCY = 8;
 
 /** CopyJob is one image to copy. */
 export interface CopyJob {
@@ -545,8 +548,11 @@ class CopyEngine {
       }
     }
     this.claim(job, rootNode.digest);
-    const { manifests, blobs } = await this.walk(job, rootNode, children);
-    const referrers = this.wantsReferrers(job) ? await this.referrerPlans(job, rootNode.digest) : [];
+    // The referrers are looked for while the image's manifests are read: neither waits for the other.
+    const [{ manifests, blobs }, referrers] = await Promise.all([
+      this.walk(job, rootNode, children),
+      this.wantsReferrers(job) ? this.referrerPlans(job, rootNode.digest) : [],
+    ]);
     return { job, manifests, blobs, converted, referrers };
   }
 
@@ -599,6 +605,8 @@ class CopyEngine {
     const manifests: ManifestNode[] = [];
     const blobs = new Map<string, Descriptor>();
     const seen = new Set<string>();
+    // The manifests each index lists (also those met earlier under another index): the order of the commit.
+    const listed = new Map<string, string[]>();
     // Children of an index are fetched a few at a time (made only for an index: most images have none).
     let limit: ReturnType<typeof pLimit> | undefined;
     const visit = async (node: ManifestNode, depth: number): Promise<void> => {
@@ -606,6 +614,7 @@ class CopyEngine {
       const parsed = parseManifest(node.bytes, node.mediaType, { image: job.name, digest: node.digest });
       if (parsed.kind === 'index') {
         const list = depth === 0 && only !== undefined ? only : parsed.index.manifests;
+        listed.set(node.digest, list.map((d) => d.digest));
         const fresh = list.filter((d) => !seen.has(d.digest));
         for (const d of fresh) seen.add(d.digest);
         if (seen.size > MAX_MANIFESTS_PER_IMAGE) throw new MirrorError('BAD_INPUT', `${job.name} lists more than ${MAX_MANIFESTS_PER_IMAGE} manifests`, { image: job.name });
@@ -623,7 +632,7 @@ class CopyEngine {
     };
     seen.add(root.digest);
     await visit(root, 0);
-    return { manifests, blobs: [...blobs.values()] };
+    return { manifests: byHeight(manifests, listed), blobs: [...blobs.values()] };
   }
 
   /**
@@ -703,9 +712,17 @@ class CopyEngine {
     const signal = this.signal;
     const root = plan.manifests[plan.manifests.length - 1];
     if (root === undefined) return;
-    for (const m of plan.manifests.slice(0, -1)) {
-      await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
-      this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
+    // Manifests of one height go at once (the platform manifests of an index), each height after the one below it.
+    for (const wave of waves(plan.manifests.slice(0, -1))) {
+      const put = async (m: ManifestNode): Promise<void> => {
+        await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+        this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
+      };
+      if (wave.length === 1 || !this.caps.parallelBlobWrites) for (const m of wave) await put(m);
+      else {
+        const limit = pLimit(COMMIT_CONCURRENCY);
+        await Promise.all(wave.map((m) => limit(() => put(m))));
+      }
     }
     const descriptor = plan.job.descriptor?.digest === root.digest ? plan.job.descriptor : undefined;
     const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true, descriptor });

@@ -10,6 +10,8 @@ export interface ManifestNode {
   size: number;
   platform?: Platform | undefined;
   bytes: Uint8Array;
+  /** Commit order: 0 for an image manifest, 1 + the highest of what it lists for an index (see `order.ts`). */
+  height?: number | undefined;
 }
 
 /** ChildManifest is a manifest under an index, for the report. */

@@ -99,6 +99,26 @@ describe('mirror copy between registries (integration: docker-registry, skopeo)'
     assert.equal(puts.length, distinct.size);
   });
 
+  it('a nested index whose inner index lists a manifest the outer one lists too: children are written before the index that lists them', async () => {
+    // outer -> [inner, amd64], inner -> [amd64]: the walk meets inner first and amd64 under it is already seen.
+    const amd = multi().manifests.find((m) => m.platform.arch === 'amd64')!;
+    const desc = { mediaType: amd.mediaType, digest: amd.digest, size: amd.size, platform: { os: 'linux', architecture: 'amd64' } };
+    const put = async (ref: string, body: Buffer): Promise<string> => {
+      const res = await fetch(`${src.url}/v2/library/multi/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body });
+      assert.equal(res.status, 201, await res.text());
+      return sha256Digest(body);
+    };
+    const index = (manifests: object[]): Buffer => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+    const innerBytes = index([desc]);
+    const inner = await put(sha256Digest(innerBytes), innerBytes);
+    const outer = await put('nested', index([{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: inner, size: innerBytes.byteLength }, desc]));
+    const r = await copy(['--referrers=false', `docker://${srcProxy.host}/library/multi:nested`, `docker://${dstProxy.host}/nest/multi:nested`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/nest/multi:nested`)), outer);
+    const order = dstProxy.requests.filter((q) => q.method === 'PUT' && q.path.includes('/manifests/')).map((q) => q.path.split('/manifests/')[1]);
+    assert.deepEqual(order, [amd.digest, inner, 'nested']);
+  });
+
   it('an unchanged image: one manifest HEAD on each side and no blob request at all', async () => {
     const first = await copy(['--referrers=false', `docker://${srcProxy.host}/team/small:2.0`, `docker://${dstProxy.host}/mirror/small:2.0`]);
     assert.equal(first.code, 0, first.stderr + first.stdout);
