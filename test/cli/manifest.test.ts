@@ -1,13 +1,16 @@
 /**
- * The oclif manifest: `npm run build` writes it for every compiled command, `mirror COMMAND` then imports that
- * command's module alone (a load hook records every module the process imports), and a manifest older than the
- * compiled commands is ignored (oclif reads them all, as without a manifest).
+ * Start-up: `npm run build` writes the oclif manifest for every compiled command and the one-file bundle
+ * `dist/mirror.js` (scripts/bundle.mjs). `mirror COMMAND` then imports the bundle alone (a load hook records every
+ * module the process imports); a bundle older than the compiled sources (a bare `tsc` since) is not used, and the
+ * command's own module is imported; a manifest older than the compiled commands is ignored (oclif reads them all, as
+ * without a manifest).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COMMANDS } from '../../src/cli/commands.js';
 import { COMMANDS_DIR, MANIFEST_FILE, manifestIsStale } from '../../src/cli/manifest.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -25,13 +28,27 @@ describe('oclif manifest (start-up)', function () {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  /** commandsLoaded runs `mirror ARGS...` and gives the command modules it imported. */
-  const commandsLoaded = async (args: string[]): Promise<string[]> => {
+  /** loadedBy runs `mirror ARGS...` and gives the module URLs it imported. */
+  const loadedBy = async (args: string[]): Promise<string[]> => {
     rmSync(join(work, 'loaded.txt'), { force: true });
     const r = await runCli(args, { env: { NODE_OPTIONS: `--import=${join(work, 'register.mjs')}` } });
     assert.equal(r.code, 0, r.stderr);
-    const loaded = readFileSync(join(work, 'loaded.txt'), 'utf8').split('\n');
+    return readFileSync(join(work, 'loaded.txt'), 'utf8').split('\n');
+  };
+  /** commandsLoaded runs `mirror ARGS...` and gives the command modules of dist/src it imported. */
+  const commandsLoaded = async (args: string[]): Promise<string[]> => {
+    const loaded = await loadedBy(args);
     return commandFiles().filter((f) => loaded.some((u) => u.endsWith(`/dist/src/commands/${f}`)));
+  };
+  /** withOldMtime runs `fn` while `file` looks older than everything else in the build. */
+  const withOldMtime = async (file: string, fn: () => Promise<void>): Promise<void> => {
+    const { atime, mtime } = statSync(file);
+    utimesSync(file, new Date(0), new Date(0));
+    try {
+      await fn();
+    } finally {
+      utimesSync(file, atime, mtime);
+    }
   };
 
   it('the build writes a current manifest of every compiled command', () => {
@@ -41,21 +58,32 @@ describe('oclif manifest (start-up)', function () {
     assert.equal(manifestIsStale(ROOT), false);
   });
 
-  it('mirror version and mirror sync --help import no other command', async () => {
-    assert.deepEqual(await commandsLoaded(['version']), ['version.js']);
-    assert.deepEqual(await commandsLoaded(['sync', '--help']), []);
+  it('the bundle lists every compiled command', () => {
+    assert.deepEqual(Object.keys(COMMANDS).sort(), commandFiles().map((f) => f.replace(/\.js$/, '')));
+  });
+
+  it('mirror version, mirror copy --help and mirror sync --help run from the bundle: no module of dist/src is imported', async () => {
+    for (const args of [['version'], ['copy', '--help'], ['sync', '--help']]) {
+      const loaded = await loadedBy(args);
+      assert.ok(loaded.some((u) => u.endsWith('/dist/mirror.js')), `${args.join(' ')}: the bundle`);
+      assert.deepEqual(loaded.filter((u) => u.includes('/dist/src/')), [], args.join(' '));
+    }
+  });
+
+  it('a bundle older than the compiled sources is not used: mirror version imports its own command module alone', async () => {
+    await withOldMtime(join(ROOT, 'dist', 'mirror.js'), async () => {
+      const loaded = await loadedBy(['version']);
+      assert.ok(!loaded.some((u) => u.endsWith('/dist/mirror.js')), 'the bundle is not imported');
+      assert.deepEqual(await commandsLoaded(['version']), ['version.js']);
+      assert.deepEqual(await commandsLoaded(['sync', '--help']), []);
+    });
   });
 
   it('a manifest older than the compiled commands is ignored: every command is read', async () => {
-    const file = join(ROOT, MANIFEST_FILE);
-    const { atime, mtime } = statSync(file);
-    utimesSync(file, new Date(0), new Date(0));
-    try {
+    await withOldMtime(join(ROOT, MANIFEST_FILE), async () => {
       assert.equal(manifestIsStale(ROOT), true);
       assert.deepEqual(await commandsLoaded(['version']), commandFiles());
-    } finally {
-      utimesSync(file, atime, mtime);
-    }
+    });
   });
 
   it('manifestIsStale: no manifest, a current one, an older one, a command added since', () => {
