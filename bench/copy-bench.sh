@@ -20,6 +20,7 @@
 #     the client's CPU per GB moved, start-up excluded two ways (minus `mirror --version`, and minus an unchanged
 #     re-copy of the same image, which pays start-up, connection and manifest requests but moves no byte).
 # BIG_ROUNDS=0 skips 4. The load average is sampled at every timed run and reported with the figures.
+# MIRROR_NODE=PATH runs mirror on another Node.js than the one on PATH (Node 24, the LTS users run, say).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -35,7 +36,9 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 RESULTS=$W/results.tsv; : > "$RESULTS"
 export HOME=$W/home; mkdir -p "$HOME"  # no credentials, keychain or cache of the user's
-MIRROR=(node "$ROOT/bin/run.js")
+MIRROR_NODE=${MIRROR_NODE:-node} # the Node.js that runs mirror (default: node on PATH; Node 24 is the LTS users run)
+echo "mirror runs on Node $("$MIRROR_NODE" --version)"
+MIRROR=("$MIRROR_NODE" "$ROOT/bin/run.js")
 M_COPY=("${MIRROR[@]}" copy -q --all --src-tls-verify=false --dest-tls-verify=false)
 S_COPY=(skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false)
 TIMEFMT='%e %M %O %U %S'

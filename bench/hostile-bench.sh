@@ -7,6 +7,7 @@
 #
 #   bench/hostile-bench.sh [SHAPE...]
 # Needs: node (project built), docker-registry, zstd, python3, curl, GNU time (/usr/bin/time).
+# MIRROR_NODE=PATH runs mirror on another Node.js than the one on PATH.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -f "$ROOT/dist/src/commands/push.js" ] || (cd "$ROOT" && npm run build >/dev/null)
@@ -31,7 +32,7 @@ while IFS=$'\t' read -r name file; do
   ns=$(echo "$name" | tr -c 'a-z0-9\n' '-')
   # 6,000 images are 24,000 requests to a registry: their read time is measured into an OCI layout on local disk.
   case $name in many-*) dest=oci:$W/layout-$ns ;; *) dest=http://127.0.0.1:$port/$ns ;; esac
-  if /usr/bin/time -o "$W/time" -f '%e %M' node "$ROOT/bin/run.js" push --source "$file" \
+  if /usr/bin/time -o "$W/time" -f '%e %M' "${MIRROR_NODE:-node}" "$ROOT/bin/run.js" push --source "$file" \
       --private-registry "$dest" >"$W/out" 2>"$W/err" </dev/null; then rc=0; else rc=$?; fi
   read -r secs rss < <(tail -n 1 "$W/time")
   # The error or the first failed image, else the last line.

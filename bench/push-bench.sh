@@ -10,6 +10,7 @@
 # BUNDLES default to oci-metadata-last.tar.xz oci-metadata-first.tar.xz docker-save.tar.xz; `big` adds a bundle
 # whose one layer is 2 GiB (uncompressed .tar, made here) to check memory and disk use.
 # Needs: node (project built), docker-registry, skopeo, xz, python3, GNU time (/usr/bin/time).
+# MIRROR_NODE=PATH runs mirror on another Node.js than the one on PATH (Node 24, the LTS users run, say).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -97,7 +98,7 @@ for bundle in "${BUNDLES[@]}"; do
   echo "== $bundle ($(du -h "$f" | cut -f1)), $ROUNDS rounds"
   for r in $(seq 1 "$ROUNDS"); do
     start_registry
-    measure mirror "$bundle" node "$ROOT/bin/run.js" push --source "$f" --private-registry "http://$REG/bench"
+    measure mirror "$bundle" "${MIRROR_NODE:-node}" "$ROOT/bin/run.js" push --source "$f" --private-registry "http://$REG/bench"
     stop_registry
     if [ "$bundle" != big-layer.tar ]; then
       start_registry

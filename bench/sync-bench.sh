@@ -12,6 +12,7 @@
 # 2. 2,000 tags over 200 repositories of small images (bench/make-small-images.mjs): the same full/unchanged pair by
 #    both tools (SMALL_ROUNDS rounds), peak RSS, 2 mirror shards side by side, and every image read back by skopeo.
 # SYNC_JOBS=N passes --jobs N to mirror (images in flight; default: mirror's own).
+# MIRROR_NODE=PATH runs mirror on another Node.js than the one on PATH (Node 24, the LTS users run, say).
 # Needs: node (project built), docker-registry, skopeo, python3, curl, GNU time (/usr/bin/time).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +27,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 RESULTS=$W/results.tsv; : > "$RESULTS"
-MIRROR=(node "$ROOT/bin/run.js")
+MIRROR_NODE=${MIRROR_NODE:-node} # the Node.js that runs mirror (default: node on PATH; Node 24 is the LTS users run)
+echo "mirror runs on Node $("$MIRROR_NODE" --version)"
+MIRROR=("$MIRROR_NODE" "$ROOT/bin/run.js")
 export HOME=$W/home; mkdir -p "$HOME"
 
 # start_registry NAME: a docker-registry with its access log; sets ${NAME}_HOST, ${NAME}_DIR, ${NAME}_PID.
