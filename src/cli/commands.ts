@@ -2,7 +2,7 @@
  * Every command by id, for oclif's explicit command discovery when the CLI runs from its one-file bundle
  * (`dist/mirror.js`, made by scripts/bundle.mjs): oclif then takes the command classes from the bundle instead of
  * importing `dist/src/commands/ID.js`, a second copy of every module. A command added to `src/commands` is listed
- * here too (test/cli/bundle.test.ts checks the two agree).
+ * here too (test/cli/manifest.test.ts checks the two agree).
  */
 import type { Command } from '@oclif/core';
 import ConfigCommand from '../commands/config.js';
