@@ -79,6 +79,22 @@ describe('oclif manifest (start-up)', function () {
     });
   });
 
+  it('push and sync start over with a bounded young generation where Node can (process.execve); other commands do not', async () => {
+    const record = join(work, 'argv.txt');
+    writeFileSync(join(work, 'argv.mjs'), `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(record)}, JSON.stringify(process.execArgv) + '\\n');\n`);
+    const starts = async (args: string[], nodeOptions = ''): Promise<string[][]> => {
+      rmSync(record, { force: true });
+      const r = await runCli(args, { env: { NODE_OPTIONS: `--import=${join(work, 'argv.mjs')} ${nodeOptions}`.trim() } });
+      assert.equal(r.code, 0, r.stderr);
+      return readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
+    };
+    const canExec = typeof (process as { execve?: unknown }).execve === 'function';
+    assert.deepEqual(await starts(['sync', '--help']), canExec ? [[], ['--max-semi-space-size=16']] : [[]]);
+    assert.deepEqual(await starts(['push', '--help']), canExec ? [[], ['--max-semi-space-size=16']] : [[]]);
+    assert.deepEqual(await starts(['version']), [[]]);
+    assert.deepEqual(await starts(['sync', '--help'], '--max-semi-space-size=32'), [[]], 'a bound the user set is kept');
+  });
+
   it('a manifest older than the compiled commands is ignored: every command is read', async () => {
     await withOldMtime(join(ROOT, MANIFEST_FILE), async () => {
       assert.equal(manifestIsStale(ROOT), true);
