@@ -38,6 +38,7 @@ function madeAt(rel) {
 // The one-file bundle (scripts/bundle.mjs, written by `npm run build`) when it is as new as the compiled sources;
 // after a bare `tsc` it is older, and the modules in dist/src run instead.
 const BUNDLE = 'mirror.js';
-const bundled = madeAt(BUNDLE) >= madeAt('src/cli/main.js') && madeAt(BUNDLE) > 0;
+const bundleMade = madeAt(BUNDLE);
+const bundled = bundleMade > 0 && bundleMade >= madeAt('src/cli/main.js');
 const { main } = await import(bundled ? `../dist/${BUNDLE}` : '../dist/src/cli/main.js');
 await main(process.argv.slice(2), import.meta.url, bundled ? { bundle: `./dist/${BUNDLE}` } : {});

@@ -712,18 +712,7 @@ class CopyEngine {
     const signal = this.signal;
     const root = plan.manifests[plan.manifests.length - 1];
     if (root === undefined) return;
-    // Manifests of one height go at once (the platform manifests of an index), each height after the one below it.
-    for (const wave of waves(plan.manifests.slice(0, -1))) {
-      const put = async (m: ManifestNode): Promise<void> => {
-        await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
-        this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
-      };
-      if (wave.length === 1 || !this.caps.parallelBlobWrites) for (const m of wave) await put(m);
-      else {
-        const limit = pLimit(COMMIT_CONCURRENCY);
-        await Promise.all(wave.map((m) => limit(() => put(m))));
-      }
-    }
+    await this.putChildren(target, plan.manifests, { report: true });
     const descriptor = plan.job.descriptor?.digest === root.digest ? plan.job.descriptor : undefined;
     const answer = await this.dest.putManifest(target, target.tag ?? root.digest, root.bytes, root.mediaType, { signal, root: true, descriptor });
     if (answer && answer.converted) plan.converted = plan.converted ? `${plan.converted}; ${answer.converted}` : answer.converted;
@@ -732,6 +721,26 @@ class CopyEngine {
     const subject = subjectOf(root);
     if (subject !== undefined && !(answer && answer.subjectIndexed)) {
       await this.registerFor(target.repository, subject, referrerEntry(root, { mediaType: root.mediaType, digest: root.digest, size: root.size }));
+    }
+  }
+
+  /**
+   * putChildren puts the manifests under a root (all of `manifests` but the last, ordered by height: see ./order.ts),
+   * each height after the one below it, those of one height at once (the platform manifests of an index), one at a
+   * time where the destination takes writes one at a time. `report` emits a manifest event for each.
+   */
+  private async putChildren(target: DestinationImage, manifests: ManifestNode[], options: { report: boolean }): Promise<void> {
+    const signal = this.signal;
+    const put = async (m: ManifestNode): Promise<void> => {
+      await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+      if (options.report) this.events({ type: 'manifest', reference: `${target.repository}@${m.digest}`, digest: m.digest, action: 'pushed' });
+    };
+    for (const wave of waves(manifests.slice(0, -1))) {
+      if (wave.length === 1 || !this.caps.parallelBlobWrites) for (const m of wave) await put(m);
+      else {
+        const limit = pLimit(COMMIT_CONCURRENCY);
+        await Promise.all(wave.map((m) => limit(() => put(m))));
+      }
     }
   }
 
@@ -787,7 +796,7 @@ class CopyEngine {
       this.events({ type: 'manifest', reference, digest: r.referrer.descriptor.digest, action: 'skipped' });
       return;
     }
-    for (const m of r.manifests.slice(0, -1)) await this.dest.putManifest(target, m.digest, m.bytes, m.mediaType, { signal });
+    await this.putChildren(target, r.manifests, { report: false });
     const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
     const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
     this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });

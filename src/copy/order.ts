@@ -30,12 +30,12 @@ export function byHeight(manifests: readonly ManifestNode[], listed: ReadonlyMap
   return manifests.map((m) => ({ ...m, height: heightOf(m.digest) })).sort((a, b) => a.height - b.height);
 }
 
-/** waves splits manifests ordered by {@link byHeight} into runs of one height (a manifest without a height is a run of its own). */
+/** waves splits manifests ordered by {@link byHeight} into runs of one height. */
 export function waves(manifests: readonly ManifestNode[]): ManifestNode[][] {
   const out: ManifestNode[][] = [];
   for (const m of manifests) {
     const last = out[out.length - 1];
-    if (last !== undefined && m.height !== undefined && last[0]!.height === m.height) last.push(m);
+    if (last !== undefined && last[0]!.height === m.height) last.push(m);
     else out.push([m]);
   }
   return out;
