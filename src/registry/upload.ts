@@ -3,7 +3,9 @@
  * advance (POST, one PATCH, PUT ?digest=computed), and chunked (PATCH with Content-Range, one chunk in memory,
  * resumed from the offset the registry reports). Every byte sent is hashed; a blob that does not match its digest
  * is never completed. Retries are bounded; a stream that cannot be reopened fails with {@link StreamConsumedError}.
- * Also the cross-repository mount (a POST to the same endpoint, answered with a link or an upload session).
+ * A registry that refuses a way of sending (a PUT with a body answered 405, a request too large for a proxy in front
+ * of it answered 413) is sent the blob again the next way down (see {@link wayAfterRefusal}), and later uploads to it
+ * start there. Also the cross-repository mount (a POST to the same endpoint, answered with a link or an upload session).
  */
 import { DigestMismatchError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
 import type { HttpResponse } from '../net/http.js';
@@ -16,6 +18,8 @@ import { ReplayNeededError, type RegistryTransport } from './transport.js';
 
 /** DEFAULT_CHUNK_SIZE is the chunk size of chunked uploads: 16 MiB. */
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+/** SMALLEST_FALLBACK_CHUNK is the smallest chunk a registry answering 413 is offered: 256 KiB. */
+export const SMALLEST_FALLBACK_CHUNK = 256 * 1024;
 /** CANCEL_TIMEOUT_MS bounds the best-effort DELETE of an abandoned upload session. */
 export const CANCEL_TIMEOUT_MS = 5_000;
 
@@ -33,6 +37,57 @@ export interface UploadSession {
 export type BlobBody =
   | { kind: 'bytes'; data: Uint8Array }
   | { kind: 'stream'; open: () => AsyncIterable<Uint8Array>; reopenable: boolean };
+
+/**
+ * UploadWay is how one attempt sends the bytes: `monolithic` (one PUT with the body, when digest and size are
+ * known), `streamed` (one PATCH with the whole body, then an empty PUT: what skopeo and crane send), or `chunked`
+ * (PATCHes of `chunkSize` bytes with Content-Range).
+ */
+export type UploadWay = { kind: 'monolithic' } | { kind: 'streamed' } | { kind: 'chunked'; chunkSize: number };
+
+/** REFUSED_PUT_STATUSES answer a PUT with a body from a registry that takes bytes only by PATCH. */
+const REFUSED_PUT_STATUSES = new Set([400, 405, 415, 501]);
+/** Registry codes of a 400 that say the PUT's way was refused, not its content (no code at all counts too). */
+const REFUSED_PUT_CODES = new Set(['BLOB_UPLOAD_INVALID', 'UNSUPPORTED']);
+
+/**
+ * wayAfterRefusal gives the way to try next when a registry refused the way an attempt used, or undefined when the
+ * failure is not a refusal of the way (bad content, auth, a lost session...). 413 (a proxy's body limit): chunks,
+ * first {@link DEFAULT_CHUNK_SIZE}, then a quarter of the last size down to {@link SMALLEST_FALLBACK_CHUNK}. 405, 415,
+ * 501, or 400 without a code that blames the content, to a PUT with a body: the body by PATCH, then an empty PUT.
+ */
+export function wayAfterRefusal(e: unknown, way: UploadWay): UploadWay | undefined {
+  if (!(e instanceof RegistryHttpError)) return undefined;
+  const status = e.context.status;
+  if (status === 413) {
+    const size = way.kind === 'chunked' ? Math.floor(way.chunkSize / 4) : DEFAULT_CHUNK_SIZE;
+    return size >= SMALLEST_FALLBACK_CHUNK ? { kind: 'chunked', chunkSize: size } : undefined;
+  }
+  if (way.kind !== 'monolithic' || status === undefined || !REFUSED_PUT_STATUSES.has(status)) return undefined;
+  if (status === 400 && !e.details.every((d) => REFUSED_PUT_CODES.has(d.code))) return undefined;
+  return { kind: 'streamed' };
+}
+
+/** Ways down the ladder, by rank: a registry that refused one is sent the later ones only. */
+function rankOf(way: UploadWay): number {
+  return way.kind === 'monolithic' ? 0 : way.kind === 'streamed' ? 1 : 2 + Math.round(Math.log2(DEFAULT_CHUNK_SIZE / way.chunkSize));
+}
+
+/** learnedWays keeps, per registry transport, the way its refusals led to: later uploads to it start there. */
+const learnedWays = new WeakMap<RegistryTransport, UploadWay>();
+
+/** rungBelow gives the largest chunk size of the ladder ({@link DEFAULT_CHUNK_SIZE}, then quarters) below `n` bytes. */
+function rungBelow(n: number): number {
+  let size = DEFAULT_CHUNK_SIZE;
+  while (size >= n && size >= SMALLEST_FALLBACK_CHUNK) size /= 4;
+  return size;
+}
+
+/** learn records the way a registry's refusal led to, unless an earlier refusal led further down already. */
+function learn(t: RegistryTransport, way: UploadWay): void {
+  const known = learnedWays.get(t);
+  if (known === undefined || rankOf(way) > rankOf(known)) learnedWays.set(t, way);
+}
 
 /** UploadMode chooses how bytes are sent. */
 export type UploadMode = 'monolithic' | 'chunked';
@@ -318,7 +373,7 @@ async function streamedPatch(a: Attempt, session: UploadSession): Promise<Upload
   const { t, repo, body, options, progress } = a;
   const counter = new DigestCounter();
   const source = openSource(body, a.source);
-  const expectedSize = options.size;
+  const expectedSize = options.size ?? (body.kind === 'bytes' ? body.data.byteLength : undefined);
   const hashed = (async function* hashed(): AsyncGenerator<Uint8Array, void, undefined> {
     for await (const chunk of source) {
       counter.update(chunk);
@@ -365,12 +420,14 @@ function checkExpected(options: UploadOptions, digest: string, size: number): vo
 }
 
 /** chunked sends the body in PATCH chunks with Content-Range, resuming a failed chunk from the session's offset. */
-async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult> {
+async function chunked(a: Attempt, session: UploadSession, size: number | undefined): Promise<UploadResult> {
   const { t, repo, body, options, progress } = a;
-  const chunkSize = Math.max(1, options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
+  const chunkSize = Math.max(1, size ?? options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
   const counter = new DigestCounter();
   let current = session;
   let offset = 0;
+  // The most bytes one PATCH carries: the chunk size, or a rung of the ladder below it once the registry answered 413.
+  let piece = chunkSize;
   for await (const chunk of rechunk(openSource(body, a.source), chunkSize)) {
     counter.update(chunk);
     if (options.size !== undefined && counter.bytes > options.size) {
@@ -406,28 +463,41 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
         progress.reach(pos);
         t.events({ type: 'debug', message: `upload to ${repo}: resuming at byte ${pos}` });
       }
-      const data = chunk.subarray(pos - start);
-      if (data.byteLength === 0) return;
-      const res = await t.send({
-        method: 'PATCH',
-        url: current.location,
-        scopes: [pushScope(repo)],
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-range': `${pos}-${pos + data.byteLength - 1}`,
-          'content-length': String(data.byteLength),
-        },
-        body: () => data,
-        replayable: true,
-        signal: options.signal,
-      });
-      if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what: `chunk ${pos}-${pos + data.byteLength - 1} to ${repo}` });
-      await res.discard();
-      const location = res.headers['location'];
-      current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
-      a.latest.session = current;
-      pos += data.byteLength;
-      progress.reach(pos);
+      while (pos < start + chunk.byteLength) {
+        const data = chunk.subarray(pos - start, Math.min(chunk.byteLength, pos - start + piece));
+        const res = await t.send({
+          method: 'PATCH',
+          url: current.location,
+          scopes: [pushScope(repo)],
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-range': `${pos}-${pos + data.byteLength - 1}`,
+            'content-length': String(data.byteLength),
+          },
+          body: () => data,
+          replayable: true,
+          signal: options.signal,
+        });
+        const what = `chunk ${pos}-${pos + data.byteLength - 1} to ${repo}`;
+        if (res.status === 413) {
+          // Too large for the registry or a proxy in front: nothing of it was taken. The chunk held is sent again in
+          // quarters (the stream is not read again), and so is the rest of the upload.
+          const smaller = rungBelow(data.byteLength);
+          if (smaller < Math.max(SMALLEST_FALLBACK_CHUNK, current.minChunkLength ?? 0)) throw spent(await registryError(res, 'PATCH', { phase: 'upload', what }));
+          await res.discard();
+          piece = smaller;
+          learn(t, { kind: 'chunked', chunkSize: piece });
+          t.events({ type: 'debug', message: `${t.host} refused a PATCH of ${data.byteLength} bytes (413): sending chunks of ${piece} bytes` });
+          continue;
+        }
+        if (res.status !== 202 && res.status !== 204) throw await registryError(res, 'PATCH', { phase: 'upload', what });
+        await res.discard();
+        const location = res.headers['location'];
+        current = { ...current, location: location ? new URL(location, res.url).toString() : current.location };
+        a.latest.session = current;
+        pos += data.byteLength;
+        progress.reach(pos);
+      }
     };
     const patchFailed = (e: unknown): boolean => !(isMirrorError(e) && e.code === 'INTERRUPTED') && !(typeof e === 'object' && e !== null && fromStatus.has(e)) && isRetryableError(e);
     try {
@@ -448,10 +518,12 @@ async function chunked(a: Attempt, session: UploadSession): Promise<UploadResult
   return finish(a, current, digest, counter.bytes);
 }
 
-/** runOnce uploads once into a session, choosing the way by mode and what is known. */
-async function runOnce(a: Attempt, session: UploadSession): Promise<UploadResult> {
+/** runOnce uploads once into a session: chunked or streamed when the way says so, else by mode and what is known. */
+async function runOnce(a: Attempt, session: UploadSession, way: UploadWay | undefined): Promise<UploadResult> {
   const { body, options } = a;
-  if (options.mode === 'chunked') return chunked(a, session);
+  if (way?.kind === 'chunked') return chunked(a, session, way.chunkSize);
+  if (options.mode === 'chunked') return chunked(a, session, undefined);
+  if (way?.kind === 'streamed') return streamedPatch(a, session);
   if (body.kind === 'bytes') {
     const digest = options.digest ?? digestLike(body.data, undefined);
     return monolithicPut(a, session, digest, body.data.byteLength);
@@ -486,6 +558,8 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
   let given = options.session;
   // The session of the attempt that failed last (its location moves with each PATCH), to cancel it.
   let failed: UploadSession | undefined;
+  // How the bytes go: as the registry's earlier refusals taught, else by mode and what is known.
+  let way = learnedWays.get(t);
   const once = async (): Promise<UploadResult> => {
     let current: UploadSession | undefined;
     const latest: { session: UploadSession | undefined } = { session: undefined };
@@ -500,41 +574,70 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
       }
       given = undefined;
       latest.session = current;
-      return await runOnce({ t, repo, body, options, progress, source, latest }, current);
+      return await runOnce({ t, repo, body, options, progress, source, latest }, current, way);
     } catch (e) {
       failed = latest.session ?? current;
       throw e;
     }
   };
+  /** The way an attempt used, for {@link wayAfterRefusal}. */
+  const used = (): UploadWay =>
+    way ?? (options.mode === 'chunked' ? { kind: 'chunked', chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE } : body.kind === 'bytes' || (options.digest !== undefined && options.size !== undefined) ? { kind: 'monolithic' } : { kind: 'streamed' });
   // Started over in a new session: a broken connection, a retryable status or a lost session, when the body can be
-  // read again from its start (bytes, a reopenable stream, or a stream nothing was taken from yet).
-  const restartable = (e: unknown): boolean => isRetryableError(e) || isSessionLost(e);
+  // read again from its start (bytes, a reopenable stream, or a stream nothing was taken from yet). A refusal of the
+  // way is not tried again the same way.
+  const restartable = (e: unknown): boolean => (isRetryableError(e) || isSessionLost(e)) && wayAfterRefusal(e, used()) === undefined;
   const replayable = (): boolean => body.kind === 'bytes' || body.reopenable || !source.opened;
-  try {
-    return await withRetry(once, {
-      method: 'UPLOAD',
-      url: () => failed?.location ?? uploads,
-      retry: t.retry,
-      events: t.events,
-      signal: options.signal,
-      shouldRetry: (e) => !(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && replayable() && !isSpent(e),
-      onRetry: async () => {
-        await cancelQuietly(t, failed);
-        failed = undefined;
-        source.opened = false;
-      },
-    });
-  } catch (e) {
-    await cancelQuietly(t, failed);
-    if (!(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && !replayable()) {
-      throw new StreamConsumedError(`upload to ${repo} failed after its stream was consumed; read the blob again to retry (${errorLine(e)})`, {
-        phase: 'upload',
-        digest: options.digest,
-        cause: e,
+  for (;;) {
+    try {
+      return await withRetry(once, {
+        method: 'UPLOAD',
+        url: () => failed?.location ?? uploads,
+        retry: t.retry,
+        events: t.events,
+        signal: options.signal,
+        shouldRetry: (e) => !(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && replayable() && !isSpent(e),
+        onRetry: async () => {
+          await cancelQuietly(t, failed);
+          failed = undefined;
+          source.opened = false;
+        },
       });
+    } catch (e) {
+      await cancelQuietly(t, failed);
+      failed = undefined;
+      // A refusal the attempt could not get around itself (a chunk refused down to the smallest size is spent).
+      const next = options.signal?.aborted || isSpent(e) ? undefined : wayAfterRefusal(e, used());
+      if (next !== undefined) {
+        // Later uploads to this registry start with the way that worked further down (never climbing back up).
+        learn(t, next);
+        t.events?.({ type: 'debug', message: `${t.host} refused ${describeWay(used())} for ${options.digest ?? 'a blob'} in ${repo} (${errorLine(e)}); sending ${describeWay(next)} instead` });
+        way = next;
+        if (replayable()) {
+          source.opened = false;
+          continue;
+        }
+        throw new StreamConsumedError(`upload to ${repo} must be sent again as ${describeWay(next)} after its stream was consumed (${errorLine(e)})`, {
+          phase: 'upload',
+          digest: options.digest,
+          cause: e,
+        });
+      }
+      if (!(isMirrorError(e) && (e.code === 'INTERRUPTED' || e.code === 'DIGEST_MISMATCH')) && restartable(e) && !replayable()) {
+        throw new StreamConsumedError(`upload to ${repo} failed after its stream was consumed; read the blob again to retry (${errorLine(e)})`, {
+          phase: 'upload',
+          digest: options.digest,
+          cause: e,
+        });
+      }
+      throw e;
     }
-    throw e;
   }
+}
+
+/** describeWay names a way for messages. */
+function describeWay(way: UploadWay): string {
+  return way.kind === 'monolithic' ? 'one PUT with the body' : way.kind === 'streamed' ? 'one PATCH and an empty PUT' : `PATCH chunks of ${way.chunkSize} bytes`;
 }
 
 /** errorLine gives a short description of an error for a wrapping message. */

@@ -191,6 +191,19 @@ describe('mirror copy between registries (integration: docker-registry, skopeo)'
     assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/faulty/multi:1.0`)), multi().digest);
   });
 
+  it('a destination that takes blob bytes only by PATCH (a PUT with a body answered 405): the copy goes through, the PUT refused once', async () => {
+    dstProxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/blobs/uploads/', minBodyBytes: 1, status: 405, probability: 1 }]);
+    const r = await copy([`docker://${srcProxy.host}/library/multi:1.0`, `docker://${dstProxy.host}/patch-only/multi:1.0`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/patch-only/multi:1.0`)), multi().digest);
+    for (const m of multi().manifests) assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/patch-only/multi@${m.digest}`)), m.digest);
+    // Blobs placed at once may each meet the refusal before the first one has taught the way; none meets it twice.
+    const refused = dstProxy.injected.respond;
+    const distinct = new Set(multi().manifests.flatMap((m) => [m.config.digest, ...m.layers.map((l) => l.digest)]));
+    assert.ok(refused >= 1 && refused <= Math.min(distinct.size, 4), `refused ${refused} of ${distinct.size} blobs`);
+    assert.equal(dstProxy.requests.filter((q) => q.method === 'PATCH' && q.status === 202).length, distinct.size);
+  });
+
   describe('credentials and TLS on each side', () => {
     let certs: TestCerts;
     let tokens: TokenServer;

@@ -287,6 +287,31 @@ describe('mirror push (integration: docker-registry + skopeo)', function () {
       await assertPushed(layout, 'big');
     });
 
+    it('a proxy in front that answers 413 to bodies over 2 MiB: the bundle goes in chunks of 1 MiB, read once more at most', async () => {
+      const layout = await buildOciLayout({
+        seed: 'limit',
+        images: [
+          { ref: 'gcr.io/limit/big:1', layers: [{ files: 1, sizeBytes: 6 * 1024 * 1024 }] },
+          { ref: 'gcr.io/limit/other:1', layers: [{ files: 1, sizeBytes: 3 * 1024 * 1024 }, { files: 2, sizeBytes: 30_000 }] },
+        ],
+      });
+      const file = join(work, 'limit.tar');
+      await writeTarBundle(layout.files, file, { order: 'metadata-last', compression: 'none' });
+      const limit = 2 * 1024 * 1024;
+      proxy = await startFaultProxy({
+        upstream: registry.url,
+        rules: [{ kind: 'respond', pathIncludes: '/blobs/uploads/', minBodyBytes: limit + 1, status: 413, body: '<html>413 Request Entity Too Large</html>', probability: 1 }],
+      });
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${proxy.host}/limit`, '--json']);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.ok(proxy.injected.respond >= 1);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.ok((out.summary.passes ?? 1) <= 2, `passes: ${out.summary.passes}`);
+      const tooBig = proxy.requests.filter((q) => q.status !== undefined && q.status < 300 && q.bodyBytes > limit);
+      assert.deepEqual(tooBig, [], 'nothing over the limit got through');
+      await assertPushed(layout, 'limit');
+    });
+
     it('with --upload-mode chunked, a cut upload resumes in place from the offset the registry reports', async () => {
       const layout = await buildOciLayout({
         seed: 'chunked',

@@ -24,6 +24,8 @@ export interface FaultRule {
   method?: string | undefined;
   /** Only requests whose path contains this text. Default: any. */
   pathIncludes?: string | undefined;
+  /** Only requests whose Content-Length is at least this (a body limit of a proxy in front, say). Default: any. */
+  minBodyBytes?: number | undefined;
   /** Inject on these matching requests (1-based count of requests this rule matched). */
   nth?: number[] | undefined;
   /** Or inject with this probability per matching request (seeded: the same seed gives the same schedule). */
@@ -63,6 +65,8 @@ export interface RecordedRequest {
   fault?: FaultKind | undefined;
   /** The request's Range header, if any. */
   range?: string | undefined;
+  /** The request's Content-Length (0 when it has none). */
+  bodyBytes: number;
   /** Response body bytes passed back to the client (counted as they go). */
   bytesOut: number;
   /** The registry's HTTP status, once it has answered (set before the answer is passed on). */
@@ -125,9 +129,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   };
   setRules(options.rules ?? []);
 
-  const choose = (method: string, path: string): FaultRule | undefined => {
+  const choose = (method: string, path: string, bodyBytes: number): FaultRule | undefined => {
     for (const r of rules) {
       if (r.rule.method !== undefined && r.rule.method.toUpperCase() !== method) continue;
+      if (r.rule.minBodyBytes !== undefined && bodyBytes < r.rule.minBodyBytes) continue;
       if (r.rule.pathIncludes !== undefined && !path.includes(r.rule.pathIncludes)) continue;
       if (r.rule.when !== undefined && !r.rule.when()) continue;
       r.matched++;
@@ -203,8 +208,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const server = createServer((req, res) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const fault = choose(method, path);
-    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bytesOut: 0, at: Date.now() };
+    const bodyBytes = Number(req.headers['content-length'] ?? 0) || 0;
+    const fault = choose(method, path, bodyBytes);
+    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bodyBytes, bytesOut: 0, at: Date.now() };
     requests.push(record);
     if (fault === undefined) {
       req.pipe(forward(req, res, undefined, record));

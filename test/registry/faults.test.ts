@@ -208,4 +208,76 @@ describe('registry client through a fault-injecting proxy', function () {
     await push(client());
     assert.deepEqual(proxy.requests.map((r) => r.method), ['HEAD']);
   });
+
+  describe('a registry that refuses a way of sending', () => {
+    /** landed reads a blob back from the registry directly and tells whether its bytes hash to its digest. */
+    const landed = async (repo: string, digest: string): Promise<boolean> => {
+      const r = await direct.getBlob(repo, digest);
+      for await (const _ of r.body) {
+        // read through: the reader checks the digest at the end
+      }
+      return true;
+    };
+    const methods = (): string[] => proxy.requests.filter((r) => r.path.includes('/blobs/uploads/')).map((r) => `${r.method}${r.status !== undefined ? ` ${r.status}` : ''}`);
+
+    it('sends the body by PATCH when a PUT with a body is answered 405, and starts there for the next blob', async () => {
+      proxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/blobs/uploads/', minBodyBytes: 1, status: 405, probability: 1 }]);
+      const c = client();
+      const a = randomBlob(200_000);
+      const b = randomBlob(150_000);
+      assert.deepEqual(await c.uploadBlob('faults/nobody', { kind: 'bytes', data: a.data }, { digest: a.digest }), { digest: a.digest, size: 200_000 });
+      const first = proxy.requests.filter((r) => r.path.includes('/blobs/uploads/')).map((r) => r.method);
+      // The refused PUT, its session cancelled, then skopeo's way: POST, PATCH, empty PUT.
+      assert.deepEqual(first, ['POST', 'PUT', 'DELETE', 'POST', 'PATCH', 'PUT']);
+      assert.equal(proxy.injected.respond, 1);
+      assert.ok(await landed('faults/nobody', a.digest));
+      proxy.reset();
+      // A stream that cannot be reopened goes through too: this registry is sent PATCHes from the start now.
+      await c.uploadBlob('faults/nobody', { kind: 'stream', open: () => chunksOf(b.data, 7_000), reopenable: false }, { digest: b.digest, size: 150_000 });
+      assert.deepEqual(proxy.requests.map((r) => r.method), ['POST', 'PATCH', 'PUT']);
+      assert.equal(proxy.injected.respond, 0);
+      assert.ok(await landed('faults/nobody', b.digest));
+      assert.ok(events.some((e) => e.type === 'debug' && /refused one PUT with the body .*405/.test(e.message)), 'the change of way is told (--debug)');
+    });
+
+    it('sends smaller chunks when a proxy in front answers 413 to a large body, and gives up below 256 KiB', async () => {
+      // A body limit of 1 MiB (nginx's default client_max_body_size): a 3 MiB blob goes as PATCHes of 1 MiB.
+      const limit = 1024 * 1024;
+      proxy.setRules([{ kind: 'respond', pathIncludes: '/blobs/uploads/', minBodyBytes: limit + 1, status: 413, body: '<html>413 Request Entity Too Large</html>', probability: 1 }]);
+      const blob = randomBlob(3 * 1024 * 1024);
+      const c = client();
+      await c.uploadBlob('faults/limit', { kind: 'stream', open: () => chunksOf(blob.data, 64 * 1024), reopenable: true }, { digest: blob.digest, size: blob.data.byteLength });
+      assert.ok(await landed('faults/limit', blob.digest));
+      const patches = proxy.requests.filter((r) => r.method === 'PATCH' && r.status === 202);
+      assert.equal(patches.length, 3, 'three chunks of 1 MiB');
+      // Refused: the PUT of 3 MiB, then the PATCH of its first chunk (3 MiB): that chunk went again in pieces of 1 MiB.
+      assert.equal(proxy.injected.respond, 2, methods().join(', '));
+      // The next blob to this registry goes in chunks of 1 MiB from the start: nothing is refused.
+      proxy.reset();
+      const next = randomBlob(2 * 1024 * 1024 + 5);
+      await c.uploadBlob('faults/limit', { kind: 'stream', open: () => chunksOf(next.data, 64 * 1024), reopenable: false }, { digest: next.digest, size: next.data.byteLength });
+      assert.ok(await landed('faults/limit', next.digest));
+      assert.equal(proxy.injected.respond, 0, methods().join(', '));
+      assert.deepEqual(proxy.requests.map((r) => r.method), ['POST', 'PATCH', 'PATCH', 'PATCH', 'PUT']);
+      // A limit no chunk size the ladder offers can meet: the 413 is the error, not a loop.
+      proxy.setRules([{ kind: 'respond', pathIncludes: '/blobs/uploads/', minBodyBytes: 1000, status: 413, probability: 1 }]);
+      proxy.reset();
+      const small = randomBlob(600_000);
+      await assert.rejects(
+        client().uploadBlob('faults/limit', { kind: 'bytes', data: small.data }, { digest: small.digest }),
+        (e: unknown) => e instanceof MirrorError && e.context.status === 413,
+      );
+      // The PUT, the PATCH of the whole (a chunk of 16 MiB holds it), then of 256 KiB: the smallest offered, the error.
+      assert.equal(proxy.injected.respond, 3, methods().join(', '));
+    });
+
+    it('does not take a refusal of the content (400 DIGEST_INVALID) for a refusal of the way', async () => {
+      const blob = randomBlob(50_000);
+      const body = JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] });
+      proxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/blobs/uploads/', minBodyBytes: 1, status: 400, body, probability: 1 }]);
+      await assert.rejects(client().uploadBlob('faults/content', { kind: 'bytes', data: blob.data }, { digest: blob.digest }), (e: unknown) => e instanceof MirrorError);
+      assert.equal(proxy.requests.filter((r) => r.method === 'PATCH').length, 0);
+      assert.equal(proxy.injected.respond, 1);
+    });
+  });
 });
