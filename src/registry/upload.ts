@@ -611,7 +611,7 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
       if (next !== undefined) {
         // Later uploads to this registry start with the way that worked further down (never climbing back up).
         learn(t, next);
-        t.events?.({ type: 'debug', message: `${t.host} refused ${describeWay(used())} for ${options.digest ?? 'a blob'} in ${repo} (${errorLine(e)}); sending ${describeWay(next)} instead` });
+        t.events({ type: 'debug', message: `${t.host} refused ${describeWay(used())} for ${options.digest ?? 'a blob'} in ${repo} (${errorLine(e)}); sending ${describeWay(next)} instead` });
         way = next;
         if (replayable()) {
           source.opened = false;
