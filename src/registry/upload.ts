@@ -52,17 +52,15 @@ const REFUSED_PUT_CODES = new Set(['BLOB_UPLOAD_INVALID', 'UNSUPPORTED']);
 
 /**
  * wayAfterRefusal gives the way to try next when a registry refused the way an attempt used, or undefined when the
- * failure is not a refusal of the way (bad content, auth, a lost session...). 413 (a proxy's body limit): chunks,
- * first {@link DEFAULT_CHUNK_SIZE}, then a quarter of the last size down to {@link SMALLEST_FALLBACK_CHUNK}. 405, 415,
- * 501, or 400 without a code that blames the content, to a PUT with a body: the body by PATCH, then an empty PUT.
+ * failure is not a refusal of the way (bad content, auth, a lost session...). 413 (a proxy's body limit) to one
+ * request with the whole body: chunks of {@link DEFAULT_CHUNK_SIZE} (a chunked upload splits a refused chunk itself,
+ * down to {@link SMALLEST_FALLBACK_CHUNK}). 405, 415, 501, or 400 without a code that blames the content, to a PUT
+ * with a body: the body by PATCH, then an empty PUT.
  */
 export function wayAfterRefusal(e: unknown, way: UploadWay): UploadWay | undefined {
   if (!(e instanceof RegistryHttpError)) return undefined;
   const status = e.context.status;
-  if (status === 413) {
-    const size = way.kind === 'chunked' ? Math.floor(way.chunkSize / 4) : DEFAULT_CHUNK_SIZE;
-    return size >= SMALLEST_FALLBACK_CHUNK ? { kind: 'chunked', chunkSize: size } : undefined;
-  }
+  if (status === 413) return way.kind === 'chunked' ? undefined : { kind: 'chunked', chunkSize: DEFAULT_CHUNK_SIZE };
   if (way.kind !== 'monolithic' || status === undefined || !REFUSED_PUT_STATUSES.has(status)) return undefined;
   if (status === 400 && !e.details.every((d) => REFUSED_PUT_CODES.has(d.code))) return undefined;
   return { kind: 'streamed' };
@@ -81,6 +79,21 @@ function rungBelow(n: number): number {
   let size = DEFAULT_CHUNK_SIZE;
   while (size >= n && size >= SMALLEST_FALLBACK_CHUNK) size /= 4;
   return size;
+}
+
+/**
+ * firstWay is how an upload starts: chunked when asked, one PUT with the body when digest and size are known (bytes
+ * always are), else one PATCH; or the way this registry's refusals led to, when that is further down the ladder.
+ */
+function firstWay(t: RegistryTransport, body: BlobBody, options: UploadOptions): UploadWay {
+  const asked: UploadWay =
+    options.mode === 'chunked'
+      ? { kind: 'chunked', chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE }
+      : body.kind === 'bytes' || (options.digest !== undefined && options.size !== undefined)
+        ? { kind: 'monolithic' }
+        : { kind: 'streamed' };
+  const known = learnedWays.get(t);
+  return known !== undefined && rankOf(known) > rankOf(asked) ? known : asked;
 }
 
 /** learn records the way a registry's refusal led to, unless an earlier refusal led further down already. */
@@ -420,9 +433,9 @@ function checkExpected(options: UploadOptions, digest: string, size: number): vo
 }
 
 /** chunked sends the body in PATCH chunks with Content-Range, resuming a failed chunk from the session's offset. */
-async function chunked(a: Attempt, session: UploadSession, size: number | undefined): Promise<UploadResult> {
+async function chunked(a: Attempt, session: UploadSession, size: number): Promise<UploadResult> {
   const { t, repo, body, options, progress } = a;
-  const chunkSize = Math.max(1, size ?? options.chunkSize ?? DEFAULT_CHUNK_SIZE, session.minChunkLength ?? 0);
+  const chunkSize = Math.max(1, size, session.minChunkLength ?? 0);
   const counter = new DigestCounter();
   let current = session;
   let offset = 0;
@@ -518,16 +531,13 @@ async function chunked(a: Attempt, session: UploadSession, size: number | undefi
   return finish(a, current, digest, counter.bytes);
 }
 
-/** runOnce uploads once into a session: chunked or streamed when the way says so, else by mode and what is known. */
-async function runOnce(a: Attempt, session: UploadSession, way: UploadWay | undefined): Promise<UploadResult> {
+/** runOnce uploads once into a session, the way given. */
+async function runOnce(a: Attempt, session: UploadSession, way: UploadWay): Promise<UploadResult> {
   const { body, options } = a;
-  if (way?.kind === 'chunked') return chunked(a, session, way.chunkSize);
-  if (options.mode === 'chunked') return chunked(a, session, undefined);
-  if (way?.kind === 'streamed') return streamedPatch(a, session);
-  if (body.kind === 'bytes') {
-    const digest = options.digest ?? digestLike(body.data, undefined);
-    return monolithicPut(a, session, digest, body.data.byteLength);
-  }
+  if (way.kind === 'chunked') return chunked(a, session, way.chunkSize);
+  if (way.kind === 'streamed') return streamedPatch(a, session);
+  if (body.kind === 'bytes') return monolithicPut(a, session, options.digest ?? digestLike(body.data, undefined), body.data.byteLength);
+  // firstWay gives a stream one PUT only when its digest and size are known.
   if (options.digest !== undefined && options.size !== undefined) return monolithicPut(a, session, options.digest, options.size);
   return streamedPatch(a, session);
 }
@@ -558,8 +568,8 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
   let given = options.session;
   // The session of the attempt that failed last (its location moves with each PATCH), to cancel it.
   let failed: UploadSession | undefined;
-  // How the bytes go: as the registry's earlier refusals taught, else by mode and what is known.
-  let way = learnedWays.get(t);
+  // How the bytes go: by mode and what is known, or as the registry's earlier refusals taught.
+  let way = firstWay(t, body, options);
   const once = async (): Promise<UploadResult> => {
     let current: UploadSession | undefined;
     const latest: { session: UploadSession | undefined } = { session: undefined };
@@ -580,13 +590,10 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
       throw e;
     }
   };
-  /** The way an attempt used, for {@link wayAfterRefusal}. */
-  const used = (): UploadWay =>
-    way ?? (options.mode === 'chunked' ? { kind: 'chunked', chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE } : body.kind === 'bytes' || (options.digest !== undefined && options.size !== undefined) ? { kind: 'monolithic' } : { kind: 'streamed' });
   // Started over in a new session: a broken connection, a retryable status or a lost session, when the body can be
   // read again from its start (bytes, a reopenable stream, or a stream nothing was taken from yet). A refusal of the
   // way is not tried again the same way.
-  const restartable = (e: unknown): boolean => (isRetryableError(e) || isSessionLost(e)) && wayAfterRefusal(e, used()) === undefined;
+  const restartable = (e: unknown): boolean => (isRetryableError(e) || isSessionLost(e)) && wayAfterRefusal(e, way) === undefined;
   const replayable = (): boolean => body.kind === 'bytes' || body.reopenable || !source.opened;
   for (;;) {
     try {
@@ -606,13 +613,13 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
     } catch (e) {
       await cancelQuietly(t, failed);
       failed = undefined;
-      // A refusal the attempt could not get around itself (a chunk refused down to the smallest size is spent).
-      const next = options.signal?.aborted || isSpent(e) ? undefined : wayAfterRefusal(e, used());
+      const next = options.signal?.aborted ? undefined : wayAfterRefusal(e, way);
       if (next !== undefined) {
         // Later uploads to this registry start with the way that worked further down (never climbing back up).
         learn(t, next);
-        t.events({ type: 'debug', message: `${t.host} refused ${describeWay(used())} for ${options.digest ?? 'a blob'} in ${repo} (${errorLine(e)}); sending ${describeWay(next)} instead` });
-        way = next;
+        t.events({ type: 'debug', message: `${t.host} refused ${describeWay(way)} for ${options.digest ?? 'a blob'} in ${repo} (${errorLine(e)}); sending ${describeWay(next)} instead` });
+        // Another upload may have taught this registry a smaller chunk meanwhile: start there.
+        way = learnedWays.get(t) ?? next;
         if (replayable()) {
           source.opened = false;
           continue;
