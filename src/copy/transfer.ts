@@ -7,6 +7,7 @@
  * transfer pool; waiting for another image's transfer never does, so overlapping stages cannot deadlock.
  */
 import pLimit from 'p-limit';
+import { MirrorError } from '../errors/index.js';
 import { type EventSink } from '../events/index.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { BlobBody, DestinationCapabilities, ImageDestination, ImageSource } from '../transport/types.js';
@@ -54,6 +55,8 @@ export class BlobScheduler {
    * never upload it twice.
    */
   private readonly placing = new Map<string, Promise<void>>();
+  /** Whether a blob may be offered by a mount from its own repository (see `untagged`); off once refused. */
+  private selfMount = true;
 
   constructor(
     private readonly dest: ImageDestination,
@@ -105,6 +108,18 @@ export class BlobScheduler {
     return p;
   }
 
+  /**
+   * selfMountRefused takes a registry's refusal (a 4xx other than auth) of a mount from the repository itself: no
+   * such mount is asked again this run, and the blob is checked with HEAD. Anything else is the blob's failure.
+   */
+  private selfMountRefused(e: unknown): undefined {
+    const status = e instanceof MirrorError ? e.context.status : undefined;
+    if (status === undefined || status < 400 || status >= 500 || status === 429) throw e;
+    this.selfMount = false;
+    this.options.events({ type: 'debug', message: `the destination refused a mount from the repository itself (${status}); blobs are checked with HEAD` });
+    return undefined;
+  }
+
   private repoKey(repo: string): string {
     return this.caps.blobScope === 'global' ? '' : repo;
   }
@@ -139,6 +154,16 @@ export class BlobScheduler {
           return;
         }
         session = m.session;
+      } else if (this.selfMount && d.startsWith('sha256:') && (await this.dest.untagged?.(repo)) === true) {
+        // A repository found without tags: one mount from itself says "present" (201) or opens the upload (202).
+        const m = await this.pool(() => this.dest.mountBlob(repo, d, repo, { signal })).catch((e: unknown) => this.selfMountRefused(e));
+        if (m?.mounted === true) {
+          this.locate(repo, d);
+          this.stats.skipped++;
+          this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });
+          return;
+        }
+        session = m?.session;
       }
     }
     if (session === undefined && (await this.pool(() => this.dest.hasBlob(repo, d, { signal })))) {

@@ -9,7 +9,7 @@ import { blobExists, getBlob, type BlobReader, type GetBlobOptions, type SignalO
 import { registryError } from './errors.js';
 import { getManifest, headManifest, putManifest, putManifestAnswer, type FetchedManifest, type ManifestInfo, type PutManifestAnswer } from './manifest.js';
 import { fallbackIndex, listReferrers, ReferrersSupport, type ReferrersAnswer } from './referrers.js';
-import { iterateTags, listTags, type ListTagsOptions } from './tags.js';
+import { iterateTags, listTags, wholeTagList, type ListTagsOptions } from './tags.js';
 import { deleteManifest, iterateCatalog } from './catalog.js';
 import { RequestLimiter, type RequestLimits } from './limit.js';
 import { RegistryTransport } from './transport.js';
@@ -186,6 +186,14 @@ export class RegistryClient {
   /** listTags lists every tag of a repository (pagination followed). */
   listTags(repo: string, options: ListTagsOptions = {}): Promise<string[]> {
     return listTags(this.t, repo, options);
+  }
+
+  /**
+   * wholeTagList gives a repository's tags when the registry lists them in one page (`pageSize`), `[]` for a
+   * repository it does not know, and undefined when it pages further or will not list them (never throws but an abort).
+   */
+  wholeTagList(repo: string, options: ListTagsOptions = {}): Promise<string[] | undefined> {
+    return wholeTagList(this.t, repo, options);
   }
 
   /** repositories gives the registry's repositories under `prefix` (all for `''`), page by page, from the catalog. */

@@ -26,6 +26,69 @@ export function nextLink(link: string | undefined): string | undefined {
   return undefined;
 }
 
+/** TagPage is one page of a tag list, and the absolute URL of the next one when the registry gave a `Link`. */
+interface TagPage {
+  tags: string[];
+  next: string | undefined;
+}
+
+/** readTagPage reads one page of a repository's tag list (`url` relative to the registry, or absolute). */
+async function readTagPage(t: RegistryTransport, repo: string, url: string, signal: AbortSignal | undefined): Promise<TagPage> {
+  return t.call(
+    { method: 'GET', url, scopes: [pullScope(repo)], ok: [200], context: { phase: 'tags', what: `of ${repo}` }, signal },
+    async (res) => {
+      const page = parseTags(repo, Buffer.from(await res.bytes(TAGS_RESPONSE_LIMIT)).toString('utf8'), res.status);
+      const next = nextLink(res.headers['link']);
+      return { tags: page, next: next === undefined ? undefined : new URL(next, res.url).toString() };
+    },
+  );
+}
+
+/** parseTags reads the `tags` of a tag list body (a missing or null list is no tags). */
+function parseTags(repo: string, text: string, status: number): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new MirrorError('REGISTRY', `tag list of ${repo} is not JSON`, { phase: 'tags', status });
+  }
+  const list = typeof parsed === 'object' && parsed !== null ? (parsed as { tags?: unknown }).tags : undefined;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * wholeTagList reads a repository's tag list when it fits in one page of `pageSize` (asked with `n`): the tags, or
+ * undefined when the registry gives a next page, refuses the listing, or answers something else than a list. A
+ * repository the registry does not know (404 `NAME_UNKNOWN`) has no tags. Nothing is retried beyond the transport's
+ * own policy, and nothing throws but an abort: the caller falls back to asking tag by tag.
+ */
+export async function wholeTagList(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): Promise<string[] | undefined> {
+  const url = `/v2/${repo}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
+  try {
+    return await t.call(
+      { method: 'GET', url, scopes: [pullScope(repo)], ok: [200, 404], context: { phase: 'tags', what: `of ${repo}` }, signal: options.signal },
+      async (res) => {
+        const text = Buffer.from(await res.bytes(TAGS_RESPONSE_LIMIT)).toString('utf8');
+        if (res.status === 404) return registryCodes(text).includes('NAME_UNKNOWN') ? [] : undefined;
+        return nextLink(res.headers['link']) === undefined ? parseTags(repo, text, res.status) : undefined;
+      },
+    );
+  } catch (e) {
+    if (options.signal?.aborted) throw e;
+    return undefined;
+  }
+}
+
+/** registryCodes gives the `errors[].code` of a registry's error body (none when it is not one). */
+function registryCodes(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as { errors?: unknown };
+    return Array.isArray(v.errors) ? v.errors.map((e) => (typeof e === 'object' && e !== null ? String((e as { code?: unknown }).code) : '')) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** listTags lists every tag of a repository, following pagination links (bounded by {@link MAX_TAG_PAGES}). */
 export async function listTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): Promise<string[]> {
   const tags: string[] = [];
@@ -46,23 +109,7 @@ export async function* iterateTags(t: RegistryTransport, repo: string, options: 
     // A registry whose Link leads back to a page already read would loop: stop there.
     if (seen.has(url)) return;
     seen.add(url);
-    const current: string = url;
-    const result: { tags: string[]; next: string | undefined } = await t.call(
-      { method: 'GET', url: current, scopes: [pullScope(repo)], ok: [200], context: { phase: 'tags', what: `of ${repo}` }, signal: options.signal },
-      async (res) => {
-        const text = Buffer.from(await res.bytes(TAGS_RESPONSE_LIMIT)).toString('utf8');
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          throw new MirrorError('REGISTRY', `tag list of ${repo} is not JSON`, { phase: 'tags', status: res.status });
-        }
-        const list = typeof parsed === 'object' && parsed !== null ? (parsed as { tags?: unknown }).tags : undefined;
-        const page = Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
-        const next = nextLink(res.headers['link']);
-        return { tags: page, next: next === undefined ? undefined : new URL(next, res.url).toString() };
-      },
-    );
+    const result = await readTagPage(t, repo, url, options.signal);
     yield* result.tags;
     url = result.next;
   }

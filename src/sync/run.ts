@@ -175,7 +175,7 @@ class Sides {
     if (d.scheme === 'http') side.plainHttp = true;
     const { client, scheme } = await connectRegistry(d.host, side, { authenticate: true, signal: this.signal });
     const target: RegistryTarget = { kind: 'registry', host: d.host, namespace: d.namespace, scheme, explicitScheme: true };
-    const destination = await openRegistryDestination(target, { ...side, client, signal: this.signal });
+    const destination = await openRegistryDestination(target, { ...side, client, signal: this.signal, learnTags: true });
     return { destination, client };
   }
 }

@@ -101,7 +101,7 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
       const { reference } = dockerOf(r);
       const { client, scheme } = await connectRegistry(reference.registry, ctx, { authenticate: true, signal: ctx.signal });
       const target: RegistryTarget = { kind: 'registry', host: reference.registry, namespace: '', scheme, explicitScheme: true };
-      const destination = await openRegistryDestination(target, { ...ctx, client });
+      const destination = await openRegistryDestination(target, { ...ctx, client, learnTags: true });
       return {
         destination,
         image: { repository: reference.repository, tag: reference.tag, name: formatReference(reference) },

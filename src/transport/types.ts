@@ -156,6 +156,12 @@ export interface ImageDestination {
   readonly description: string;
   /** `repository` when each repository has its own blobs (a registry: other repositories get them by mount). */
   readonly blobScope: 'repository' | 'global';
+  /**
+   * untagged tells whether the run found the repository without a tag (its tag list read empty: a new repository,
+   * most often). A blob missing from the run's knowledge is then offered by a mount from the repository itself, which
+   * answers "present" or opens the upload in one request, where a HEAD and a POST take two. Optional: false when absent.
+   */
+  untagged?(repository: string): Promise<boolean>;
   /** hasBlob tells whether the repository holds the blob (HEAD). */
   hasBlob(repository: string, digest: string, options: { signal?: AbortSignal | undefined }): Promise<boolean>;
   /** mountBlob asks for the blob to be linked from another repository of the same destination. */

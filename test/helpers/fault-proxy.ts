@@ -24,6 +24,8 @@ export interface FaultRule {
   method?: string | undefined;
   /** Only requests whose path contains this text. Default: any. */
   pathIncludes?: string | undefined;
+  /** Only requests whose query string contains this text (`mount=`, say). Default: any. */
+  queryIncludes?: string | undefined;
   /** Only requests whose Content-Length is at least this (a body limit of a proxy in front, say). Default: any. */
   minBodyBytes?: number | undefined;
   /** Inject on these matching requests (1-based count of requests this rule matched). */
@@ -61,6 +63,8 @@ export interface RecordedRequest {
   method: string;
   /** Path without the query string. */
   path: string;
+  /** The query string, without its `?` (empty when none). */
+  query: string;
   /** The fault injected, if any. */
   fault?: FaultKind | undefined;
   /** The request's Range header, if any. */
@@ -129,11 +133,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   };
   setRules(options.rules ?? []);
 
-  const choose = (method: string, path: string, bodyBytes: number): FaultRule | undefined => {
+  const choose = (method: string, path: string, query: string, bodyBytes: number): FaultRule | undefined => {
     for (const r of rules) {
       if (r.rule.method !== undefined && r.rule.method.toUpperCase() !== method) continue;
       if (r.rule.minBodyBytes !== undefined && bodyBytes < r.rule.minBodyBytes) continue;
       if (r.rule.pathIncludes !== undefined && !path.includes(r.rule.pathIncludes)) continue;
+      if (r.rule.queryIncludes !== undefined && !query.includes(r.rule.queryIncludes)) continue;
       if (r.rule.when !== undefined && !r.rule.when()) continue;
       r.matched++;
       if (r.rule.times !== undefined && r.injected >= r.rule.times) continue;
@@ -207,10 +212,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const server = createServer((req, res) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     const bodyBytes = Number(req.headers['content-length'] ?? 0) || 0;
-    const fault = choose(method, path, bodyBytes);
-    const record: RecordedRequest = { method, path, fault: fault?.kind, range: req.headers.range, bodyBytes, bytesOut: 0, at: Date.now() };
+    const fault = choose(method, path, query, bodyBytes);
+    const record: RecordedRequest = { method, path, query, fault: fault?.kind, range: req.headers.range, bodyBytes, bytesOut: 0, at: Date.now() };
     requests.push(record);
     if (fault === undefined) {
       req.pipe(forward(req, res, undefined, record));

@@ -266,6 +266,82 @@ ${entries}`,
     assert.ok(srcManifests.every((q) => q.method === 'HEAD'));
   });
 
+  /** sameDigests checks with skopeo that every tag of `repos` at the plain destination has its source digest. */
+  async function sameDigests(ns: string, repos: Record<string, string>): Promise<number> {
+    const plainRead: SkopeoOptions = { tlsVerify: false };
+    let n = 0;
+    for (const [from, to] of Object.entries(repos)) {
+      const tags = await tagsOf(`${ns}/${to}`, plainRead, plain.host);
+      assert.ok(tags.length > 0, `${ns}/${to} has tags`);
+      for (const tag of tags) {
+        assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/${ns}/${to}:${tag}`, plainRead), await skopeoInspectRawDigest(`docker://${src.host}/${from}:${tag}`, { tlsVerify: false }), `${to}:${tag}`);
+        n++;
+      }
+    }
+    return n;
+  }
+  /** selfMounts are the POSTs that mount a blob into a repository from that same repository. */
+  const selfMounts = (rs: RecordedRequest[]): RecordedRequest[] =>
+    rs.filter((q) => {
+      if (q.method !== 'POST') return false;
+      const p = new URLSearchParams(q.query);
+      return p.has('mount') && q.path === `/v2/${p.get('from') ?? ''}/blobs/uploads/`;
+    });
+
+  it('a fresh destination: one manifest HEAD and one tag list per repository; blobs offered by a mount from their own repository, none HEADed, one already there not sent again', async () => {
+    // A blob in a repository without tags (a run cut before its manifests were put) is found by that mount.
+    const srcClient = new RegistryClient({ host: src.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
+    const tool = await srcClient.getManifest('team/tool', 'v1');
+    const layer = (JSON.parse(Buffer.from(tool.bytes).toString('utf8')) as { layers: { digest: string; size: number }[] }).layers[0]!;
+    const chunks: Buffer[] = [];
+    for await (const c of (await srcClient.getBlob('team/tool', layer.digest)).body) chunks.push(Buffer.from(c));
+    const plainClient = new RegistryClient({ host: plain.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
+    await plainClient.uploadBlob('fresh/tool', { kind: 'bytes', data: Buffer.concat(chunks) }, { digest: layer.digest, size: layer.size });
+    const yaml = join(work, 'fresh.yaml');
+    writeFileSync(yaml, `${srcProxy.host}:\n  tls-verify: false\n  images:\n    team/app: []\n    library/multi: []\n    team/tool: []\n`);
+    plainProxy.reset();
+    const r = await sync(['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, `${plainProxy.host}/fresh`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const seen = plainProxy.requests;
+    for (const repo of ['fresh/app', 'fresh/multi', 'fresh/tool']) {
+      const byTag = seen.filter((q) => q.method === 'HEAD' && q.path.startsWith(`/v2/${repo}/manifests/`) && !q.path.includes('sha256:'));
+      assert.equal(byTag.length, 1, `${repo}: ${byTag.map((q) => q.path).join(', ')}`);
+      assert.equal(seen.filter((q) => q.method === 'GET' && q.path === `/v2/${repo}/tags/list`).length, 1, `${repo} listed once`);
+    }
+    assert.deepEqual(seen.filter((q) => q.method === 'HEAD' && q.path.includes('/blobs/')), [], 'no blob HEAD');
+    const mounts = selfMounts(seen);
+    assert.ok(mounts.length >= 6, `${mounts.length} mounts from the repository itself`);
+    const there = mounts.filter((q) => new URLSearchParams(q.query).get('mount') === layer.digest && q.path === '/v2/fresh/tool/blobs/uploads/');
+    assert.deepEqual(there.map((q) => q.status), [201], 'the blob already there is mounted');
+    const sentAgain = seen.filter((q) => q.method === 'PUT' && q.path.startsWith('/v2/fresh/tool/blobs/uploads/') && new URLSearchParams(q.query).get('digest') === layer.digest);
+    assert.deepEqual(sentAgain, [], 'not sent again');
+    assert.ok((await sameDigests('fresh', { 'team/app': 'app', 'library/multi': 'multi', 'team/tool': 'tool' })) >= 9);
+  });
+
+  it('a registry that refuses a mount from the repository itself: the blobs are checked with HEAD and sent; the run succeeds', async () => {
+    const yaml = join(work, 'refused.yaml');
+    writeFileSync(yaml, `${srcProxy.host}:\n  tls-verify: false\n  images:\n    team/tool: []\n`);
+    plainProxy.reset();
+    plainProxy.setRules([
+      { kind: 'respond', method: 'POST', queryIncludes: 'from=refused%2Ftool', probability: 1, status: 400, body: '{"errors":[{"code":"UNSUPPORTED","message":"no mounts here"}]}' },
+    ]);
+    try {
+      const r = await sync(['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', yaml, `${plainProxy.host}/refused`]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+    } finally {
+      plainProxy.setRules([]);
+    }
+    const seen = plainProxy.requests;
+    const refused = selfMounts(seen);
+    assert.ok(refused.length >= 1 && refused.every((q) => q.fault === 'respond'), `${refused.length} refused`);
+    const heads = seen.filter((q) => q.method === 'HEAD' && q.path.includes('/blobs/'));
+    const uploads = seen.filter((q) => q.method === 'PUT' && q.path.includes('/blobs/uploads/'));
+    // Once refused, no blob is offered that way again: every other blob is HEADed, and each is sent once.
+    assert.ok(heads.length >= uploads.length - refused.length && uploads.length > 0, `${heads.length} HEADs, ${uploads.length} uploads, ${refused.length} refused`);
+    assert.equal(new Set(uploads.map((q) => new URLSearchParams(q.query).get('digest'))).size, uploads.length, 'each blob sent once');
+    assert.ok((await sameDigests('refused', { 'team/tool': 'tool' })) >= 3);
+  });
+
   it('shards 0..2 run at the same time cover the plan exactly once', async () => {
     const file = nativeFile('shards', `http://${plainProxy.host}/shards`, `  - prefix: ${srcProxy.host}\n    tags: {exclude: ['^sha256-']}\n`);
     const plan = await sync(['--config', file, '--dry-run', '--json', '--referrers=false']);

@@ -34,7 +34,17 @@ export interface RegistryDestinationOptions {
   chunkSize?: number | undefined;
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Learn a repository's tags from its tag list once its first tag is found missing, and answer the other tags from
+   * it (a tag the list lacks is missing, one it has is still asked with HEAD); a repository found without tags also
+   * takes blobs by a mount from itself (see {@link ImageDestination.untagged}). Worth it where several tags of a
+   * repository are written in one run (copy, sync). Default: false (every tag asked with HEAD).
+   */
+  learnTags?: boolean | undefined;
 }
+
+/** TAG_LIST_PAGE is the page size asked of a tag list read to spare HEADs; a longer list is not used. */
+export const TAG_LIST_PAGE = 1000;
 
 /**
  * openRegistryDestination connects to the registry of `target` and checks it answers (and that credentials are
@@ -64,6 +74,15 @@ export async function openRegistryDestination(
 class RegistryDestination implements ImageDestination {
   readonly blobScope = 'repository' as const;
   readonly capabilities: DestinationCapabilities;
+  /**
+   * A repository's first manifest HEAD by tag, settled once what it taught is known (the tag list, when the tag was
+   * missing): the repository's other tags wait for it instead of asking at the same time.
+   */
+  private readonly firstLook = new Map<string, Promise<void>>();
+  /** The tags of a repository as listed after its first missing tag, plus those this run put; undefined: not known. */
+  private readonly listed = new Map<string, Set<string> | undefined>();
+  /** Repositories whose tag list was read empty (or unknown to the registry) this run. */
+  private readonly emptyAtList = new Set<string>();
 
   constructor(
     private readonly client: RegistryClient,
@@ -101,12 +120,48 @@ class RegistryDestination implements ImageDestination {
     });
   }
 
+  /**
+   * manifestDigest asks with HEAD. With `learnTags`, a repository's first tag asked goes alone; when it is missing
+   * the repository's tag list is read once, and a tag it lacks is answered missing without a request (a missing
+   * answer only ever leads to writing the tag, so a list that is out of date costs work, never a wrong skip).
+   */
   async manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined> {
-    return (await this.client.headManifest(repository, reference, { signal: options.signal }))?.digest;
+    const head = async (): Promise<string | undefined> => (await this.client.headManifest(repository, reference, { signal: options.signal }))?.digest;
+    if (this.options.learnTags !== true || reference.includes(':')) return head();
+    const ahead = this.firstLook.get(repository);
+    if (ahead === undefined) {
+      const answer = head();
+      this.firstLook.set(
+        repository,
+        answer.then(
+          async (digest) => {
+            if (digest !== undefined || this.listed.has(repository)) return;
+            const tags = await this.client.wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal: options.signal }).catch(() => undefined);
+            this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
+            if (tags?.length === 0) this.emptyAtList.add(repository);
+          },
+          () => {},
+        ),
+      );
+      return answer;
+    }
+    await ahead;
+    const tags = this.listed.get(repository);
+    if (tags !== undefined && !tags.has(reference)) return undefined;
+    return head();
+  }
+
+  /** untagged tells whether the repository's tag list was read empty this run (a new repository, most often). */
+  async untagged(repository: string): Promise<boolean> {
+    const ahead = this.firstLook.get(repository);
+    if (ahead === undefined) return false;
+    await ahead;
+    return this.emptyAtList.has(repository);
   }
 
   async putManifest(image: DestinationImage, reference: string, bytes: Uint8Array, mediaType: string, options: { signal?: AbortSignal | undefined }): Promise<PutManifestResult> {
     const answer = await this.client.putManifestAnswer(image.repository, reference, bytes, mediaType, { signal: options.signal });
+    if (!reference.includes(':')) this.listed.get(image.repository)?.add(reference);
     return { subjectIndexed: answer.subject !== undefined };
   }
 
@@ -120,6 +175,7 @@ class RegistryDestination implements ImageDestination {
     const merged = mergeReferrer(existing, referrer);
     if (merged === undefined) return;
     await this.client.putManifest(repository, fallbackTag(subject), merged, existing?.mediaType || 'application/vnd.oci.image.index.v1+json', { signal: options.signal });
+    this.listed.get(repository)?.add(fallbackTag(subject));
   }
 
   async commit(): Promise<void> {}
