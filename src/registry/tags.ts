@@ -1,6 +1,7 @@
 /** Tag listing with pagination (`Link: <...>; rel="next"`). */
 import { MirrorError } from '../errors/index.js';
 import { pullScope } from './auth.js';
+import { parseErrorBody } from './errors.js';
 import type { SignalOption } from './blob.js';
 import type { RegistryTransport } from './transport.js';
 
@@ -69,23 +70,13 @@ export async function wholeTagList(t: RegistryTransport, repo: string, options: 
       { method: 'GET', url, scopes: [pullScope(repo)], ok: [200, 404], context: { phase: 'tags', what: `of ${repo}` }, signal: options.signal },
       async (res) => {
         const text = Buffer.from(await res.bytes(TAGS_RESPONSE_LIMIT)).toString('utf8');
-        if (res.status === 404) return registryCodes(text).includes('NAME_UNKNOWN') ? [] : undefined;
+        if (res.status === 404) return parseErrorBody(text).some((d) => d.code === 'NAME_UNKNOWN') ? [] : undefined;
         return nextLink(res.headers['link']) === undefined ? parseTags(repo, text, res.status) : undefined;
       },
     );
   } catch (e) {
     if (options.signal?.aborted) throw e;
     return undefined;
-  }
-}
-
-/** registryCodes gives the `errors[].code` of a registry's error body (none when it is not one). */
-function registryCodes(text: string): string[] {
-  try {
-    const v = JSON.parse(text) as { errors?: unknown };
-    return Array.isArray(v.errors) ? v.errors.map((e) => (typeof e === 'object' && e !== null ? String((e as { code?: unknown }).code) : '')) : [];
-  } catch {
-    return [];
   }
 }
 
