@@ -137,6 +137,7 @@ export class BlobScheduler {
       if (this.holds(repo, d)) return;
     }
     let session: unknown;
+    let present = false;
     if (this.caps.blobScope === 'repository') {
       // Another repository of this registry holds it: a mount answers 201 even when this one holds it too.
       const from = [...(this.located.get(d) ?? []), ...(this.known?.get(d) ?? [])].find((r) => r !== repo);
@@ -157,16 +158,12 @@ export class BlobScheduler {
       } else if (this.selfMount && d.startsWith('sha256:') && (await this.dest.untagged?.(repo)) === true) {
         // A repository found without tags: one mount from itself says "present" (201) or opens the upload (202).
         const m = await this.pool(() => this.dest.mountBlob(repo, d, repo, { signal })).catch((e: unknown) => this.selfMountRefused(e));
-        if (m?.mounted === true) {
-          this.locate(repo, d);
-          this.stats.skipped++;
-          this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });
-          return;
-        }
-        session = m?.session;
+        if (m?.mounted === true) present = true;
+        else session = m?.session;
       }
     }
-    if (session === undefined && (await this.pool(() => this.dest.hasBlob(repo, d, { signal })))) {
+    if (!present && session === undefined) present = await this.pool(() => this.dest.hasBlob(repo, d, { signal }));
+    if (present) {
       this.locate(repo, d);
       this.stats.skipped++;
       this.options.events({ type: 'blob', digest: d, size: desc.size, repository: repo, action: 'skipped' });

@@ -1,7 +1,7 @@
 /** Tag listing with pagination (`Link: <...>; rel="next"`). */
 import { MirrorError } from '../errors/index.js';
 import { pullScope } from './auth.js';
-import { parseErrorBody } from './errors.js';
+import { RegistryHttpError } from './errors.js';
 import type { SignalOption } from './blob.js';
 import type { RegistryTransport } from './transport.js';
 
@@ -57,6 +57,11 @@ function parseTags(repo: string, text: string, status: number): string[] {
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }
 
+/** tagListPath is the API path of a repository's tag list, asking pages of `pageSize` when given. */
+function tagListPath(repo: string, pageSize: number | undefined): string {
+  return `/v2/${repo}/tags/list${pageSize !== undefined ? `?n=${pageSize}` : ''}`;
+}
+
 /**
  * wholeTagList reads a repository's tag list when it fits in one page of `pageSize` (asked with `n`): the tags, or
  * undefined when the registry gives a next page, refuses the listing, or answers something else than a list. A
@@ -64,19 +69,13 @@ function parseTags(repo: string, text: string, status: number): string[] {
  * own policy, and nothing throws but an abort: the caller falls back to asking tag by tag.
  */
 export async function wholeTagList(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): Promise<string[] | undefined> {
-  const url = `/v2/${repo}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
   try {
-    return await t.call(
-      { method: 'GET', url, scopes: [pullScope(repo)], ok: [200, 404], context: { phase: 'tags', what: `of ${repo}` }, signal: options.signal },
-      async (res) => {
-        const text = Buffer.from(await res.bytes(TAGS_RESPONSE_LIMIT)).toString('utf8');
-        if (res.status === 404) return parseErrorBody(text).some((d) => d.code === 'NAME_UNKNOWN') ? [] : undefined;
-        return nextLink(res.headers['link']) === undefined ? parseTags(repo, text, res.status) : undefined;
-      },
-    );
+    const page = await readTagPage(t, repo, tagListPath(repo, options.pageSize), options.signal);
+    return page.next === undefined ? page.tags : undefined;
   } catch (e) {
     if (options.signal?.aborted) throw e;
-    return undefined;
+    const unknown = e instanceof RegistryHttpError && e.context.status === 404 && e.details.some((d) => d.code === 'NAME_UNKNOWN');
+    return unknown ? [] : undefined;
   }
 }
 
@@ -93,7 +92,7 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
  * registry does not know has no tags.
  */
 export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
-  let url: string | undefined = `/v2/${repo}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
+  let url: string | undefined = tagListPath(repo, options.pageSize);
   const seen = new Set<string>();
   for (let page = 0; url !== undefined; page++) {
     if (page >= MAX_TAG_PAGES) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAG_PAGES} pages`, { phase: 'tags' });

@@ -212,7 +212,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const server = createServer((req, res) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const [path, query] = q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
     const bodyBytes = Number(req.headers['content-length'] ?? 0) || 0;
     const fault = choose(method, path, query, bodyBytes);
     const record: RecordedRequest = { method, path, query, fault: fault?.kind, range: req.headers.range, bodyBytes, bytesOut: 0, at: Date.now() };

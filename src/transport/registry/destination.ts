@@ -135,7 +135,7 @@ class RegistryDestination implements ImageDestination {
         repository,
         answer.then(
           async (digest) => {
-            if (digest !== undefined || this.listed.has(repository)) return;
+            if (digest !== undefined) return;
             const tags = await this.client.wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal: options.signal }).catch(() => undefined);
             this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
             if (tags?.length === 0) this.emptyAtList.add(repository);
