@@ -6,6 +6,7 @@ import { Flags } from '@oclif/core';
 import { createCredentialResolver, passwordFlagWarning } from '../auth/chain.js';
 import type { CredentialResolver } from '../auth/types.js';
 import type { EventSink } from '../events/index.js';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts, type HttpTimeouts } from '../net/http.js';
 import { createHostSettingsResolver } from '../net/settings.js';
 import { DEFAULT_RETRY_TIMES, type HostSettingsResolver } from '../net/types.js';
 
@@ -34,6 +35,25 @@ export const connectionFlags = {
   'plain-http': Flags.boolean({ summary: 'Use plain HTTP, no TLS (as http://HOST does).', helpGroup: 'TLS' }),
   'retry-times': Flags.integer({ summary: 'Retries per request on 408/429/5xx and cut connections.', default: DEFAULT_RETRY_TIMES, min: 0, max: 100 }),
 };
+
+/**
+ * timeoutFlag is `--timeout SECONDS` of every command that talks to registries: how long a registry (or its token
+ * server) may stay silent before a request is retried; a host that stays silent for two timeouts in a row is given up on.
+ */
+export const timeoutFlag = Flags.integer({
+  summary: `Seconds a registry may stay silent before a request is retried (default: ${DEFAULT_CONNECT_TIMEOUT_MS / 1000} to connect, ${DEFAULT_HEADERS_TIMEOUT_MS / 1000} for an answer, ${DEFAULT_BODY_TIMEOUT_MS / 1000} within one).`,
+  description:
+    'How long the registry (and its token server) may stay silent: to accept a connection, to start answering a request once it was sent ' +
+    '(or to take more of an upload), and between two pieces of an answer. Each request that times out is shown as a warning and retried ' +
+    '(--retry-times); a registry that leaves requests unanswered for two timeouts in a row ends the run with exit code 6, naming it.',
+  min: 1,
+  max: 3600,
+});
+
+/** timeoutsOf turns `--timeout` into request timeouts (undefined: the defaults). */
+export function timeoutsOf(seconds: number | undefined): HttpTimeouts | undefined {
+  return seconds === undefined ? undefined : uniformTimeouts(seconds);
+}
 
 /** ConnectionFlagValues are the parsed values of {@link connectionFlags}. */
 export interface ConnectionFlagValues {

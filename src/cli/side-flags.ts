@@ -7,6 +7,7 @@ import { Flags } from '@oclif/core';
 import { createCredentialResolver } from '../auth/chain.js';
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
+import { timeoutFlag, timeoutsOf } from './flags.js';
 import { createHostSettingsResolver } from '../net/settings.js';
 import type { SideContext } from '../transport/index.js';
 
@@ -51,9 +52,12 @@ export function sideFlags<P extends Side>(prefix: P, label: string) {
  * list-tags' names: `--creds`, `--authfile`, `--no-creds`, `--tls-verify`, `--cert-dir`, and push's other options.
  */
 export function connectionFlags(label: string) {
-  return flagSet('', label, 'REGISTRY') as Record<'creds' | 'authfile' | 'cert-dir' | 'cert' | 'key', ReturnType<typeof Flags.string>> &
-    Record<'password-stdin' | 'no-creds' | 'tls-verify' | 'plain-http', ReturnType<typeof Flags.boolean>> &
-    Record<'cacert', ReturnType<typeof Flags.string>>;
+  return {
+    ...(flagSet('', label, 'REGISTRY') as Record<'creds' | 'authfile' | 'cert-dir' | 'cert' | 'key', ReturnType<typeof Flags.string>> &
+      Record<'password-stdin' | 'no-creds' | 'tls-verify' | 'plain-http', ReturnType<typeof Flags.boolean>> &
+      Record<'cacert', ReturnType<typeof Flags.string>>),
+    timeout: timeoutFlag,
+  };
 }
 
 /** SideFlagValues are parsed flags of both sides, as oclif gives them. */
@@ -88,9 +92,12 @@ export function buildSideContext(prefix: Side | '', flags: SideFlagValues, event
   const noCreds = bool('no-creds') ?? false;
   if (noCreds && creds !== undefined) throw new MirrorError('USAGE', `${f('no-creds')} conflicts with ${f('creds')}`);
   const tlsVerify = bool('tls-verify') ?? true;
+  const timeout = flags['timeout'];
   return {
     tlsVerify,
     plainHttp: bool('plain-http') ?? false,
+    // --timeout (one flag for both sides of copy and sync): undefined keeps the defaults.
+    timeouts: timeoutsOf(typeof timeout === 'number' ? timeout : undefined),
     events,
     settings: createHostSettingsResolver({
       cacert: Array.isArray(cacert) ? (cacert as string[]) : undefined,

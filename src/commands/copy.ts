@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
+import { timeoutFlag } from '../cli/flags.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
 import { formatBytes, formatDuration, formatRate, shortDigest } from '../cli/format.js';
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
@@ -54,6 +55,7 @@ ${EXIT_CODE_HELP}`;
     'preserve-digests': Flags.boolean({ summary: 'Accepted for skopeo compatibility: digests are never changed unless --platform asks.', allowNo: true }),
     'digestfile': Flags.string({ summary: 'Write the digest of the copied manifest to this file.' }),
     'retry-times': Flags.integer({ summary: 'Retries per request on 408/429/5xx and cut connections.', default: 5, min: 0, max: 100 }),
+    timeout: timeoutFlag,
     jobs: Flags.integer({ char: 'j', summary: 'Blob transfers at once.', default: 4, min: 1, max: 64 }),
     'dry-run': Flags.boolean({ summary: 'Resolve both sides and say what would be copied; write nothing.' }),
     report: Flags.string({ summary: 'Write a JSON report of the copy to this file (- for standard output).' }),

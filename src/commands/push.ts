@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
-import { buildConnection, connectionFlags } from '../cli/flags.js';
+import { buildConnection, connectionFlags, timeoutFlag, timeoutsOf } from '../cli/flags.js';
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
 import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { blobLine, conflictSkipLine, countLine, dryRunLines, listedImages, listingLines, nextStepsLines, stagingLine } from '../cli/summary.js';
@@ -15,7 +15,6 @@ import { EXIT_CODE_HELP, isMirrorError, MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseTarget, type Target } from '../reference/index.js';
-import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, uniformTimeouts } from '../net/http.js';
 import { pushConfigHint } from '../mirrorconfig/hint.js';
 
 const USAGE = 'mirror push --source BUNDLE --private-registry HOST[:PORT][/NAMESPACE]';
@@ -100,15 +99,7 @@ ${EXIT_CODE_HELP}`;
       // One value per --platform, so a positional argument after it is never taken for a platform.
       multipleNonGreedy: true,
     }),
-    timeout: Flags.integer({
-      summary: `Seconds the registry may stay silent before a request is retried (default: ${DEFAULT_CONNECT_TIMEOUT_MS / 1000} to connect, ${DEFAULT_HEADERS_TIMEOUT_MS / 1000} for an answer, ${DEFAULT_BODY_TIMEOUT_MS / 1000} within one).`,
-      description:
-        'How long the registry (and its token server) may stay silent: to accept a connection, to start answering a request once it was sent ' +
-        '(or to take more of an upload), and between two pieces of an answer. Each request that times out is shown as a warning and retried ' +
-        '(--retry-times); a registry that leaves requests unanswered for two timeouts in a row ends the run with exit code 6, naming it.',
-      min: 1,
-      max: 3600,
-    }),
+    timeout: timeoutFlag,
     ...connectionFlags,
   };
 
@@ -177,7 +168,7 @@ ${EXIT_CODE_HELP}`;
         uploadMode: flags['upload-mode'] as 'monolithic' | 'chunked',
         chunkSize: flags['chunk-size'] === undefined ? undefined : flags['chunk-size'] * 1024 * 1024,
         retryTimes: flags['retry-times'],
-        timeouts: flags.timeout === undefined ? undefined : uniformTimeouts(flags.timeout),
+        timeouts: timeoutsOf(flags.timeout),
         decoder: flags.decoder as 'auto' | 'xz' | 'lzma-native',
         stagingRepository: flags['staging-repository'],
         keepRegistryHost: flags['keep-registry-host'],

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
+import { timeoutFlag } from '../cli/flags.js';
 import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
 import { parsePlatform } from '../copy/platform.js';
@@ -68,6 +69,7 @@ ${EXIT_CODE_HELP}`;
     prune: Flags.boolean({ summary: 'Delete destination tags of synced repositories that are no longer selected upstream.' }),
     jobs: Flags.integer({ char: 'j', summary: `Images in flight (default: the file's, else ${DEFAULT_SYNC_JOBS}).`, min: 1, max: 64 }),
     'retry-times': Flags.integer({ summary: 'Retries per request on 408/429/5xx and cut connections (default 5).', min: 0, max: 100 }),
+    timeout: timeoutFlag,
     'lock-file': Flags.string({ summary: 'The run lock (default: one per config, destination and shard in the temp directory).', helpGroup: 'CRON' }),
     'no-lock': Flags.boolean({ summary: 'Take no lock (the caller keeps runs apart, e.g. concurrencyPolicy: Forbid).', helpGroup: 'CRON' }),
     'wait-lock': Flags.string({ summary: 'Wait this long for a lock another run holds (90s, 10m) instead of exiting 8.', helpGroup: 'CRON' }),
@@ -266,10 +268,11 @@ function summaryLines(r: SyncRunResult): string[] {
   if (r.dryRun) lines.push(`plan: ${c.copy} to copy, ${c.skip} unchanged, ${c.failed} failed${prune} (dry run: nothing written)`);
   else {
     lines.push(
-      `${r.status === 'ok' ? 'synced' : r.status === 'stopped' ? 'stopped' : 'sync finished with failures'}: ${c.copied} copied, ${c.skipped} unchanged, ${c.failed} failed${prune}; ` +
+      `${r.status === 'ok' ? 'synced' : r.status === 'stopped' ? 'stopped' : r.fatal !== undefined ? 'sync ended early by the error below' : 'sync finished with failures'}: ${c.copied} copied, ${c.skipped} unchanged, ${c.failed} failed${prune}; ` +
         `${formatBytes(r.bytes)} sent in ${formatDuration(r.durationMs)}`,
     );
   }
+  if (r.fatal !== undefined) lines.push('images not reached are left as they were; the next run goes on from there');
   if (r.stopped) {
     lines.push(`stopped at --max-duration after ${formatDuration(r.stopped.afterMs)}: ${c.copied + c.skipped + c.failed} image(s) done, ${r.stopped.inFlight} in flight aborted (nothing half-tagged); the next run goes on from there`);
   }

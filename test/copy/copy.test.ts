@@ -179,6 +179,24 @@ describe('mirror copy between registries (integration: docker-registry, skopeo)'
     assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/cut/multi:amd64`)), amd.digest);
   });
 
+  it('a source whose blob bodies stall (--timeout 1): a warning per stall, then exit 6 naming it, in seconds; nothing tagged', async () => {
+    const amd = multi().manifests.find((m) => m.platform.arch === 'amd64')!;
+    const big = amd.layers.reduce((a, b) => (b.size > a.size ? b : a));
+    srcProxy.setRules([{ kind: 'stall-response', method: 'GET', pathIncludes: big.digest, probability: 1, afterBytes: 64 * 1024 }]);
+    const t0 = Date.now();
+    const r = await copy(['--timeout', '1', '--platform', 'linux/amd64', `docker://${srcProxy.host}/library/multi:1.0`, `docker://${dstProxy.host}/stalled/multi:amd64`]);
+    const took = Date.now() - t0;
+    assert.equal(r.code, 6, r.stderr + r.stdout);
+    assert.ok(took < 20_000, `ended in ${took} ms`);
+    const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+    assert.ok(warnings.length >= 2, r.stderr);
+    for (const w of warnings) assert.match(w, new RegExp(`^warning: ${srcProxy.host.replace(/\./g, '\\.')} stopped sending its answer to GET \\S+${big.digest} for 1 s$`));
+    assert.match(r.stderr, new RegExp(`mirror: error: no answer from ${srcProxy.host.replace(/\./g, '\\.')}`));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const tagged = dstProxy.requests.filter((q) => q.method === 'PUT' && q.path.endsWith('/manifests/amd64'));
+    assert.deepEqual(tagged, [], 'no tag written');
+  });
+
   it('rides out 503s, 429s and cut uploads at the destination', async () => {
     dstProxy.setRules([
       { kind: 'status-503', method: 'PUT', nth: [1, 3] },

@@ -436,6 +436,32 @@ ${entries}`,
     }
   });
 
+  it('a destination that goes silent mid-run: --timeout ends the run with exit 6 in bounded time, naming the host; every tag written is whole', async () => {
+    // After two manifest PUTs, the destination takes requests and never answers them (they are held, not forwarded).
+    let puts = 0;
+    plainProxy.setRules([{ kind: 'delay', method: 'PUT', pathIncludes: '/manifests/', delayMs: 600_000, probability: 1, when: () => ++puts > 2 }]);
+    const file = nativeFile('silent', `http://${plainProxy.host}/silent`, `  - prefix: ${srcProxy.host}/team\n`);
+    const t0 = Date.now();
+    const r = await sync(['--config', file, '--timeout', '1', '--referrers=false', '--jobs', '2']);
+    const took = Date.now() - t0;
+    assert.equal(r.code, 6, r.stderr + r.stdout);
+    assert.ok(took < 30_000, `ended in ${took} ms`);
+    assert.match(r.stderr, new RegExp(`mirror: error: no answer from ${plainProxy.host.replace(/\./g, '\\.')} for [\\d.]+ s`));
+    assert.match(r.stderr, /did not answer PUT \S+\/manifests\/\S+ within 1 s/);
+    assert.match(r.stdout, /sync ended early by the error below: \d+ copied, 0 unchanged, 0 failed/);
+    assert.match(r.stdout, /images not reached are left as they were; the next run goes on from there/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    // What did land is whole: every tag there points at its source image.
+    let tags = 0;
+    for (const repo of ['team/app', 'team/tool']) {
+      for (const tag of await tagsOf(`silent/${repo}`, { tlsVerify: false }, plain.host)) {
+        tags++;
+        assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/silent/${repo}:${tag}`), digestOf(`quay.io/${repo}:${tag}`));
+      }
+    }
+    assert.ok(tags <= 2, `${tags} tags written before the destination went silent`);
+  });
+
   it('--prune: previewed with --dry-run, then deletes tags no longer selected; a digest still tagged is kept with a warning', async () => {
     const client = new RegistryClient({ host: src.host, scheme: 'http', settings: staticSettings({ scheme: 'http' }) });
     const two = await client.getManifest('team/app', '2.0');
