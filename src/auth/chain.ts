@@ -53,6 +53,11 @@ export interface CredentialResolverOptions {
   password?: string | undefined;
   /** `--password-stdin`: the password is read from `stdin` once, on first use (one trailing newline dropped). Default: false. */
   passwordStdin?: boolean | undefined;
+  /**
+   * How the command names these flags in messages (`--src-creds`, `--src-password-stdin` for copy and sync).
+   * Default: push's `--username`, `--password`, `--password-stdin`.
+   */
+  flagNames?: { creds: string; passwordStdin: string } | undefined;
   /** Where `--password-stdin` reads. Default: `process.stdin`. */
   stdin?: NodeJS.ReadableStream | undefined;
   /** The hosts flag and environment credentials are for (e.g. only the destination). Default: every host. */
@@ -134,7 +139,7 @@ function readAll(stream: NodeJS.ReadableStream, max: number): Promise<string> {
 
 function refusedHint(host: string, source: string): string {
   if (source === 'keychain') return `run \`mirror login ${host}\` again, or give others with --username and --password-stdin`;
-  if (source.startsWith('--username')) return 'check the username and password';
+  if (source.startsWith('--')) return 'check the username and password';
   if (source.startsWith(ENV_USERNAME)) return `check ${ENV_USERNAME} and ${ENV_PASSWORD}`;
   return `check the credentials, or give others with --username and --password-stdin or \`mirror login ${host}\``;
 }
@@ -168,13 +173,14 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
     events,
   });
 
+  const names = options.flagNames;
   const flagSource: CredentialSource = {
     name: 'flags',
     async get(host, signal) {
       const username = options.username;
       if (!username || !forFlags(host)) return undefined;
       if (options.password !== undefined) {
-        return { credential: { kind: 'basic', username, password: options.password }, source: '--username/--password' };
+        return { credential: { kind: 'basic', username, password: options.password }, source: names?.creds ?? '--username/--password' };
       }
       if (options.passwordStdin) {
         const stdin = options.stdin ?? process.stdin;
@@ -199,11 +205,11 @@ export function createCredentialResolver(options: CredentialResolverOptions = {}
               return password;
             });
         const password = await stdinPassword;
-        return { credential: { kind: 'basic', username, password }, source: '--username/--password-stdin' };
+        return { credential: { kind: 'basic', username, password }, source: names ? `${names.creds} with ${names.passwordStdin}` : '--username/--password-stdin' };
       }
       if (canPrompt()) {
         const answer = await promptCredential({ ...promptStreams, host, username, signal });
-        if (answer) return { credential: answer.credential, source: '--username/prompt' };
+        if (answer) return { credential: answer.credential, source: names ? `${names.creds} (password typed)` : '--username/prompt' };
       }
       throw new MirrorError('USAGE', `--username needs --password-stdin or --password (no terminal to ask for the password of ${username})`, {
         phase: 'auth',

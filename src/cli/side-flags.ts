@@ -111,6 +111,7 @@ export function buildSideContext(prefix: Side | '', flags: SideFlagValues, event
       username: split?.username,
       password: split?.password,
       passwordStdin,
+      flagNames: { creds: f('creds'), passwordStdin: f('password-stdin') },
       needCredential: noCreds ? false : undefined,
       dockerConfigPath: str('authfile'),
       events,

@@ -12,10 +12,12 @@
 export const SECRET_MASK = '***';
 
 /**
- * MIN_SUBSTRING_SECRET is the shortest secret taken out wherever it occurs; a shorter one (a password `pw`) is
- * taken out only where it stands alone, so that it does not mangle every word that contains it.
+ * MIN_SUBSTRING_SECRET is the shortest secret taken out wherever it occurs (tokens); a shorter one (most passwords)
+ * is taken out only where it stands alone, between characters that are not letters or digits (`user:pass`,
+ * `"pass"`, `p=pass&`). Masking a short one inside words would mangle the tool's own text (`--password` printed as
+ * `--***word`) and, worse, tell the reader which word the password is part of.
  */
-export const MIN_SUBSTRING_SECRET = 4;
+export const MIN_SUBSTRING_SECRET = 16;
 
 /** MIN_SECRET is the shortest secret remembered at all: one character would mask that letter everywhere. */
 export const MIN_SECRET = 2;

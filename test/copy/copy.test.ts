@@ -264,6 +264,8 @@ describe('mirror copy between registries (integration: docker-registry, skopeo)'
       });
       assert.equal(r.code, 4, r.stderr + r.stdout);
       assertOneLineError(r.stderr, tlsReg.host);
+      // The message names the flag the credentials came from, and the short password is not masked inside words.
+      assert.match(r.stderr, new RegExp(`the credentials for ${tlsReg.host.replace(/\./g, '\\.')} from --dest-creds were refused; check the username and password`));
       assert.equal(srcProxy.requests.filter(isBlob).length, 0);
     });
   });

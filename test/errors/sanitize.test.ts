@@ -40,6 +40,15 @@ describe('errors/sanitize', () => {
     assert.equal(scrubSecrets('x marks'), 'x marks');
   });
 
+  it("a password shorter than a token is masked where it stands alone, never inside the tool's own words", () => {
+    registerSecret('pass', 'secret12');
+    const out = scrubSecrets('the credentials from --username/--password were refused (user:pass, "secret12", p=secret12&x); check the password');
+    assert.equal(out, 'the credentials from --username/--password were refused (user:***, "***", p=***&x); check the password');
+    // A secret as long as a token is taken out wherever it occurs, inside a word too.
+    registerSecret('tok-0123456789abcdef');
+    assert.equal(scrubSecrets('Bearer tok-0123456789abcdef, xtok-0123456789abcdefx'), 'Bearer ***, x***x');
+  });
+
   it('a longer secret that contains a shorter one is masked whole', () => {
     registerSecret('abcd', 'abcdefgh');
     assert.equal(scrubSecrets('abcdefgh abcd'), '*** ***');
