@@ -26,6 +26,7 @@ import { byHeight, waves } from './order.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
 import type { ImageOutcome, ManifestNode } from './result.js';
 import { BlobScheduler, type TransferStats } from './transfer.js';
+import { parseJson } from '../oci/json.js';
 
 /** DEFAULT_COPY_JOBS is how many images are planned and committed at once. */
 export const DEFAULT_COPY_JOBS = 4;
@@ -177,7 +178,7 @@ export function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor
   const out: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
   let doc: { artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown } = {};
   try {
-    const v = JSON.parse(Buffer.from(top.bytes).toString('utf8')) as unknown;
+    const v = parseJson(Buffer.from(top.bytes).toString('utf8')) as unknown;
     if (typeof v === 'object' && v !== null) doc = v;
   } catch {
     // Not JSON: the source's listing is all there is.
@@ -535,7 +536,7 @@ class CopyEngine {
           rootNode = await this.fetch(source, image.repository, chosen[0]!);
           converted = `platform ${formatPlatform(chosen[0]!.platform ?? {})} of ${top.digest} copied alone (skopeo's default without --all)`;
         } else {
-          const bytes = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(top.bytes).toString('utf8')), manifests: chosen }));
+          const bytes = Buffer.from(JSON.stringify({ ...(parseJson(top.bytes) as Record<string, unknown>), manifests: chosen }));
           rootNode = { digest: sha256Digest(bytes), mediaType: top.mediaType, size: bytes.byteLength, bytes, platform: undefined };
           converted = `an index of ${chosen.length} of the ${all.length} platforms was written: digest ${rootNode.digest} instead of ${top.digest}`;
         }

@@ -13,6 +13,7 @@ import { openSourceRef, type OpenedSource, type SideContext } from '../transport
 import { formatTransportRef, parseTransportRef } from '../transport/refs.js';
 import type { ManifestBytes } from '../transport/types.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
+import { parseJson } from '../oci/json.js';
 
 /** MAX_CONFIG_BYTES bounds a config read to learn when an image was created. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -169,7 +170,7 @@ async function describe(opened: OpenedSource, m: ManifestBytes, platform: Platfo
     try {
       const chunks: Buffer[] = [];
       for await (const c of await opened.source.openBlob(opened.image.repository, config, { signal })) chunks.push(Buffer.from(c));
-      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { created?: unknown; os?: unknown; architecture?: unknown; variant?: unknown };
+      const doc = parseJson(Buffer.concat(chunks).toString('utf8')) as { created?: unknown; os?: unknown; architecture?: unknown; variant?: unknown };
       if (typeof doc.created === 'string') out.created = doc.created;
       if (out.platform === undefined && typeof doc.os === 'string' && typeof doc.architecture === 'string') {
         out.platform = { os: doc.os, architecture: doc.architecture, ...(typeof doc.variant === 'string' ? { variant: doc.variant } : {}) };

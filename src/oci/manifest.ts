@@ -1,7 +1,10 @@
 import { MirrorError, type MirrorErrorOptions } from '../errors/index.js';
 import { clipInput } from '../errors/quote.js';
 import { isValidDigest } from '../reference/reference.js';
+import { JsonTooDeepError, MAX_JSON_DEPTH, parseJson } from './json.js';
 import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MediaType } from './media-types.js';
+
+export { MAX_JSON_DEPTH } from './json.js';
 
 /** Platform is an OCI platform object. */
 export interface Platform {
@@ -53,50 +56,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/**
- * MAX_JSON_DEPTH bounds how deep the JSON documents read as metadata (index.json, manifest.json, manifests, image
- * configs) may nest arrays and objects. Real ones nest 5 or 6 levels; a document nested 100,000 levels is parsed by
- * JSON.parse but crashes every recursive walk over it (JSON.stringify of a report, of an OCI layout's index.json),
- * so it is refused when read. Go's encoding/json, which the registries and containerd use, stops at 10,000.
- */
-export const MAX_JSON_DEPTH = 256;
 
 /** MAX_MEDIA_TYPE_LENGTH bounds a descriptor's media type (RFC 6838 allows 127 characters on each side of the `/`). */
 export const MAX_MEDIA_TYPE_LENGTH = 255;
-
-/**
- * jsonDepthExceeds tells whether a parsed JSON value nests arrays and objects deeper than `max`. It walks the value
- * with a stack of its own (no recursion), and stops at the first container too deep, so a document nested 100,000
- * levels costs a few hundred steps.
- */
-export function jsonDepthExceeds(value: unknown, max: number = MAX_JSON_DEPTH): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const values: object[] = [value];
-  const depths: number[] = [1];
-  while (values.length > 0) {
-    const v = values.pop()!;
-    const depth = depths.pop()!;
-    if (depth > max) return true;
-    if (Array.isArray(v)) {
-      for (const c of v as unknown[]) {
-        if (typeof c === 'object' && c !== null) {
-          values.push(c);
-          depths.push(depth + 1);
-        }
-      }
-    } else {
-      const o = v as Record<string, unknown>;
-      for (const k in o) {
-        const c = o[k];
-        if (typeof c === 'object' && c !== null) {
-          values.push(c);
-          depths.push(depth + 1);
-        }
-      }
-    }
-  }
-  return false;
-}
 
 function isStringMap(v: unknown): boolean {
   return isObject(v) && Object.values(v).every((x) => typeof x === 'string');
@@ -137,17 +99,15 @@ export function parseDescriptor(v: unknown, where: string, ctx: MirrorErrorOptio
  * than {@link MAX_JSON_DEPTH}.
  */
 export function decodeJson(bytes: Uint8Array, where: string, ctx: MirrorErrorOptions = {}): unknown {
-  let v: unknown;
   try {
-    // JSON.parse itself reads any depth; what comes after it (JSON.stringify, String(), a recursive walk) may not.
-    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as unknown;
+    // The nesting is checked on the text, before JSON.parse builds anything (see src/oci/json.ts).
+    return parseJson(bytes);
   } catch (e) {
+    if (e instanceof JsonTooDeepError) {
+      throw new MirrorError('BAD_INPUT', `${where} nests JSON deeper than ${MAX_JSON_DEPTH} levels, which no image format does; refused`, ctx);
+    }
     throw new MirrorError('BAD_INPUT', `${where} is not valid JSON`, { ...ctx, cause: e });
   }
-  if (jsonDepthExceeds(v)) {
-    throw new MirrorError('BAD_INPUT', `${where} nests JSON deeper than ${MAX_JSON_DEPTH} levels, which no image format does; refused`, ctx);
-  }
-  return v;
 }
 
 /**

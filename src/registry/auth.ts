@@ -10,6 +10,7 @@ import { isRetryableStatus, withRetry } from '../net/retry.js';
 import type { HostSettingsResolver, RetryOptions } from '../net/types.js';
 import type { Credential, CredentialResolver, ResolvedCredential } from '../auth/types.js';
 import { parseErrorBody, registryErrorFromText, ERROR_BODY_LIMIT } from './errors.js';
+import { parseJson } from '../oci/json.js';
 
 /** DEFAULT_TOKEN_EXPIRES_IN_S is the token lifetime assumed when the token server gives none (distribution spec). */
 export const DEFAULT_TOKEN_EXPIRES_IN_S = 60;
@@ -466,7 +467,7 @@ export class Authenticator {
     if (signal?.aborted) throw abortError(signal);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = parseJson(text);
     } catch {
       throw new MirrorError('AUTH', `token server ${realm.host} answered something that is not JSON`, { phase: 'auth', url: redactUrl(url) });
     }

@@ -4,6 +4,7 @@ import { CATALOG_SCOPE } from './auth.js';
 import type { SignalOption } from './blob.js';
 import { nextLink } from './tags.js';
 import type { RegistryTransport } from './transport.js';
+import { parseJson } from '../oci/json.js';
 
 /** CATALOG_PAGE_SIZE is the page size asked of the catalog. */
 export const CATALOG_PAGE_SIZE = 1000;
@@ -11,6 +12,8 @@ export const CATALOG_PAGE_SIZE = 1000;
 export const MAX_CATALOG_PAGES = 100_000;
 /** CATALOG_RESPONSE_LIMIT is the most bytes of one catalog page read. */
 export const CATALOG_RESPONSE_LIMIT = 16 * 1024 * 1024;
+/** MAX_CATALOG_REPOSITORIES bounds the distinct repositories a catalog may list (their names are kept to skip repeats). */
+export const MAX_CATALOG_REPOSITORIES = 1_000_000;
 
 /**
  * iterateCatalog gives the registry's repositories whose path is `prefix` or under `prefix/` (every one for `''`),
@@ -18,8 +21,10 @@ export const CATALOG_RESPONSE_LIMIT = 16 * 1024 * 1024;
  * its catalog answers with an error (404, 405, 401/403 for the catalog scope), thrown as such.
  */
 export async function* iterateCatalog(t: RegistryTransport, prefix: string, options: SignalOption = {}): AsyncGenerator<string, void, undefined> {
-  let url: string | undefined = `/v2/_catalog?n=${CATALOG_PAGE_SIZE}`;
+  // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
+  let url: string | undefined = (await t.url(`/v2/_catalog?n=${CATALOG_PAGE_SIZE}`)).toString();
   const seen = new Set<string>();
+  const names = new Set<string>();
   for (let page = 0; url !== undefined; page++) {
     if (page >= MAX_CATALOG_PAGES || seen.has(url)) return;
     seen.add(url);
@@ -30,7 +35,7 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
         const text = Buffer.from(await res.bytes(CATALOG_RESPONSE_LIMIT)).toString('utf8');
         let parsed: unknown;
         try {
-          parsed = JSON.parse(text);
+          parsed = parseJson(text);
         } catch {
           throw new MirrorError('REGISTRY', `the catalog of ${t.host} is not JSON`, { phase: 'catalog', url: redactUrl(res.url) });
         }
@@ -40,7 +45,19 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
         return { names, next: next === undefined ? undefined : new URL(next, res.url).toString() };
       },
     );
-    for (const name of result.names) if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
+    let fresh = 0;
+    for (const name of result.names) {
+      // A repository is given once, however often the registry repeats it.
+      if (names.has(name)) continue;
+      if (names.size >= MAX_CATALOG_REPOSITORIES) {
+        throw new MirrorError('REGISTRY', `the catalog of ${t.host} lists more than ${MAX_CATALOG_REPOSITORIES} repositories; refused`, { phase: 'catalog' });
+      }
+      names.add(name);
+      fresh++;
+      if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
+    }
+    // A page of names already given (a registry going round in circles under new URLs) ends the catalog.
+    if (fresh === 0 && result.names.length > 0) return;
     url = result.next;
   }
 }

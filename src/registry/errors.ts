@@ -4,6 +4,7 @@
  */
 import { isMirrorError, MirrorError, redactUrl, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
 import { FinalNetworkError, type HttpResponse } from '../net/http.js';
+import { parseJson } from '../oci/json.js';
 
 /** ERROR_BODY_LIMIT is the most bytes of an error body that are read. */
 export const ERROR_BODY_LIMIT = 64 * 1024;
@@ -73,7 +74,7 @@ export function parseErrorBody(text: string): RegistryErrorDetail[] {
   if (text.trim() === '') return [];
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJson(text);
   } catch {
     return [];
   }

@@ -4,11 +4,17 @@ import { pullScope } from './auth.js';
 import { RegistryHttpError } from './errors.js';
 import type { SignalOption } from './blob.js';
 import type { RegistryTransport } from './transport.js';
+import { parseJson } from '../oci/json.js';
 
 /** TAGS_RESPONSE_LIMIT is the most bytes of one tag list page that are read. */
 export const TAGS_RESPONSE_LIMIT = 16 * 1024 * 1024;
 /** MAX_TAG_PAGES bounds how many pages are followed. */
 export const MAX_TAG_PAGES = 10_000;
+/**
+ * MAX_TAGS bounds the distinct tags one repository may list (the largest public repositories hold tens of
+ * thousands): a registry that lists new names without end is stopped there, with the names seen kept in memory.
+ */
+export const MAX_TAGS = 1_000_000;
 
 /** ListTagsOptions tune {@link listTags}. */
 export interface ListTagsOptions extends SignalOption {
@@ -49,7 +55,7 @@ async function readTagPage(t: RegistryTransport, repo: string, url: string, sign
 function parseTags(repo: string, text: string, status: number): string[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJson(text);
   } catch {
     throw new MirrorError('REGISTRY', `tag list of ${repo} is not JSON`, { phase: 'tags', status });
   }
@@ -92,15 +98,27 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
  * registry does not know has no tags.
  */
 export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
-  let url: string | undefined = tagListPath(repo, options.pageSize);
-  const seen = new Set<string>();
+  // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
+  let url: string | undefined = (await t.url(tagListPath(repo, options.pageSize))).toString();
+  const seenPages = new Set<string>();
+  const seenTags = new Set<string>();
   for (let page = 0; url !== undefined; page++) {
     if (page >= MAX_TAG_PAGES) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAG_PAGES} pages`, { phase: 'tags' });
     // A registry whose Link leads back to a page already read would loop: stop there.
-    if (seen.has(url)) return;
-    seen.add(url);
+    if (seenPages.has(url)) return;
+    seenPages.add(url);
     const result = await readTagPage(t, repo, url, options.signal);
-    yield* result.tags;
+    let fresh = 0;
+    for (const tag of result.tags) {
+      // A tag is given once, however often the registry repeats it.
+      if (seenTags.has(tag)) continue;
+      if (seenTags.size >= MAX_TAGS) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAGS} tags; refused`, { phase: 'tags' });
+      seenTags.add(tag);
+      fresh++;
+      yield tag;
+    }
+    // A page of tags already given (a registry going round in circles under new URLs) ends the list.
+    if (fresh === 0 && result.tags.length > 0) return;
     url = result.next;
   }
 }

@@ -15,6 +15,7 @@ import type { SyncConfig, SyncEntry } from './config/model.js';
 import { destinationFor, destinationRepository, formatSource, type SourceName } from './naming.js';
 import { selectTags } from './select.js';
 import { inShard, type Shard } from './shard.js';
+import { parseJson } from '../oci/json.js';
 
 /** CONFIG_READ_LIMIT is the most bytes of an image config read for its creation time. */
 export const CONFIG_READ_LIMIT = 1024 * 1024;
@@ -279,7 +280,7 @@ export async function createdTime(source: ImageSource, repository: string, tag: 
     chunks.push(chunk);
   }
   try {
-    const created = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { created?: unknown }).created;
+    const created = (parseJson(Buffer.concat(chunks).toString('utf8')) as { created?: unknown }).created;
     const when = typeof created === 'string' ? Date.parse(created) : NaN;
     return Number.isNaN(when) ? undefined : when;
   } catch {

@@ -5,7 +5,6 @@
  * shapes at full size and prints the figures.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,75 +23,14 @@ import {
   wideBundle,
   writeOrderedTar,
 } from '../../testdata/make-fixtures.js';
-import { assertOneLineError, BIN } from '../helpers/cli.js';
+import { assertOneLineError, KILL_MS, timedCli, type TimedResult } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRawDigest } from '../helpers/skopeo.js';
-
-/** TimedResult is one run of the binary under GNU time. */
-interface TimedResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** Wall time in seconds. */
-  seconds: number;
-  /** Peak RSS of the node process in MB (GNU time %M). */
-  rssMb: number;
-}
 
 /** LIMIT_S is the acceptance bound of issue 7 (10 s), with room for a loaded 2-core CI machine. */
 const LIMIT_S = 20;
 /** RSS_LIMIT_MB is the acceptance bound of issue 7 on peak RSS. */
 const RSS_LIMIT_MB = 300;
-/** KILL_MS: a run still going after this is killed (and fails its test). */
-const KILL_MS = 90_000;
-
-/** timedCli runs `mirror ARGS...` under /usr/bin/time, killed after {@link KILL_MS}. */
-function timedCli(args: string[], timeoutMs = KILL_MS): Promise<TimedResult> {
-  return new Promise((resolve, reject) => {
-    const timeFile = join(tmpdir(), `mirror-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%e %M', process.execPath, BIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-      detached: true,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const started = Date.now();
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }, timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      void (async () => {
-        let seconds = (Date.now() - started) / 1000;
-        let rssMb = 0;
-        try {
-          const last = (await readFile(timeFile, 'utf8')).trim().split('\n').pop() ?? '';
-          const [s, kb] = last.split(' ');
-          if (s !== undefined && kb !== undefined && /^[\d.]+$/.test(s)) {
-            seconds = Number(s);
-            rssMb = Number(kb) / 1024;
-          }
-        } catch {
-          /* killed before time wrote it */
-        }
-        await rm(timeFile, { force: true });
-        // GNU time reports a killed child as "Command terminated by signal 9" and exits with its own status.
-        resolve({ code: stderr.includes('Command terminated by signal') ? null : code, stdout, stderr, seconds, rssMb });
-      })();
-    });
-  });
-}
 
 /** repoOf gives the destination repository path of a `gcr.io/hostile/x:1.0` reference pushed under `ns`. */
 function destOf(registry: TestRegistry, ns: string, ref: string): string {

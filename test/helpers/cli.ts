@@ -1,6 +1,8 @@
 /** Runs the built `mirror` binary as a user would, with a bounded time, and gives its exit code and output. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -149,4 +151,66 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; tim
     },
     done,
   };
+}
+
+/** TimedResult is one run of the binary under GNU time. */
+export interface TimedResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time in seconds. */
+  seconds: number;
+  /** Peak RSS of the node process in MB (GNU time %M). */
+  rssMb: number;
+}
+
+/** KILL_MS: a run still going after this is killed (and fails its test). */
+export const KILL_MS = 90_000;
+
+/** timedCli runs `mirror ARGS...` under /usr/bin/time, killed after {@link KILL_MS}. */
+export function timedCli(args: string[], timeoutMs = KILL_MS): Promise<TimedResult> {
+  return new Promise((resolve, reject) => {
+    const timeFile = join(tmpdir(), `mirror-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%e %M', process.execPath, BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const started = Date.now();
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      void (async () => {
+        let seconds = (Date.now() - started) / 1000;
+        let rssMb = 0;
+        try {
+          const last = (await readFile(timeFile, 'utf8')).trim().split('\n').pop() ?? '';
+          const [s, kb] = last.split(' ');
+          if (s !== undefined && kb !== undefined && /^[\d.]+$/.test(s)) {
+            seconds = Number(s);
+            rssMb = Number(kb) / 1024;
+          }
+        } catch {
+          /* killed before time wrote it */
+        }
+        await rm(timeFile, { force: true });
+        // GNU time reports a killed child as "Command terminated by signal 9" and exits with its own status.
+        resolve({ code: stderr.includes('Command terminated by signal') ? null : code, stdout, stderr, seconds, rssMb });
+      })();
+    });
+  });
 }

@@ -29,6 +29,7 @@ import { skipBytes } from '../chunks.js';
 import type { ImageName, ImageSource, ManifestBytes, SourceOpOptions } from '../types.js';
 import { openArchive, type OpenedArchive } from './open-archive.js';
 import type { IndexedEntry } from './tar-index.js';
+import { parseJson } from '../../oci/json.js';
 
 /** DOCKER_LAYER_TAR is the media type of an uncompressed Docker layer. */
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
@@ -123,7 +124,7 @@ export class DockerArchiveSource implements ImageSource {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse((await tar.read(entry, MAX_MANIFEST_JSON_BYTES, 'manifest.json')).toString('utf8'));
+      parsed = parseJson((await tar.read(entry, MAX_MANIFEST_JSON_BYTES, 'manifest.json')).toString('utf8'));
     } catch (e) {
       if (e instanceof MirrorError) throw e;
       throw this.bad(`manifest.json is not JSON (${(e as Error).message.slice(0, 80)})`);
@@ -196,7 +197,7 @@ export class DockerArchiveSource implements ImageSource {
     }
     let diffIds: string[];
     try {
-      const cfg = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+      const cfg = parseJson(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
       const ids = cfg.rootfs?.diff_ids;
       diffIds = Array.isArray(ids) ? ids.filter((d): d is string => typeof d === 'string') : [];
     } catch {

@@ -29,6 +29,7 @@ import type {
 } from '../types.js';
 import { bodyChunks, incompleteError, TarDestination } from './common.js';
 import { decodeStream, type LayerCompression } from './decode.js';
+import { parseJson } from '../../oci/json.js';
 
 /** MAX_CONFIG_BYTES bounds an image config held in memory (configs are a few KiB; distribution limits manifests to 4 MiB). */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -263,7 +264,7 @@ export class DockerArchiveDestination extends TarDestination implements ImageDes
   private checkDiffIds(img: DockerImage, configBytes: Uint8Array): Record<string, unknown> {
     let config: Record<string, unknown>;
     try {
-      config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as Record<string, unknown>;
+      config = parseJson(Buffer.from(configBytes).toString('utf8')) as Record<string, unknown>;
     } catch (e) {
       throw new MirrorError('BAD_INPUT', `config ${img.config.digest} of ${img.name} is not valid JSON`, { digest: img.config.digest, cause: e });
     }

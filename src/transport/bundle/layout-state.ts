@@ -20,6 +20,7 @@ import { type Descriptor, decodeJson, type ImageIndex, type ParsedManifest, type
 import { configPlatform } from '../../oci/platform.js';
 import { DEFAULT_TAG, formatReference, type ImageReference, isFullReference, isValidTag, parseReference } from '../../reference/reference.js';
 import type { Catalog, SourceImage, Wanted } from '../types.js';
+import { parseJson } from '../../oci/json.js';
 
 /** ANNOTATION_IMAGE_NAME carries the full image reference in containerd's and Docker's OCI exports. */
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
@@ -80,7 +81,7 @@ export function jsonKind(bytes: Uint8Array): 'manifest' | 'config' | 'other' {
   if (!schema && b.indexOf(ROOTFS_KEY) < 0) return 'other';
   let v: unknown;
   try {
-    v = JSON.parse(b.toString('utf8'));
+    v = parseJson(b.toString('utf8'));
   } catch {
     return schema ? 'manifest' : 'other';
   }

@@ -13,6 +13,7 @@ import { compressorId, convertLayer, type ConvertedLayerStream, type GzipEncoder
 import { HeldBlobs } from './held.js';
 import { blobDigestOfPath, blobPathOf, type LayerCompression, LayoutState } from './layout-state.js';
 import type { BlobBody, Catalog, ScanOptions, StreamSink, StreamSource, Wanted } from '../types.js';
+import { parseJson } from '../../oci/json.js';
 
 /** DEFAULT_SMALL_ENTRY_MAX: blob entries up to this size that hold JSON are kept in memory as metadata. */
 export const DEFAULT_SMALL_ENTRY_MAX = 4 * 1024 * 1024;
@@ -140,7 +141,7 @@ class BundleSource implements StreamSource {
       case 'oci-layout': {
         const bytes = await e.bytes(64 * 1024);
         try {
-          JSON.parse(bytes.toString('utf8'));
+          parseJson(bytes.toString('utf8'));
         } catch {
           throw new MirrorError('BAD_INPUT', `oci-layout in ${this.path} is not valid JSON`, { file: this.path });
         }

@@ -23,6 +23,7 @@ import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-sta
 import type { OpenedDestination, OpenedSource, Transport } from '../index.js';
 import { formatTransportRef, type TransportRef } from '../refs.js';
 import type { ImageName, ImageSource, ManifestBytes, Referrer, ReferrerQuery, SourceOpOptions } from '../types.js';
+import { parseJson } from '../../oci/json.js';
 
 /** MAX_LAYOUT_MANIFEST_BYTES bounds a manifest read from a layout (as distribution and containerd bound them). */
 export const MAX_LAYOUT_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -169,7 +170,7 @@ export class LayoutSource implements ImageSource {
     if (layoutFile !== undefined) {
       let version: unknown;
       try {
-        version = (JSON.parse(layoutFile.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+        version = (parseJson(layoutFile.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
       } catch {
         version = undefined;
       }
@@ -252,7 +253,7 @@ export class LayoutSource implements ImageSource {
     if (actual !== digest) throw new DigestMismatchError(digest, actual, { file: join(this.dir, rel) });
     let declared: unknown;
     try {
-      declared = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+      declared = (parseJson(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
     } catch {
       declared = undefined; // parsed (and refused) by the engine, which names the image
     }
@@ -303,7 +304,7 @@ export class LayoutSource implements ImageSource {
       let subject: unknown;
       try {
         const m = await this.manifest('', d.digest);
-        subject = (JSON.parse(Buffer.from(m.bytes).toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest;
+        subject = (parseJson(Buffer.from(m.bytes).toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest;
       } catch {
         continue; // not readable here: not a referrer this copy can carry
       }
@@ -330,7 +331,7 @@ export class LayoutSource implements ImageSource {
 /** sniffManifestType guesses a manifest's media type from its fields, for a manifest named by digest alone. */
 function sniffManifestType(bytes: Uint8Array): string {
   try {
-    const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests?: unknown; config?: unknown };
+    const v = parseJson(Buffer.from(bytes).toString('utf8')) as { manifests?: unknown; config?: unknown };
     return Array.isArray(v.manifests) ? MediaType.OCI_INDEX : MediaType.OCI_MANIFEST;
   } catch {
     return MediaType.OCI_MANIFEST;

@@ -1,0 +1,79 @@
+/**
+ * Hostile source registries (a small server of the test's own that answers as a broken or malicious registry would):
+ * each case ends within a bounded time and memory, with a one-line message or the right answer. Found by probing
+ * the built binary: a manifest of 4 MiB of `[[[[` (JSON.parse took 0.7 GB), tag lists whose `Link` goes back to the
+ * first page or round in circles under new URLs (tags listed twice, or 10,000 pages read).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, timedCli } from '../helpers/cli.js';
+import { listenLocal } from '../helpers/proc.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+describe('hostile source registries (copy, list-tags)', function () {
+  this.timeout(120_000);
+  let server: Server;
+  let host: string;
+  let work: string;
+  const hits = new Map<string, number>();
+  const deep = Buffer.alloc(4 * 1024 * 1024, '[');
+  const deepDigest = `sha256:${createHash('sha256').update(deep).digest('hex')}`;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mirror-hostile-'));
+    let circle = 0;
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
+      const json = (body: unknown, headers: Record<string, string> = {}): void => {
+        res.writeHead(200, { 'content-type': 'application/json', ...headers });
+        res.end(JSON.stringify(body));
+      };
+      if (url.pathname === '/v2/') return json({});
+      if (url.pathname === '/v2/deep/manifests/latest' || url.pathname === `/v2/deep/manifests/${deepDigest}`) {
+        res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(deep.byteLength), 'docker-content-digest': deepDigest });
+        return res.end(req.method === 'HEAD' ? undefined : deep);
+      }
+      // A Link back to the first page, written relative as registries write it.
+      if (url.pathname === '/v2/loop/tags/list') return json({ name: 'loop', tags: ['a', 'b'] }, { link: '</v2/loop/tags/list>; rel="next"' });
+      // The same tags under a new URL every time, without end.
+      if (url.pathname === '/v2/circle/tags/list') return json({ name: 'circle', tags: ['a', 'b'] }, { link: `</v2/circle/tags/list?n=2&last=${++circle}>; rel="next"` });
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'NAME_UNKNOWN', message: 'no such repository' }] }));
+    });
+    host = `127.0.0.1:${await listenLocal(server)}`;
+  });
+  beforeEach(() => hits.clear());
+  after(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('a manifest of 4 MiB of [[[[: exit 3 naming it, refused before it is parsed (peak RSS well under 200 MB)', async () => {
+    const r = await timedCli(['copy', '--src-tls-verify=false', `docker://${host}/deep:latest`, `oci:${join(work, 'deep')}:latest`]);
+    assert.equal(r.code, 3, r.stderr + r.stdout);
+    assert.match(r.stderr, /^failed: \S+\/deep:latest -> oci:\S+: manifest sha256:[0-9a-f]{64} nests JSON deeper than 256 levels, which no image format does; refused/m);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.ok(r.rssMb < 200, `peak RSS ${r.rssMb} MB`);
+  });
+
+  it('list-tags: a Link back to the first page ends the list; every tag once', async () => {
+    const r = await runCli(['list-tags', '--tls-verify=false', `docker://${host}/loop`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'a\nb\n');
+    assert.equal(hits.get('/v2/loop/tags/list'), 1);
+  });
+
+  it('list-tags: a registry going round in circles under new URLs is stopped at the first page that adds nothing', async () => {
+    const r = await runCli(['list-tags', '--tls-verify=false', `docker://${host}/circle`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'a\nb\n');
+    assert.equal(hits.get('/v2/circle/tags/list'), 2);
+  });
+});
