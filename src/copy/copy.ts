@@ -83,6 +83,12 @@ export interface CopyEngineOptions {
   onConflict?: 'fail' | 'first' | undefined;
   /** Blobs already at the destination, by digest: the repositories holding them (a bundle's first pass placed them). */
   located?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+  /**
+   * Tells whether a failure stops the whole run (everything in flight aborted, the error thrown) rather than failing
+   * its image alone. Default: {@link isFatal} (authentication, TLS, the network after retries, an interrupt). A sync
+   * narrows it: a source registry that is down fails its own images, the others go on.
+   */
+  runWide?: ((e: unknown) => boolean) | undefined;
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -393,7 +399,8 @@ class CopyEngine {
   /** failed turns a per-image failure into its outcome; a failure of the whole run (or after an abort) is thrown. */
   private failed(slot: Slot, e: unknown, bytes0: number): CopyOutcome {
     const { job } = slot;
-    if (isFatal(e) || this.signal.aborted) throw this.signal.aborted && !isFatal(e) ? (this.signal.reason ?? e) : e;
+    const runWide = (this.options.runWide ?? isFatal)(e);
+    if (runWide || this.signal.aborted) throw this.signal.aborted && !runWide ? (this.signal.reason ?? e) : e;
     const err = isMirrorError(e) ? e : new MirrorError('REGISTRY', errorMessage(e), { cause: e, image: job.name });
     return this.finish(
       slot,

@@ -96,7 +96,9 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
     try {
       conn = await ctx.connect(entry.registry);
     } catch (e) {
-      rethrowIfRunWide(e, ctx.signal);
+      if (ctx.signal?.aborted) throw e;
+      // A source registry that cannot be reached (down, silent, refusing the credentials or the TLS handshake) fails
+      // its own entries, each with the registry's error; the other registries' entries go on.
       ctx.onProblem({ entry, error: asMirrorError(e) });
       continue;
     }
@@ -221,6 +223,7 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
       ? fromArray(entry.tags)
       : selectTags(conn.source.tags!(repository, { signal: ctx.signal }), entry.rule, (tag) =>
           createdTime(conn.source, repository, tag, ctx.signal).catch((e: unknown) => {
+            // A source that fails outright (not one config it cannot read) fails the listing, hence the repository.
             rethrowIfRunWide(e, ctx.signal);
             ctx.events({ type: 'warning', message: `${entry.registry}/${repository}:${tag} left out of "newest": its creation time could not be read (${asMirrorError(e).describe()})` });
             return undefined;
@@ -232,7 +235,8 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
       if (job) yield job;
     }
   } catch (e) {
-    rethrowIfRunWide(e, ctx.signal);
+    // Only the source is asked here: its failures (down, refusing) fail this repository; the others go on.
+    if (ctx.signal?.aborted) throw e;
     if (fromCatalog && isMirrorError(e) && e.context.status === 404) {
       // Listed in the catalog but without tags (an upload area such as push's staging repository): nothing to sync.
       ctx.events({ type: 'debug', message: `${entry.registry}/${repository} has no tags` });

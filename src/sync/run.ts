@@ -2,11 +2,12 @@
  * `mirror sync`, as one library call: take the lock, connect the destination (credentials proven first) and each
  * source registry as the plan reaches it, stream the plan's jobs through the copy engine (an unchanged image costs
  * one manifest HEAD on each side and no blob request), hand each image's record to the caller as it finishes, then
- * prune when asked. A failing image fails alone; authentication, TLS and network failures stop the run; the time
+ * prune when asked. A failing image fails alone, and so do the images of a source registry that is down; the
+ * destination's authentication, TLS and network failures stop the run; the time
  * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged).
  */
 import { setMaxListeners } from 'node:events';
-import { copyImagesFrom, type CopyOutcome, type CopyRunSummary } from '../copy/copy.js';
+import { copyImagesFrom, isFatal, type CopyOutcome, type CopyRunSummary } from '../copy/copy.js';
 import type { PlatformSpec } from '../copy/platform.js';
 import { ExitCode, isMirrorError, MirrorError, type ErrorCode, type ExitCodeValue } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
@@ -180,6 +181,32 @@ class Sides {
   }
 }
 
+/** DOCKER_HUB_HOSTS are the names Docker Hub's registry is reached by (a `docker.io` entry talks to `registry-1.docker.io`). */
+const DOCKER_HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
+
+/**
+ * sourceSideFailure makes the test of whether a failure came from a source registry and not from the destination:
+ * the host of the request that failed (the first `url` in the error and its causes) is one of the sources and not
+ * the destination. A failure that names no request, or another host (a token server), is not attributed.
+ */
+export function sourceSideFailure(sourceHosts: readonly string[], destinationHost: string): (e: unknown) => boolean {
+  const sources = new Set<string>();
+  for (const h of sourceHosts) for (const alias of DOCKER_HUB_HOSTS.includes(h) ? DOCKER_HUB_HOSTS : [h]) sources.add(alias);
+  sources.delete(destinationHost);
+  return (e) => {
+    for (let cur: unknown = e, depth = 0; cur instanceof Error && depth < 8; cur = cur.cause, depth++) {
+      const url = isMirrorError(cur) ? cur.context.url : undefined;
+      if (url === undefined) continue;
+      try {
+        return sources.has(new URL(url).host);
+      } catch {
+        return false;
+      }
+    }
+    return false;
+  };
+}
+
 /** recordOf turns an engine outcome into a record. */
 function recordOf(o: CopyOutcome, dryRun: boolean): ImageRecord {
   const action: ImageAction =
@@ -277,8 +304,11 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
         yield { ...job, platforms: platforms ?? job.platforms ?? config.defaults.platforms, referrers: options.referrers ?? job.referrers };
       }
     })();
+    const sourceOnly = sourceSideFailure(config.entries.map((e) => e.registry), config.destination.host);
     const run = copyImagesFrom(jobs, dest.destination, {
       jobs: options.jobs ?? config.defaults.jobs ?? DEFAULT_SYNC_JOBS,
+      // A source registry that is down (or refuses TLS) fails its own images; the destination's failures stop the run.
+      runWide: (e) => isFatal(e) && !sourceOnly(e),
       referrers,
       dryRun,
       events: (e) => {

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeAll } from '../../src/net/http.js';
@@ -22,7 +23,7 @@ import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { BIN, runCli, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy, type RecordedRequest } from '../helpers/fault-proxy.js';
 import { blobOf, staticSettings } from '../helpers/image.js';
-import { run, stopAll } from '../helpers/proc.js';
+import { listenLocal, run, stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRawDigest, skopeoListTags, type SkopeoOptions } from '../helpers/skopeo.js';
 
@@ -460,6 +461,43 @@ ${entries}`,
       }
     }
     assert.ok(tags <= 2, `${tags} tags written before the destination went silent`);
+  });
+
+  it('a source registry that is down fails its own entries; the other sources are synced (exit 7, each failure naming its host)', async () => {
+    // One source refuses connections (nothing listens on its port), one accepts them and never answers.
+    const closed = createServer();
+    const refusedPort = await listenLocal(closed);
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+      socket.resume();
+    });
+    const silentHost = `127.0.0.1:${await listenLocal(silent)}`;
+    const refusedHost = `127.0.0.1:${refusedPort}`;
+    try {
+      const file = nativeFile(
+        'down',
+        `http://${plainProxy.host}/down`,
+        `  - repository: ${refusedHost}/gone/app\n  - repository: ${silentHost}/hung/app\n  - repository: ${srcProxy.host}/team/tool\n`,
+        `  ${refusedHost}:\n    tls: {plainHttp: true}\n  ${silentHost}:\n    tls: {plainHttp: true}\n`,
+      );
+      const t0 = Date.now();
+      const r = await sync(['--config', file, '--timeout', '1', '--referrers=false']);
+      assert.equal(r.code, 7, r.stderr + r.stdout);
+      assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+      assert.match(r.stdout, /failed \(2\):/);
+      assert.match(r.stdout, new RegExp(`\\n {2}.*${refusedHost}.*: .*connection refused`));
+      assert.match(r.stdout, new RegExp(`\\n {2}.*${silentHost}.*: no answer from ${silentHost}`));
+      assert.doesNotMatch(r.stderr, /mirror: error/);
+      const synced = await tagsOf('down/team/tool', { tlsVerify: false }, plain.host);
+      assert.deepEqual(synced.filter((t) => !t.startsWith('sha256-')), ['dev', 'v1', 'v2']);
+      assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/down/team/tool:v1`), digestOf('quay.io/team/tool:v1'));
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('--prune: previewed with --dry-run, then deletes tags no longer selected; a digest still tagged is kept with a warning', async () => {
