@@ -2,7 +2,7 @@ import { MirrorError, type MirrorErrorOptions } from '../errors/index.js';
 import { clipInput } from '../errors/quote.js';
 import { isValidDigest } from '../reference/reference.js';
 import { JsonTooDeepError, MAX_JSON_DEPTH, parseJson } from './json.js';
-import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MediaType } from './media-types.js';
+import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MANIFEST_MEDIA_TYPES, MediaType } from './media-types.js';
 
 export { MAX_JSON_DEPTH } from './json.js';
 
@@ -127,10 +127,13 @@ export function parseManifestValue(v: unknown, declaredType: string | undefined,
   if (v.schemaVersion === 1 || declaredType === MediaType.DOCKER_MANIFEST_V1 || declaredType === MediaType.DOCKER_MANIFEST_V1_SIGNED) {
     throw new MirrorError('UNSUPPORTED', `${where} is a Docker schema 1 manifest, which cannot be pushed with its digest kept`, ctx);
   }
-  let mediaType = declaredType ?? fieldType;
+  // A type that is not a manifest's (a registry answering `text/plain`, a field left out) is not kept: it would be
+  // written into index.json or sent as the Content-Type of the PUT, and no reader would take it. The structure says
+  // what the manifest is then, as containers/image guesses it.
+  let mediaType = [declaredType, fieldType].find((t) => t !== undefined && MANIFEST_MEDIA_TYPES.has(t));
   if (mediaType === undefined) {
     if (Array.isArray(v.manifests)) mediaType = MediaType.OCI_INDEX;
-    else if (isObject(v.config)) mediaType = MediaType.OCI_MANIFEST;
+    else if (isObject(v.config)) mediaType = v.config.mediaType === MediaType.DOCKER_CONFIG ? MediaType.DOCKER_MANIFEST : MediaType.OCI_MANIFEST;
     else throw new MirrorError('BAD_INPUT', `${where} has neither manifests nor config`, ctx);
   }
   if (isIndexMediaType(mediaType) || (Array.isArray(v.manifests) && !isObject(v.config))) {

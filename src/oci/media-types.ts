@@ -34,6 +34,9 @@ export const FOREIGN_LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST]);
 
 
+/** MANIFEST_MEDIA_TYPES are the media types of manifests and indexes that are copied with their digest kept. */
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaType.OCI_INDEX, MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST_LIST, MediaType.DOCKER_MANIFEST]);
+
 /** MANIFEST_ACCEPT is the Accept list sent when fetching or checking manifests. */
 export const MANIFEST_ACCEPT: readonly string[] = [
   MediaType.OCI_INDEX,

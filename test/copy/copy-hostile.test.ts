@@ -2,16 +2,19 @@
  * Hostile source registries (a small server of the test's own that answers as a broken or malicious registry would):
  * each case ends within a bounded time and memory, with a one-line message or the right answer. Found by probing
  * the built binary: a manifest of 4 MiB of `[[[[` (JSON.parse took 0.7 GB), tag lists whose `Link` goes back to the
- * first page or round in circles under new URLs (tags listed twice, or 10,000 pages read).
+ * first page or round in circles under new URLs (tags listed twice, or 10,000 pages read), a manifest served as
+ * `text/plain` without a `mediaType` field (written into index.json as `text/plain`, unreadable by skopeo).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sha256Digest } from '../../src/oci/digest.js';
 import { runCli, timedCli } from '../helpers/cli.js';
 import { listenLocal } from '../helpers/proc.js';
+import { skopeoInspectRaw } from '../helpers/skopeo.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -22,6 +25,18 @@ describe('hostile source registries (copy, list-tags)', function () {
   let work: string;
   const hits = new Map<string, number>();
   const deep = Buffer.alloc(4 * 1024 * 1024, '[');
+  // An image served as text/plain, its manifest without a mediaType field.
+  const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const plainConfig = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const plainLayer = Buffer.from('not really a layer');
+  const plainManifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(plainConfig), size: plainConfig.byteLength },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(plainLayer), size: plainLayer.byteLength }],
+    }),
+  );
+  const plainBlobs = new Map([sha(plainConfig), sha(plainLayer)].map((dg, i) => [`/v2/plain/blobs/${dg}`, i === 0 ? plainConfig : plainLayer]));
   const deepDigest = `sha256:${createHash('sha256').update(deep).digest('hex')}`;
 
   before(async () => {
@@ -38,6 +53,15 @@ describe('hostile source registries (copy, list-tags)', function () {
       if (url.pathname === '/v2/deep/manifests/latest' || url.pathname === `/v2/deep/manifests/${deepDigest}`) {
         res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(deep.byteLength), 'docker-content-digest': deepDigest });
         return res.end(req.method === 'HEAD' ? undefined : deep);
+      }
+      if (url.pathname === '/v2/plain/manifests/latest' || url.pathname === `/v2/plain/manifests/${sha(plainManifest)}`) {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(plainManifest.byteLength), 'docker-content-digest': sha(plainManifest) });
+        return res.end(req.method === 'HEAD' ? undefined : plainManifest);
+      }
+      const blob = plainBlobs.get(url.pathname);
+      if (blob !== undefined) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(blob.byteLength) });
+        return res.end(req.method === 'HEAD' ? undefined : blob);
       }
       // A Link back to the first page, written relative as registries write it.
       if (url.pathname === '/v2/loop/tags/list') return json({ name: 'loop', tags: ['a', 'b'] }, { link: '</v2/loop/tags/list>; rel="next"' });
@@ -61,6 +85,15 @@ describe('hostile source registries (copy, list-tags)', function () {
     assert.match(r.stderr, /^failed: \S+\/deep:latest -> oci:\S+: manifest sha256:[0-9a-f]{64} nests JSON deeper than 256 levels, which no image format does; refused/m);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.ok(r.rssMb < 200, `peak RSS ${r.rssMb} MB`);
+  });
+
+  it('a manifest served as text/plain without a mediaType field is written under the type its structure gives; skopeo reads the layout', async () => {
+    const dir = join(work, 'plain');
+    const r = await runCli(['copy', '--src-tls-verify=false', `docker://${host}/plain:latest`, `oci:${dir}:latest`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string }> };
+    assert.deepEqual(index.manifests.map((m) => [m.mediaType, m.digest]), [['application/vnd.oci.image.manifest.v1+json', sha(plainManifest)]]);
+    assert.equal(sha256Digest(await skopeoInspectRaw(`oci:${dir}:latest`)), sha(plainManifest));
   });
 
   it('list-tags: a Link back to the first page ends the list; every tag once', async () => {

@@ -1,0 +1,32 @@
+/** parseManifest: which media type a manifest is kept under. */
+import assert from 'node:assert/strict';
+import { MediaType } from '../../src/oci/media-types.js';
+import { parseManifest } from '../../src/oci/manifest.js';
+
+const d = (mediaType: string, n: number): object => ({ mediaType, digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, size: 10 });
+const bytes = (v: object): Buffer => Buffer.from(JSON.stringify(v));
+
+describe('oci/manifest parseManifest media type', () => {
+  it('a declared type that is a manifest\'s wins over the field', () => {
+    const m = bytes({ schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: d(MediaType.OCI_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(m, MediaType.DOCKER_MANIFEST).mediaType, MediaType.DOCKER_MANIFEST);
+  });
+
+  it('a declared type that is no manifest\'s (text/plain) gives way to the field, else to the structure', () => {
+    const withField = bytes({ schemaVersion: 2, mediaType: MediaType.DOCKER_MANIFEST, config: d(MediaType.DOCKER_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(withField, 'text/plain').mediaType, MediaType.DOCKER_MANIFEST);
+    const oci = bytes({ schemaVersion: 2, config: d(MediaType.OCI_CONFIG, 1), layers: [d(MediaType.OCI_LAYER_GZIP, 2)] });
+    assert.equal(parseManifest(oci, 'text/plain').mediaType, MediaType.OCI_MANIFEST);
+    const docker = bytes({ schemaVersion: 2, config: d(MediaType.DOCKER_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(docker, 'application/octet-stream').mediaType, MediaType.DOCKER_MANIFEST);
+    const index = bytes({ schemaVersion: 2, manifests: [d(MediaType.OCI_MANIFEST, 3)] });
+    const parsed = parseManifest(index, 'text/plain');
+    assert.equal(parsed.kind, 'index');
+    assert.equal(parsed.mediaType, MediaType.OCI_INDEX);
+  });
+
+  it('a field that is no manifest\'s type is not kept either', () => {
+    const m = bytes({ schemaVersion: 2, mediaType: 'text/html', config: d(MediaType.OCI_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(m, undefined).mediaType, MediaType.OCI_MANIFEST);
+  });
+});
