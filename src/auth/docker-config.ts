@@ -18,7 +18,8 @@ export const DOCKER_HUB_HOST = 'docker.io';
 /** DOCKER_HUB_CONFIG_KEY is the `auths` key (and helper server URL) Docker uses for Docker Hub. */
 export const DOCKER_HUB_CONFIG_KEY = 'https://index.docker.io/v1/';
 
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+/** DOCKER_HUB_ALIASES are the names Docker Hub's registry goes by. */
+export const DOCKER_HUB_ALIASES: ReadonlySet<string> = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 
 /** DockerConfigEntry is one value of `auths`. Unknown fields are kept when the file is rewritten. */
 export interface DockerConfigEntry {

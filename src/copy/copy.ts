@@ -184,7 +184,7 @@ export function referrerEntry(top: ManifestNode, listed: Descriptor): Descriptor
   const out: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
   let doc: { artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown } = {};
   try {
-    const v = parseJson(Buffer.from(top.bytes).toString('utf8')) as unknown;
+    const v = parseJson(top.bytes) as unknown;
     if (typeof v === 'object' && v !== null) doc = v;
   } catch {
     // Not JSON: the source's listing is all there is.

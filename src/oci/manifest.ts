@@ -4,8 +4,6 @@ import { isValidDigest } from '../reference/reference.js';
 import { JsonTooDeepError, MAX_JSON_DEPTH, parseJson } from './json.js';
 import { FOREIGN_LAYER_MEDIA_TYPES, isIndexMediaType, MANIFEST_MEDIA_TYPES, MediaType } from './media-types.js';
 
-export { MAX_JSON_DEPTH } from './json.js';
-
 /** Platform is an OCI platform object. */
 export interface Platform {
   architecture: string;
@@ -55,7 +53,6 @@ export type ParsedManifest =
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-
 
 /** MAX_MEDIA_TYPE_LENGTH bounds a descriptor's media type (RFC 6838 allows 127 characters on each side of the `/`). */
 export const MAX_MEDIA_TYPE_LENGTH = 255;

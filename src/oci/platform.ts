@@ -96,7 +96,7 @@ export function platformOf(desc: Descriptor, lookup: ContentLookup): Platform | 
     if (parsed.kind !== 'image') return undefined;
     const config = lookup(parsed.manifest.config.digest);
     if (config === undefined) return undefined;
-    return configPlatform(parseJson(Buffer.from(config).toString('utf8')) as unknown);
+    return configPlatform(parseJson(config) as unknown);
   } catch {
     return undefined;
   }
@@ -220,7 +220,7 @@ export function selectPlatforms(root: Descriptor, wanted: readonly PlatformSpec[
   const selected = kept.filter((d) => keep.has(d.digest) || (isAttestation(d) && keep.has(d.annotations![ATTESTATION_REFERENCE_DIGEST]!)));
   // Every platform the index has: the index itself, digest kept.
   if (selected.length === index.manifests.length && selected.every((d, i) => d === index.manifests[i])) return { descriptor: root };
-  const rewritten = { ...(parseJson(Buffer.from(rootBytes).toString('utf8')) as Record<string, unknown>), manifests: selected };
+  const rewritten = { ...(parseJson(rootBytes) as Record<string, unknown>), manifests: selected };
   const bytes = Buffer.from(JSON.stringify(rewritten));
   const mediaType = parsed.mediaType || MediaType.OCI_INDEX;
   const descriptor: Descriptor = { ...root, mediaType, digest: sha256Digest(bytes), size: bytes.byteLength };

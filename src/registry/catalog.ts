@@ -3,6 +3,7 @@ import { MirrorError, redactUrl } from '../errors/index.js';
 import { CATALOG_SCOPE } from './auth.js';
 import type { SignalOption } from './blob.js';
 import { nextLink } from './tags.js';
+import { PageWalk } from './pages.js';
 import type { RegistryTransport } from './transport.js';
 import { parseJson } from '../oci/json.js';
 
@@ -23,11 +24,9 @@ export const MAX_CATALOG_REPOSITORIES = 1_000_000;
 export async function* iterateCatalog(t: RegistryTransport, prefix: string, options: SignalOption = {}): AsyncGenerator<string, void, undefined> {
   // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
   let url: string | undefined = (await t.url(`/v2/_catalog?n=${CATALOG_PAGE_SIZE}`)).toString();
-  const seen = new Set<string>();
-  const names = new Set<string>();
+  const walk = new PageWalk(`the catalog of ${t.host}`, 'repositories', MAX_CATALOG_REPOSITORIES, { phase: 'catalog' });
   for (let page = 0; url !== undefined; page++) {
-    if (page >= MAX_CATALOG_PAGES || seen.has(url)) return;
-    seen.add(url);
+    if (page >= MAX_CATALOG_PAGES || !walk.visit(url)) return;
     const current: string = url;
     const result: { names: string[]; next: string | undefined } = await t.call(
       { method: 'GET', url: current, scopes: [CATALOG_SCOPE], ok: [200], context: { phase: 'catalog', what: `of ${t.host}` }, signal: options.signal },
@@ -45,19 +44,9 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
         return { names, next: next === undefined ? undefined : new URL(next, res.url).toString() };
       },
     );
-    let fresh = 0;
-    for (const name of result.names) {
-      // A repository is given once, however often the registry repeats it.
-      if (names.has(name)) continue;
-      if (names.size >= MAX_CATALOG_REPOSITORIES) {
-        throw new MirrorError('REGISTRY', `the catalog of ${t.host} lists more than ${MAX_CATALOG_REPOSITORIES} repositories; refused`, { phase: 'catalog' });
-      }
-      names.add(name);
-      fresh++;
-      if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
-    }
-    // A page of names already given (a registry going round in circles under new URLs) ends the catalog.
-    if (fresh === 0 && result.names.length > 0) return;
+    const fresh = walk.fresh(result.names);
+    if (fresh === undefined) return;
+    for (const name of fresh) if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
     url = result.next;
   }
 }

@@ -3,6 +3,7 @@ import { MirrorError } from '../errors/index.js';
 import { pullScope } from './auth.js';
 import { RegistryHttpError } from './errors.js';
 import type { SignalOption } from './blob.js';
+import { PageWalk } from './pages.js';
 import type { RegistryTransport } from './transport.js';
 import { parseJson } from '../oci/json.js';
 
@@ -100,25 +101,14 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
 export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
   // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
   let url: string | undefined = (await t.url(tagListPath(repo, options.pageSize))).toString();
-  const seenPages = new Set<string>();
-  const seenTags = new Set<string>();
+  const walk = new PageWalk(`tag list of ${repo}`, 'tags', MAX_TAGS, { phase: 'tags' });
   for (let page = 0; url !== undefined; page++) {
     if (page >= MAX_TAG_PAGES) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAG_PAGES} pages`, { phase: 'tags' });
-    // A registry whose Link leads back to a page already read would loop: stop there.
-    if (seenPages.has(url)) return;
-    seenPages.add(url);
+    if (!walk.visit(url)) return;
     const result = await readTagPage(t, repo, url, options.signal);
-    let fresh = 0;
-    for (const tag of result.tags) {
-      // A tag is given once, however often the registry repeats it.
-      if (seenTags.has(tag)) continue;
-      if (seenTags.size >= MAX_TAGS) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAGS} tags; refused`, { phase: 'tags' });
-      seenTags.add(tag);
-      fresh++;
-      yield tag;
-    }
-    // A page of tags already given (a registry going round in circles under new URLs) ends the list.
-    if (fresh === 0 && result.tags.length > 0) return;
+    const fresh = walk.fresh(result.tags);
+    if (fresh === undefined) return;
+    yield* fresh;
     url = result.next;
   }
 }

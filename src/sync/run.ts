@@ -7,6 +7,7 @@
  * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged).
  */
 import { setMaxListeners } from 'node:events';
+import { DOCKER_HUB_ALIASES } from '../auth/docker-config.js';
 import { copyImagesFrom, isFatal, type CopyOutcome, type CopyRunSummary } from '../copy/copy.js';
 import type { PlatformSpec } from '../copy/platform.js';
 import { ExitCode, isMirrorError, MirrorError, type ErrorCode, type ExitCodeValue } from '../errors/index.js';
@@ -181,9 +182,6 @@ class Sides {
   }
 }
 
-/** DOCKER_HUB_HOSTS are the names Docker Hub's registry is reached by (a `docker.io` entry talks to `registry-1.docker.io`). */
-const DOCKER_HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
-
 /**
  * sourceSideFailure makes the test of whether a failure came from a source registry and not from the destination:
  * the host of the request that failed (the first `url` in the error and its causes) is one of the sources and not
@@ -191,7 +189,7 @@ const DOCKER_HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io'
  */
 export function sourceSideFailure(sourceHosts: readonly string[], destinationHost: string): (e: unknown) => boolean {
   const sources = new Set<string>();
-  for (const h of sourceHosts) for (const alias of DOCKER_HUB_HOSTS.includes(h) ? DOCKER_HUB_HOSTS : [h]) sources.add(alias);
+  for (const h of sourceHosts) for (const alias of DOCKER_HUB_ALIASES.has(h) ? DOCKER_HUB_ALIASES : [h]) sources.add(alias);
   sources.delete(destinationHost);
   return (e) => {
     for (let cur: unknown = e, depth = 0; cur instanceof Error && depth < 8; cur = cur.cause, depth++) {

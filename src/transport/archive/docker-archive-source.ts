@@ -197,7 +197,7 @@ export class DockerArchiveSource implements ImageSource {
     }
     let diffIds: string[];
     try {
-      const cfg = parseJson(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+      const cfg = parseJson(configBytes) as { rootfs?: { diff_ids?: unknown } };
       const ids = cfg.rootfs?.diff_ids;
       diffIds = Array.isArray(ids) ? ids.filter((d): d is string => typeof d === 'string') : [];
     } catch {

@@ -264,7 +264,7 @@ export class DockerArchiveDestination extends TarDestination implements ImageDes
   private checkDiffIds(img: DockerImage, configBytes: Uint8Array): Record<string, unknown> {
     let config: Record<string, unknown>;
     try {
-      config = parseJson(Buffer.from(configBytes).toString('utf8')) as Record<string, unknown>;
+      config = parseJson(configBytes) as Record<string, unknown>;
     } catch (e) {
       throw new MirrorError('BAD_INPUT', `config ${img.config.digest} of ${img.name} is not valid JSON`, { digest: img.config.digest, cause: e });
     }

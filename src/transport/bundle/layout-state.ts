@@ -81,7 +81,7 @@ export function jsonKind(bytes: Uint8Array): 'manifest' | 'config' | 'other' {
   if (!schema && b.indexOf(ROOTFS_KEY) < 0) return 'other';
   let v: unknown;
   try {
-    v = parseJson(b.toString('utf8'));
+    v = parseJson(b);
   } catch {
     return schema ? 'manifest' : 'other';
   }

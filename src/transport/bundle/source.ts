@@ -141,7 +141,7 @@ class BundleSource implements StreamSource {
       case 'oci-layout': {
         const bytes = await e.bytes(64 * 1024);
         try {
-          parseJson(bytes.toString('utf8'));
+          parseJson(bytes);
         } catch {
           throw new MirrorError('BAD_INPUT', `oci-layout in ${this.path} is not valid JSON`, { file: this.path });
         }

@@ -170,7 +170,7 @@ export class LayoutSource implements ImageSource {
     if (layoutFile !== undefined) {
       let version: unknown;
       try {
-        version = (parseJson(layoutFile.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+        version = (parseJson(layoutFile) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
       } catch {
         version = undefined;
       }
@@ -253,7 +253,7 @@ export class LayoutSource implements ImageSource {
     if (actual !== digest) throw new DigestMismatchError(digest, actual, { file: join(this.dir, rel) });
     let declared: unknown;
     try {
-      declared = (parseJson(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+      declared = (parseJson(bytes) as { mediaType?: unknown }).mediaType;
     } catch {
       declared = undefined; // parsed (and refused) by the engine, which names the image
     }
@@ -304,7 +304,7 @@ export class LayoutSource implements ImageSource {
       let subject: unknown;
       try {
         const m = await this.manifest('', d.digest);
-        subject = (parseJson(Buffer.from(m.bytes).toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest;
+        subject = (parseJson(m.bytes) as { subject?: { digest?: unknown } }).subject?.digest;
       } catch {
         continue; // not readable here: not a referrer this copy can carry
       }
@@ -331,7 +331,7 @@ export class LayoutSource implements ImageSource {
 /** sniffManifestType guesses a manifest's media type from its fields, for a manifest named by digest alone. */
 function sniffManifestType(bytes: Uint8Array): string {
   try {
-    const v = parseJson(Buffer.from(bytes).toString('utf8')) as { manifests?: unknown; config?: unknown };
+    const v = parseJson(bytes) as { manifests?: unknown; config?: unknown };
     return Array.isArray(v.manifests) ? MediaType.OCI_INDEX : MediaType.OCI_MANIFEST;
   } catch {
     return MediaType.OCI_MANIFEST;
