@@ -1,7 +1,8 @@
 /**
  * The HTTP layer: one undici dispatcher per (host, settings), TLS with extra CAs added to the system roots, client
- * certificates, plain HTTP, proxies (CONNECT for https), connect/answer/idle-body timeouts (each reported as it
- * fires, and a host that keeps timing out given up on), and low-level failures turned into one-line
+ * certificates, plain HTTP, proxies (CONNECT for https), connect/answer/idle-body timeouts and a floor under the
+ * speed of an answer's body (each reported as it fires, and a host that keeps timing out given up on), and
+ * low-level failures turned into one-line
  * {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
  */
 import { createHash } from 'node:crypto';
@@ -13,6 +14,7 @@ import type { Dispatcher } from 'undici';
 import { Agent, ProxyAgent } from './undici.js';
 import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
 import { forgetHosts, hostWatch, type HostWatch } from './host-watch.js';
+import { DEFAULT_MIN_BYTES_PER_SECOND, describeRate, RateFloor, SLOW_TRANSFER_CODE, SlowTransferError } from './rate-floor.js';
 import type { HostSettings } from './types.js';
 
 /** DEFAULT_CONNECT_TIMEOUT_MS bounds opening a connection (TCP + TLS). */
@@ -39,6 +41,12 @@ export interface HttpTimeouts {
   headersTimeoutMs?: number | undefined;
   /** Idle time between response body chunks. Default: {@link DEFAULT_BODY_TIMEOUT_MS}. */
   bodyTimeoutMs?: number | undefined;
+  /**
+   * The slowest average rate an answer's body may keep over a window as long as the body timeout (counting only the
+   * time spent waiting for it): a server that trickles is cut like a silent one. Default:
+   * {@link DEFAULT_MIN_BYTES_PER_SECOND} (1 KiB/s); 0 turns the floor off.
+   */
+  minBytesPerSecond?: number | undefined;
   /** Called each time one of these timeouts fires (see {@link describeTimeout}). Default: nothing. */
   onTimeout?: ((timeout: TimeoutInfo) => void) | undefined;
 }
@@ -51,9 +59,12 @@ export function uniformTimeouts(seconds: number): HttpTimeouts {
 
 /** TimeoutInfo describes a request that timed out. */
 export interface TimeoutInfo {
-  /** `connect`: no connection; `headers`: no answer; `body`: the answer stopped coming. */
-  kind: 'connect' | 'headers' | 'body';
-  /** The timeout that fired, in ms. */
+  /**
+   * `connect`: no connection; `headers`: no answer (or the upload not taken); `body`: the answer stopped coming;
+   * `slow`: the answer came under the rate floor for a whole window.
+   */
+  kind: 'connect' | 'headers' | 'body' | 'slow';
+  /** The timeout that fired (for `slow`, the window), in ms. */
   ms: number;
   method: string;
   /** The request URL, redacted. */
@@ -73,6 +84,7 @@ export function describeTimeout(t: TimeoutInfo): string {
   const secs = formatSeconds(t.ms);
   if (t.kind === 'connect') return `no connection to ${t.host} within ${secs} (${t.method} ${path})`;
   if (t.kind === 'headers') return `${t.host} did not answer ${t.method} ${path} within ${secs}`;
+  if (t.kind === 'slow') return `${t.host} sent its answer to ${t.method} ${path} too slowly for ${secs}`;
   return `${t.host} stopped sending its answer to ${t.method} ${path} for ${secs}`;
 }
 
@@ -260,16 +272,38 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
   // A body stream that throws (a digest mismatch, a source read error) is the real cause of the failure.
   let bodyError: unknown;
   let body: Uint8Array | Readable | undefined;
+  const headersTimeoutMs = req.timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const bodyTimeoutMs = req.timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  const minBytesPerSecond = req.timeouts?.minBytesPerSecond ?? DEFAULT_MIN_BYTES_PER_SECOND;
   if (req.body instanceof Uint8Array) body = req.body;
   else if (req.body !== undefined) {
     const source = req.body;
+    // An upload the server takes at a trickle is cut by undici's headers timeout, which restarts only on each write
+    // after the socket drained (see the net/http test of it).
     body = Readable.from(
       (async function* guarded(): AsyncGenerator<Uint8Array, void, undefined> {
+        const chunks = source[Symbol.asyncIterator]();
+        let finished = false;
         try {
-          yield* source;
-        } catch (e) {
-          bodyError = e;
-          throw e;
+          for (;;) {
+            let next: IteratorResult<Uint8Array>;
+            try {
+              next = await chunks.next();
+            } catch (e) {
+              finished = true;
+              bodyError = e;
+              throw e;
+            }
+            if (next.done === true) {
+              finished = true;
+              return;
+            }
+            // A failure of the request itself (a timeout, a reset) is thrown in here when undici destroys the body
+            // stream: it is mapped like any request failure below, not taken for the source's.
+            yield next.value;
+          }
+        } finally {
+          if (!finished) await chunks.return?.();
         }
       })(),
       { objectMode: false },
@@ -287,8 +321,8 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
       // a push sends a HEAD per blob and manifest: keep the connection (measured: 72 of 90 connections saved).
       ...(method === 'HEAD' ? { reset: false } : {}),
       signal: req.signal ?? null,
-      headersTimeout: req.timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
-      bodyTimeout: req.timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+      headersTimeout: headersTimeoutMs,
+      bodyTimeout: bodyTimeoutMs,
     });
   } catch (e) {
     if (bodyError !== undefined) throw bodyError;
@@ -302,10 +336,27 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
   let consumed = false;
   const body$ = (async function* mapped(): AsyncGenerator<Uint8Array> {
     consumed = true;
+    // Only the time spent waiting for the next chunk is the server's; the time suspended at `yield` is the reader's.
+    const floor = new RateFloor({ windowMs: bodyTimeoutMs, minBytesPerSecond });
+    const chunks = (raw as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
-      for await (const chunk of raw as AsyncIterable<Buffer>) yield chunk;
+      for (;;) {
+        const asked = performance.now();
+        const next = await chunks.next();
+        if (next.done === true) break;
+        try {
+          floor.record(next.value.byteLength, performance.now() - asked);
+        } catch (slow) {
+          raw.destroy();
+          throw slow;
+        }
+        yield next.value;
+      }
     } catch (e) {
       throw fail(e);
+    } finally {
+      // A reader that stops early (a size limit reached) ends the iteration here: release the body as for-await did.
+      await chunks.return?.();
     }
     watch.answered();
   })();
@@ -351,7 +402,15 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
       try {
         if (!consumed) {
           raw.on('error', onError);
-          await raw.dump({ limit: DISCARD_LIMIT });
+          // dump() waits for up to DISCARD_LIMIT bytes however slowly they come (the body timeout catches only silence):
+          // a trickle is cut after two body timeouts and a second (undici's timers are coarse: its own timeout of a
+          // stalled body comes first and is reported) and costs the connection.
+          const cut = setTimeout(() => raw.destroy(), 2 * bodyTimeoutMs + 1000);
+          try {
+            await raw.dump({ limit: DISCARD_LIMIT });
+          } finally {
+            clearTimeout(cut);
+          }
           if (failure === undefined) {
             if (!bodyless) watch.answered();
           } else if (timeoutKind(failure) !== undefined) fail(failure);
@@ -373,6 +432,7 @@ const TIMEOUT_CODES: Record<string, TimeoutInfo['kind']> = {
   UND_ERR_CONNECT_TIMEOUT: 'connect',
   UND_ERR_HEADERS_TIMEOUT: 'headers',
   UND_ERR_BODY_TIMEOUT: 'body',
+  [SLOW_TRANSFER_CODE]: 'slow',
 };
 
 /** Codes that say a host cannot be reached: final from a host that never answered, else a restart worth waiting for. */
@@ -393,12 +453,15 @@ function judgeFailure(err: MirrorError, raw: unknown, ctx: FailureContext, timeo
   if (err.code !== 'NETWORK' || err instanceof FinalNetworkError) return err;
   const kind = timeoutKind(raw);
   if (kind !== undefined) {
+    const slow = errorChain(raw).find((c) => c.error instanceof SlowTransferError)?.error as SlowTransferError | undefined;
     const ms =
-      kind === 'connect'
-        ? (timeouts?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
-        : kind === 'headers'
-          ? (timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS)
-          : (timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
+      slow !== undefined
+        ? slow.waitedMs
+        : kind === 'connect'
+          ? (timeouts?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+          : kind === 'headers'
+            ? (timeouts?.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS)
+            : (timeouts?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
     const host = ctx.url.host;
     try {
       timeouts?.onTimeout?.({ kind, ms, method: ctx.method, url: redactUrl(ctx.url), host });
@@ -407,6 +470,12 @@ function judgeFailure(err: MirrorError, raw: unknown, ctx: FailureContext, timeo
     }
     const verdict = watch.timedOut(ms);
     if (!verdict.down) return err;
+    if (slow !== undefined) {
+      return new FinalNetworkError(
+        `${host} kept transfers under ${describeRate(slow.minBytesPerSecond)} for ${formatSeconds(verdict.silentMs)} (${verdict.timeouts} requests in a row cut)`,
+        { method: ctx.method, url: redactUrl(ctx.url), cause: err, hint: 'is the link or the registry overloaded? --timeout gives it a longer window' },
+      );
+    }
     return new FinalNetworkError(
       `no answer from ${host} for ${formatSeconds(verdict.silentMs)} (${verdict.timeouts} requests in a row timed out)`,
       {
@@ -538,6 +607,9 @@ export function mapHttpError(e: unknown, ctx: FailureContext, signal?: AbortSign
         hint: `use http://${host} or --plain-http if the registry has no TLS`,
       });
     }
+  }
+  for (const { error } of chain) {
+    if (error instanceof SlowTransferError) return new MirrorError('NETWORK', `${ctx.method} ${url}: ${error.message}`, where);
   }
   for (const { code } of chain) {
     if (code !== undefined && code in NETWORK_PROBLEMS) {

@@ -6,6 +6,7 @@
 import { abortError, isMirrorError, redactUrl, throwIfAborted } from '../errors/index.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { DEFAULT_RETRY_TIMES, type RetryOptions } from './types.js';
+import { SLOW_TRANSFER_CODE } from './rate-floor.js';
 
 /**
  * DEFAULT_BASE_DELAY_MS is the ceiling of the first backoff delay when {@link RetryOptions.baseDelayMs} is not given.
@@ -41,6 +42,7 @@ const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'ERR_STREAM_PREMATURE_CLOSE',
+  SLOW_TRANSFER_CODE,
 ]);
 
 /** Message fragments of a broken connection, for errors that carry no code. */

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { runCli, timedCli } from '../helpers/cli.js';
+import { assertOneLineError, runCli, timedCli } from '../helpers/cli.js';
 import { listenLocal } from '../helpers/proc.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 
@@ -38,6 +38,16 @@ describe('hostile source registries (copy, list-tags)', function () {
   );
   const plainBlobs = new Map([sha(plainConfig), sha(plainLayer)].map((dg, i) => [`/v2/plain/blobs/${dg}`, i === 0 ? plainConfig : plainLayer]));
   const deepDigest = `sha256:${createHash('sha256').update(deep).digest('hex')}`;
+  // An image whose layer trickles: a byte every 50 ms, never silent for as long as the body timeout.
+  const trickleLayer = Buffer.alloc(64 * 1024, 1);
+  const trickleManifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(plainConfig), size: plainConfig.byteLength },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(trickleLayer), size: trickleLayer.byteLength }],
+    }),
+  );
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'mirror-hostile-'));
@@ -57,6 +67,29 @@ describe('hostile source registries (copy, list-tags)', function () {
       if (url.pathname === '/v2/plain/manifests/latest' || url.pathname === `/v2/plain/manifests/${sha(plainManifest)}`) {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(plainManifest.byteLength), 'docker-content-digest': sha(plainManifest) });
         return res.end(req.method === 'HEAD' ? undefined : plainManifest);
+      }
+      if (url.pathname === '/v2/trickle/manifests/latest' || url.pathname === `/v2/trickle/manifests/${sha(trickleManifest)}`) {
+        res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(trickleManifest.byteLength), 'docker-content-digest': sha(trickleManifest) });
+        return res.end(req.method === 'HEAD' ? undefined : trickleManifest);
+      }
+      if (url.pathname === `/v2/trickle/blobs/${sha(plainConfig)}`) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(plainConfig.byteLength) });
+        return res.end(req.method === 'HEAD' ? undefined : plainConfig);
+      }
+      if (url.pathname === `/v2/trickle/blobs/${sha(trickleLayer)}`) {
+        // It answers Range as registries do, so the cut download is resumed (and trickles again).
+        const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        const size = trickleLayer.byteLength;
+        res.writeHead(from > 0 ? 206 : 200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(size - from),
+          ...(from > 0 ? { 'content-range': `bytes ${from}-${size - 1}/${size}` } : {}),
+        });
+        if (req.method === 'HEAD') return res.end();
+        let sent = from;
+        const timer = setInterval(() => (sent < trickleLayer.byteLength ? res.write(trickleLayer.subarray(sent, ++sent)) : res.end()), 50);
+        res.on('close', () => clearInterval(timer));
+        return;
       }
       const blob = plainBlobs.get(url.pathname);
       if (blob !== undefined) {
@@ -94,6 +127,24 @@ describe('hostile source registries (copy, list-tags)', function () {
     const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string }> };
     assert.deepEqual(index.manifests.map((m) => [m.mediaType, m.digest]), [['application/vnd.oci.image.manifest.v1+json', sha(plainManifest)]]);
     assert.equal(sha256Digest(await skopeoInspectRaw(`oci:${dir}:latest`)), sha(plainManifest));
+  });
+
+  it('a layer that trickles (a byte every 50 ms) is cut at the rate floor and the source given up on: exit 6, nothing tagged', async () => {
+    const dir = join(work, 'trickle');
+    const started = Date.now();
+    const r = await runCli(['copy', '--timeout', '1', '--src-tls-verify=false', `docker://${host}/trickle:latest`, `oci:${dir}:latest`], { timeoutMs: 60_000 });
+    assert.equal(r.code, 6, r.stderr + r.stdout);
+    assertOneLineError(r.stderr, new RegExp(`${host.replace(/\./g, '\\.')} kept transfers under 1 KiB/s for [\\d.]+ s \\(\\d+ requests in a row cut\\)`));
+    assert.match(r.stderr, /sent its answer to GET \/v2\/trickle\/blobs\/sha256:[0-9a-f]{64} too slowly for 1 s/);
+    assert.ok(Date.now() - started < 30_000, `took ${Date.now() - started} ms`);
+    assert.ok((hits.get(`/v2/trickle/blobs/${sha(trickleLayer)}`) ?? 0) >= 2, 'the cut GET was tried again');
+    let tagged = false;
+    try {
+      tagged = readFileSync(join(dir, 'index.json'), 'utf8').includes('latest');
+    } catch {
+      // no layout at all: nothing tagged either
+    }
+    assert.ok(!tagged, 'nothing is tagged');
   });
 
   it('list-tags: a Link back to the first page ends the list; every tag once', async () => {

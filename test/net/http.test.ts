@@ -184,6 +184,80 @@ describe('net/http', function () {
     );
   });
 
+  it('a body that trickles (a byte every 50 ms, never silent long enough for the idle timeout) is cut at the rate floor, retryably', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '100000' });
+      const timer = setInterval(() => res.write('x'), 50);
+      res.on('close', () => clearInterval(timer));
+    });
+    const seen: TimeoutInfo[] = [];
+    const res = await request({ method: 'GET', url: `${url}/trickle`, settings: plain, timeouts: { bodyTimeoutMs: 400, onTimeout: (t) => seen.push(t) } });
+    const started = Date.now();
+    await assert.rejects(res.text(), (e: unknown) => {
+      assert.ok(e instanceof MirrorError && e.code === 'NETWORK', String(e));
+      assert.match(e.message, /^GET http:\/\/127\.0\.0\.1:\d+\/trickle: the answer came at \d+ B\/s over 0\.\d s, under the 1 KiB\/s a transfer must keep$/);
+      assert.ok(isRetryableError(e));
+      return true;
+    });
+    assert.ok(Date.now() - started < 3_000);
+    assert.deepEqual(
+      seen.map((t) => t.kind),
+      ['slow'],
+    );
+  });
+
+  it('a reader that is slow itself is not charged to the server: a fast body read slowly is whole', async () => {
+    const body = Buffer.alloc(256 * 1024, 7);
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.byteLength) });
+      res.end(body);
+    });
+    const res = await request({ method: 'GET', url: `${url}/fast`, settings: plain, timeouts: { bodyTimeoutMs: 100, minBytesPerSecond: 1024 * 1024 * 1024 } });
+    let total = 0;
+    for await (const chunk of res.body) {
+      total += chunk.byteLength;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal(total, body.byteLength);
+  });
+
+  it('a server that takes an upload at a trickle is cut by the headers timeout, retryably', async () => {
+    // The server reads 16 bytes every 20 ms once the kernel buffers are full: about 800 B/s.
+    const url = await serve((req) => {
+      req.pause();
+      const timer = setInterval(() => req.read(16), 20);
+      req.on('close', () => clearInterval(timer));
+    });
+    const chunk = Buffer.alloc(64 * 1024);
+    const size = 64 * 1024 * 1024;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (let sent = 0; sent < size; sent += chunk.byteLength) yield chunk;
+    }
+    const started = Date.now();
+    await assert.rejects(
+      request({ method: 'PUT', url: `${url}/up`, settings: plain, headers: { 'content-length': String(size) }, body: source(), timeouts: { headersTimeoutMs: 500 } }),
+      (e: unknown) => {
+        assert.ok(e instanceof MirrorError && e.code === 'NETWORK', String(e));
+        assert.match(e.message, /^PUT http:\/\/127\.0\.0\.1:\d+\/up: timed out waiting for the response$/);
+        assert.ok(isRetryableError(e));
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 10_000);
+  });
+
+  it('discard() of a body that trickles ends within the body timeout', async () => {
+    const url = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '100000' });
+      const timer = setInterval(() => res.write('x'), 20);
+      res.on('close', () => clearInterval(timer));
+    });
+    const res = await request({ method: 'GET', url: `${url}/trickle`, settings: plain, timeouts: { bodyTimeoutMs: 300 } });
+    const started = Date.now();
+    await res.discard();
+    assert.ok(Date.now() - started < 2_000);
+  });
+
   it('a refused connection from a host that answered before is retryable (a restart), and final from one that never did', async () => {
     const s = createServer((_req, res) => res.end('ok'));
     const url = await listen(s);
