@@ -92,6 +92,8 @@ export interface ErrorContext {
   status?: number;
   /** The registry's error code (`BLOB_UNKNOWN`, `DENIED`, ...). */
   registryCode?: string;
+  /** The registry (`host[:port]`) a request was made for, when its URL is another host's (a token server). */
+  registry?: string;
 }
 
 /** MirrorErrorOptions are the optional parts of a {@link MirrorError}. */
@@ -175,7 +177,7 @@ export function isMirrorError(e: unknown): e is MirrorError {
   return e instanceof MirrorError;
 }
 
-/** DigestMismatchError is raised when bytes do not hash or measure to what their descriptor says. */
+/** DigestMismatchError is raised when bytes do not hash or measure to what their descriptor says (a manifest is named so in phase `manifest`). */
 export class DigestMismatchError extends MirrorError {
   constructor(
     readonly expected: string,
@@ -187,7 +189,7 @@ export class DigestMismatchError extends MirrorError {
       expectedSize !== undefined && actualSize !== undefined && expectedSize !== actualSize
         ? `size ${actualSize} bytes, expected ${expectedSize}`
         : `content hashes to ${actual}`;
-    super('DIGEST_MISMATCH', `blob ${expected} does not match its digest: ${what}`, { digest: expected, ...rest });
+    super('DIGEST_MISMATCH', `${rest.phase === 'manifest' ? 'manifest' : 'blob'} ${expected} does not match its digest: ${what}`, { digest: expected, ...rest });
     this.name = 'DigestMismatchError';
   }
 }

@@ -373,6 +373,9 @@ export class Authenticator {
       },
       (e: unknown) => {
         this.inflight.delete(flightKey);
+        // The token server may be another host: the failure still belongs to this registry (a sync tells its
+        // sources' failures from the destination's by it).
+        if (e instanceof MirrorError) e.context.registry ??= this.options.host;
         throw e;
       },
     );
@@ -444,7 +447,17 @@ export class Authenticator {
     const text = await withRetry(
       async () => {
         const res = await request({ method, url, settings, headers, body, signal, timeouts: this.options.timeouts });
-        if (res.status === 200) return res.text(TOKEN_RESPONSE_LIMIT);
+        if (res.status === 200) {
+          try {
+            return await res.bytes(TOKEN_RESPONSE_LIMIT);
+          } catch (e) {
+            if (!(e instanceof MirrorError) || e.code !== 'BAD_INPUT') throw e;
+            throw new MirrorError('AUTH', `token server ${realm.host} answered with more than ${TOKEN_RESPONSE_LIMIT / 1024 / 1024} MiB, where a token takes a few KB`, {
+              phase: 'auth',
+              url: redactUrl(url),
+            });
+          }
+        }
         const errText = await res.text(ERROR_BODY_LIMIT);
         const registryCode = parseErrorBody(errText)[0]?.code;
         if (res.status === 401 || res.status === 403) {

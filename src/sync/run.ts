@@ -184,8 +184,9 @@ class Sides {
 
 /**
  * sourceSideFailure makes the test of whether a failure came from a source registry and not from the destination:
- * the host of the request that failed (the first `url` in the error and its causes) is one of the sources and not
- * the destination. A failure that names no request, or another host (a token server), is not attributed.
+ * the registry the failed request was made for (the first `registry` or `url` in the error and its causes: a token
+ * server's failure names the registry it was asked for) is one of the sources and not the destination. A failure
+ * that names no request is not attributed.
  */
 export function sourceSideFailure(sourceHosts: readonly string[], destinationHost: string): (e: unknown) => boolean {
   const sources = new Set<string>();
@@ -193,7 +194,9 @@ export function sourceSideFailure(sourceHosts: readonly string[], destinationHos
   sources.delete(destinationHost);
   return (e) => {
     for (let cur: unknown = e, depth = 0; cur instanceof Error && depth < 8; cur = cur.cause, depth++) {
-      const url = isMirrorError(cur) ? cur.context.url : undefined;
+      if (!isMirrorError(cur)) continue;
+      if (cur.context.registry !== undefined) return sources.has(cur.context.registry);
+      const url = cur.context.url;
       if (url === undefined) continue;
       try {
         return sources.has(new URL(url).host);

@@ -1,12 +1,13 @@
 /** Challenge parsing, and Basic (htpasswd) and bearer-token auth against a real registry and our token server. */
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
 import type { Credential, CredentialResolver, ResolvedCredential } from '../../src/auth/types.js';
 import { MirrorError } from '../../src/errors/index.js';
 import type { ProgressEvent } from '../../src/events/index.js';
 import { closeAll } from '../../src/net/http.js';
 import { parseWwwAuthenticate, RegistryClient } from '../../src/registry/index.js';
 import { chunksOf, makeImage, randomBlob, staticSettings } from '../helpers/image.js';
-import { stopAll } from '../helpers/proc.js';
+import { listenLocal, stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRawDigest } from '../helpers/skopeo.js';
 import { startTokenServer, type TokenServer } from '../helpers/token-server.js';
@@ -315,5 +316,54 @@ describe('bearer tokens from a token server', function () {
       assert.ok(!events.some((e) => e.type === 'retry' && e.method === 'UPLOAD'), 'no whole-upload restart was needed');
       assert.deepEqual(await client.blobExists('lying/app', blob.digest), { size: blob.size });
     });
+  });
+});
+
+describe('a token server that answers garbage', function () {
+  this.timeout(30_000);
+  let server: Server;
+  let host: string;
+  let token: Buffer = Buffer.alloc(0);
+
+  before(async () => {
+    server = createServer((req, res) => {
+      if (req.url?.startsWith('/token') === true) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(token.byteLength) });
+        res.end(token);
+        return;
+      }
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="x"`, 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+    });
+    host = `127.0.0.1:${await listenLocal(server)}`;
+  });
+  after(async () => {
+    await closeAll();
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  });
+
+  const headManifest = (): Promise<unknown> =>
+    new RegistryClient({
+      host,
+      settings: staticSettings({ scheme: 'http' }),
+      credentials: new ScriptedResolver([{ kind: 'anonymous' }]),
+      retry: { retries: 0 },
+    }).headManifest('some/repo', 'latest');
+
+  it('more than 1 MiB: AUTH saying so, not "not JSON"', async () => {
+    token = Buffer.from(`{"token":"${'x'.repeat(2 * 1024 * 1024)}"}`);
+    await assert.rejects(headManifest(), (e: unknown) => {
+      assert.ok(e instanceof MirrorError, String(e));
+      assert.equal(e.code, 'AUTH');
+      assert.equal(e.message, `token server ${host} answered with more than 1 MiB, where a token takes a few KB`);
+      assert.equal(e.context.registry, host, 'the failure names the registry the token was for');
+      return true;
+    });
+  });
+
+  it('not JSON: AUTH saying so', async () => {
+    token = Buffer.from('<html>sign in</html>');
+    await assert.rejects(headManifest(), (e: unknown) => e instanceof MirrorError && e.code === 'AUTH' && e.message === `token server ${host} answered something that is not JSON`);
   });
 });

@@ -197,6 +197,10 @@ describe('registry client against a plain-HTTP registry', function () {
   it('rejects a manifest whose bytes do not match the digest it is fetched by', async () => {
     const image = makeImage(10);
     const other = blobOf(Buffer.from('{}'));
-    await assert.rejects(client.putManifest('test/image', other.digest, image.manifest.data, image.mediaType), DigestMismatchError);
+    await assert.rejects(client.putManifest('test/image', other.digest, image.manifest.data, image.mediaType), (e: unknown) => {
+      assert.ok(e instanceof DigestMismatchError);
+      assert.equal(e.message, `manifest ${other.digest} does not match its digest: content hashes to ${image.manifest.digest}`);
+      return true;
+    });
   });
 });

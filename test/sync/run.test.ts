@@ -11,7 +11,10 @@ describe('sync/run sourceSideFailure', () => {
     assert.equal(fromSource(net('https://quay.io/v2/team/app/manifests/1.0')), true);
     assert.equal(fromSource(net('http://10.0.0.9:5000/v2/')), true);
     assert.equal(fromSource(net('https://mirror.local:5000/v2/ns/app/blobs/uploads/')), false);
-    assert.equal(fromSource(net('https://auth.quay.io/token')), false, 'a token server is not attributed');
+    assert.equal(fromSource(net('https://auth.quay.io/token')), false, 'a token server that names no registry is not attributed');
+    const token = (registry: string): MirrorError => new MirrorError('NETWORK', 'x', { url: 'https://auth.example/token', registry });
+    assert.equal(fromSource(token('quay.io')), true, "a token server's failure for a source is the source's");
+    assert.equal(fromSource(token('mirror.local:5000')), false, "a token server's failure for the destination is the destination's");
     assert.equal(fromSource(net(undefined)), false, 'an error that names no request is not attributed');
     assert.equal(fromSource(new Error('plain')), false);
   });
