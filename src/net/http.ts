@@ -2,8 +2,7 @@
  * The HTTP layer: one undici dispatcher per (host, settings), TLS with extra CAs added to the system roots, client
  * certificates, plain HTTP, proxies (CONNECT for https), connect/answer/idle-body timeouts and a floor under the
  * speed of an answer's body (each reported as it fires, and a host that keeps timing out given up on), and
- * low-level failures turned into one-line
- * {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
+ * low-level failures turned into one-line {@link MirrorError}s (`TLS` or `NETWORK`) whose URLs are redacted.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
