@@ -207,18 +207,21 @@ describe('net/http', function () {
   });
 
   it('a reader that is slow itself is not charged to the server: a fast body read slowly is whole', async () => {
-    const body = Buffer.alloc(256 * 1024, 7);
+    const body = Buffer.alloc(1024 * 1024, 7);
     const url = await serve((_req, res) => {
       res.writeHead(200, { 'content-length': String(body.byteLength) });
       res.end(body);
     });
-    const res = await request({ method: 'GET', url: `${url}/fast`, settings: plain, timeouts: { bodyTimeoutMs: 100, minBytesPerSecond: 1024 * 1024 * 1024 } });
+    const res = await request({ method: 'GET', url: `${url}/fast`, settings: plain, timeouts: { bodyTimeoutMs: 500, minBytesPerSecond: 1024 * 1024 * 1024 } });
     let total = 0;
+    let chunks = 0;
     for await (const chunk of res.body) {
       total += chunk.byteLength;
-      await new Promise((r) => setTimeout(r, 30));
+      chunks++;
+      await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(total, body.byteLength);
+    assert.ok(chunks * 100 > 500, `the reader held the body longer than the window (${chunks} chunks)`);
   });
 
   it('a server that takes an upload at a trickle is cut by the headers timeout, retryably', async () => {
