@@ -27,8 +27,12 @@ import { assertOneLineError, KILL_MS, timedCli, type TimedResult } from '../help
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRawDigest } from '../helpers/skopeo.js';
 
-/** LIMIT_S is the acceptance bound of issue 7 (10 s), with room for a loaded 2-core CI machine. */
-const LIMIT_S = 20;
+/**
+ * LIMIT_S bounds each case: issue 7's acceptance (10 s) is measured by the bench; here the bound catches a read that
+ * turns quadratic (minutes), with room for a loaded 2-core CI machine, where the 6,000-image interleaved case took
+ * 10.8-14 s and once 25 s.
+ */
+const LIMIT_S = 40;
 /** RSS_LIMIT_MB is the acceptance bound of issue 7 on peak RSS. */
 const RSS_LIMIT_MB = 300;
 
