@@ -641,6 +641,65 @@ export async function buildDockerSave(spec: DockerSaveSpec): Promise<BuiltDocker
   return { format: 'docker-archive', files, images };
 }
 
+/**
+ * docker2500Save gives a `docker save` of Docker 25.0.0 as its known defect writes it: an OCI layout (config and
+ * layer tars under blobs/sha256/, index.json, oci-layout) whose image manifests list no layers, next to a right
+ * manifest.json that lists them by their blob paths. `broken: false` writes the manifests with their layers, as
+ * Docker 25.0.1 and later do.
+ */
+export function docker2500Save(built: BuiltDockerSave, options: { broken?: boolean } = {}): OrderedFiles {
+  const files: OrderedFiles = [];
+  const blob = (path: string): string => {
+    const data = built.files.get(path)!;
+    const entry = blobEntry(data);
+    if (!files.some(([n]) => n === entry[0])) files.push(entry);
+    return entry[0];
+  };
+  const manifestJson: unknown[] = [];
+  const index: unknown[] = [];
+  for (const img of built.images) {
+    const layers = img.layerPaths.map(blob);
+    const config = blob(img.configPath);
+    manifestJson.push({ Config: config, RepoTags: img.refs, Layers: layers });
+    const manifest = json({
+      schemaVersion: 2,
+      mediaType: MediaType.OCI_MANIFEST,
+      config: describeBytes(MediaType.OCI_CONFIG, built.files.get(img.configPath)!),
+      layers: options.broken === false ? img.layerPaths.map((l) => describeBytes(MediaType.OCI_LAYER, built.files.get(l)!)) : [],
+    });
+    files.push(blobEntry(manifest));
+    for (const ref of img.refs) {
+      index.push(describeBytes(MediaType.OCI_MANIFEST, manifest, { annotations: { 'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': tagOf(ref) ?? 'latest' } }));
+    }
+  }
+  files.push(['index.json', layoutIndex(index)], ['manifest.json', json(manifestJson)], ['oci-layout', OCI_LAYOUT_FILE]);
+  return files;
+}
+
+/**
+ * craneTarball gives what `crane pull` writes by default (go-containerregistry's tarball): each config named
+ * `sha256:<hex>`, each layer gzip-compressed and named `<hex of the gzip>.tar.gz`, full references in RepoTags, and
+ * manifest.json last. `configAsJson` names configs `<hex>.json` instead.
+ */
+export function craneTarball(built: BuiltDockerSave, options: { configAsJson?: boolean } = {}): OrderedFiles {
+  const files: OrderedFiles = [];
+  const manifestJson: unknown[] = [];
+  for (const img of built.images) {
+    const config = built.files.get(img.configPath)!;
+    const configName = options.configAsJson ? `${hex(sha256(config))}.json` : sha256(config);
+    if (!files.some(([n]) => n === configName)) files.push([configName, config]);
+    const layers = img.layerPaths.map((path) => {
+      const gz = gzipLayer(built.files.get(path)!, 'zlib');
+      const name = `${hex(sha256(gz))}.tar.gz`;
+      if (!files.some(([n]) => n === name)) files.push([name, gz]);
+      return name;
+    });
+    manifestJson.push({ Config: configName, RepoTags: img.refs, Layers: layers });
+  }
+  files.push(['manifest.json', json(manifestJson)]);
+  return files;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Writing bundles
 

@@ -10,7 +10,7 @@
 import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
 import { verifyBytes } from '../oci/digest.js';
-import { blobDescriptors, type Descriptor, parseManifest } from '../oci/manifest.js';
+import { blobDescriptors, type Descriptor, layersAgainstConfig, layersMismatchError, parseManifest } from '../oci/manifest.js';
 import { missingPlatforms, type PlatformSpec, selectPlatforms } from '../oci/platform.js';
 import { CatalogImageSource, CatalogSource } from '../transport/bundle/catalog-source.js';
 import { BundlePlacer, isRunFatal, type PlacerOptions } from '../transport/bundle/placer.js';
@@ -287,6 +287,15 @@ class BundleRun {
           if (lacking) throw lacking;
           for (const child of parsed.index.manifests) walk(child, depth + 1);
         } else {
+          const counts = layersAgainstConfig(parsed.manifest, catalog.bytes(parsed.manifest.config.digest));
+          if (counts) {
+            // Docker 25.0.0's docker save writes OCI manifests without their layers next to a right manifest.json.
+            const fix =
+              catalog.dockerSaveFile === undefined
+                ? 'export the image again'
+                : `the archive's manifest.json lists the layers (Docker 25.0.0's docker save writes such manifests): copy by it with mirror copy docker-archive:${catalog.dockerSaveFile}:IMAGE DESTINATION, or save again with a later Docker`;
+            throw layersMismatchError(image.name, desc.digest, parsed.manifest.config.digest, counts, fix);
+          }
           for (const b of blobDescriptors(parsed.manifest, (d) => catalog.has?.(d) ?? false)) {
             // A blob whose bytes are bad, or whose size is not the one declared here, fails the image now (a dry run says so too).
             const bad = catalog.problem?.(b.digest, b.size);
@@ -379,3 +388,4 @@ class BundleRun {
     };
   }
 }
+

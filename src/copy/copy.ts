@@ -18,10 +18,11 @@ import pLimit from 'p-limit';
 import { errorMessage, isMirrorError, MirrorError } from '../errors/index.js';
 import { type EventSink, noEvents } from '../events/index.js';
 import { sha256Digest } from '../oci/digest.js';
-import { blobDescriptors, type Descriptor, parseManifest, type Platform } from '../oci/manifest.js';
-import { isIndexMediaType } from '../oci/media-types.js';
+import { blobDescriptors, type Descriptor, type ImageManifest, layersAgainstConfig, layersMismatchError, parseManifest, type Platform } from '../oci/manifest.js';
+import { isIndexMediaType, MediaType } from '../oci/media-types.js';
 import type { ImageReference } from '../reference/reference.js';
 import type { DestinationCapabilities, DestinationImage, ImageDestination, ImageName, ImageSource, ManifestBytes, Referrer } from '../transport/types.js';
+import { collect } from './budget.js';
 import { byHeight, waves } from './order.js';
 import { formatPlatform, platformMatches, type PlatformSpec } from './platform.js';
 import type { ImageOutcome, ManifestNode } from './result.js';
@@ -34,6 +35,8 @@ export const DEFAULT_COPY_JOBS = 4;
 export const MAX_MANIFEST_DEPTH = 8;
 /** MAX_MANIFESTS_PER_IMAGE bounds the manifests one image may have (an index fanning out without end is refused). */
 export const MAX_MANIFESTS_PER_IMAGE = 4096;
+/** MAX_CHECKED_CONFIG is the largest image config read to check its layer count (a larger one is copied unchecked). */
+const MAX_CHECKED_CONFIG = 4 * 1024 * 1024;
 /** COMMIT_CONCURRENCY bounds the manifests of one height written at once (the platform manifests of an index). */
 export const COMMIT_CONCURRENCY = 8;
 
@@ -630,6 +633,7 @@ class CopyEngine {
         const nodes = await Promise.all(fresh.map((d) => fetchLimit(() => this.fetch(source, repo, d))));
         for (const n of nodes) await visit(n, depth + 1);
       } else {
+        await this.checkLayerCount(job, parsed.manifest, node.digest);
         for (const b of blobDescriptors(parsed.manifest, (d) => source.holds?.(d) ?? false)) {
           const problem = source.check?.(b);
           if (problem) throw problem;
@@ -641,6 +645,24 @@ class CopyEngine {
     seen.add(root.digest);
     await visit(root, 0);
     return { manifests: byHeight(manifests, listed), blobs: [...blobs.values()] };
+  }
+
+  /**
+   * checkLayerCount refuses an image of a local source (a layout or an archive) whose manifest lists another number
+   * of layers than its config's diff_ids, as Docker 25.0.0's docker save writes them: copied, it would lack its files.
+   * A registry's images are copied as they are (reading every config would cost a request each); a bundle's were
+   * checked when it was planned.
+   */
+  private async checkLayerCount(job: CopyJob, manifest: ImageManifest, digest: string): Promise<void> {
+    const source = job.source;
+    if (source.registry !== undefined || source.manifestsInMemory === true || manifest.config.size > MAX_CHECKED_CONFIG) return;
+    if (manifest.config.mediaType !== MediaType.OCI_CONFIG && manifest.config.mediaType !== MediaType.DOCKER_CONFIG) return;
+    const config = await collect(await source.openBlob(job.image.repository, manifest.config, { signal: this.signal }));
+    const counts = layersAgainstConfig(manifest, config);
+    if (counts) {
+      const fix = 'export the image again (a docker save of Docker 25.0.0 lists the layers in its manifest.json: read it as docker-archive:FILE)';
+      throw layersMismatchError(job.name, digest, manifest.config.digest, counts, fix);
+    }
   }
 
   /**

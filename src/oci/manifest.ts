@@ -164,3 +164,33 @@ export function blobDescriptors(m: ImageManifest, present: (digest: string) => b
   }
   return out;
 }
+
+/**
+ * layersAgainstConfig compares an image manifest's layers with its image config's `rootfs.diff_ids` (one per layer,
+ * in order). It gives both counts when they differ, and undefined when they agree, when the config is not an image
+ * config (an artifact's), or when its bytes are not at hand or name no diff_ids (other checks see to those).
+ */
+export function layersAgainstConfig(m: ImageManifest, configBytes: Uint8Array | undefined): { layers: number; diffIds: number } | undefined {
+  if (configBytes === undefined || (m.config.mediaType !== MediaType.OCI_CONFIG && m.config.mediaType !== MediaType.DOCKER_CONFIG)) return undefined;
+  let ids: unknown;
+  try {
+    const v = parseJson(configBytes);
+    ids = isObject(v) && isObject(v.rootfs) ? v.rootfs.diff_ids : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(ids) || ids.length === m.layers.length) return undefined;
+  return { layers: m.layers.length, diffIds: ids.length };
+}
+
+/**
+ * layersMismatchError is the error of an image manifest whose layers disagree with its config's diff_ids (see
+ * {@link layersAgainstConfig}): copied, the image would lack files or hold others. `fix` says what to do.
+ */
+export function layersMismatchError(image: string, manifest: string, config: string, counts: { layers: number; diffIds: number }, fix: string): MirrorError {
+  return new MirrorError(
+    'BAD_INPUT',
+    `manifest ${manifest} of ${image} lists ${counts.layers} layer(s) where its config ${config} lists ${counts.diffIds} (rootfs.diff_ids), so the image would lack its files; ${fix}`,
+    { image, digest: manifest },
+  );
+}

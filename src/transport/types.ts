@@ -50,6 +50,8 @@ export interface Catalog {
    * source holds them and left to their URLs when it does not. Default: it holds none of them.
    */
   has?(digest: string): boolean;
+  /** The bundle's file when it is an OCI layout that also holds docker save's `manifest.json` (as Docker 25+ writes). */
+  dockerSaveFile?: string | undefined;
 }
 
 /** Wanted says which images need a blob, as far as the source knows while reading. */

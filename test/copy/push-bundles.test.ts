@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildOciLayout, type BuiltLayout, SPDX_JSON, writeDirectory, writeTarBundle } from '../../testdata/make-fixtures.js';
+import { buildDockerSave, buildOciLayout, type BuiltLayout, craneTarball, docker2500Save, SPDX_JSON, writeDirectory, writeOrderedTar, writeTarBundle } from '../../testdata/make-fixtures.js';
 import { assertOneLineError, BIN, CLI_TIMEOUT_MS, runCli } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -389,6 +389,79 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
         assert.match(bad?.error ?? '', /sha512:[0-9a-f]{128}.*does not match/);
       }
     });
+  });
+
+  describe('archives of particular tool versions', () => {
+    /** manifestOf reads back what a reference holds (skopeo) and parses it. */
+    async function manifestOf(ref: string): Promise<{ config: { digest: string }; layers: Array<{ digest: string; mediaType: string }> }> {
+      return JSON.parse((await skopeoInspectRaw(`docker://${registry.host}/${ref}`)).toString('utf8')) as {
+        config: { digest: string };
+        layers: Array<{ digest: string; mediaType: string }>;
+      };
+    }
+
+    it('Docker 25.0.0 docker save (OCI manifests without their layers): refused by name, nothing tagged; its manifest.json copies whole', async () => {
+      const built = await buildDockerSave({ seed: 'd2500', images: [{ refs: ['example.com/lab/app:1.0'], layers: [{ files: 2 }, { files: 1 }] }] });
+      const file = join(work, 'docker2500.tar');
+      await writeOrderedTar(docker2500Save(built), file, 'none');
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/d2500`, '--json']);
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(out.images[0]?.status, 'failed');
+      assert.match(out.images[0]?.error ?? '', /lists 0 layer\(s\) where its config sha256:[0-9a-f]{64} lists 2 \(rootfs\.diff_ids\)/);
+      assert.match(out.images[0]?.error ?? '', new RegExp(`mirror copy docker-archive:${file}:IMAGE`));
+      await assert.rejects(skopeoInspectRaw(`docker://${registry.host}/d2500/lab/app:1.0`), 'nothing is tagged');
+      // Read as an OCI archive by copy, the same.
+      const o = await runCli(['copy', `oci-archive:${file}:example.com/lab/app:1.0`, `docker://${registry.host}/d2500o/lab/app:1.0`, '--dest-tls-verify=false']);
+      assert.equal(o.code, 3, o.stderr + o.stdout);
+      assert.match(o.stderr, /^failed: oci-archive:.*lists 0 layer\(s\) where its config .* lists 2 .*docker-archive:FILE\)$/m);
+      await assert.rejects(skopeoInspectRaw(`docker://${registry.host}/d2500o/lab/app:1.0`), 'nothing is tagged');
+      // The fix the message gives: the archive read by its manifest.json has both layers.
+      const c = await runCli(['copy', `docker-archive:${file}:example.com/lab/app:1.0`, `docker://${registry.host}/d2500c/lab/app:1.0`, '--dest-tls-verify=false']);
+      assert.equal(c.code, 0, c.stderr + c.stdout);
+      const m = await manifestOf('d2500c/lab/app:1.0');
+      assert.equal(m.config.digest, built.images[0]!.configDigest);
+      assert.equal(m.layers.length, 2);
+    });
+
+    it('a Docker 25.0.1+ docker save (the same layout, manifests whole) pushes with its digests kept', async () => {
+      const built = await buildDockerSave({ seed: 'd2501', images: [{ refs: ['example.com/lab/app:1.0'], layers: [{ files: 2 }, { files: 1 }] }] });
+      const file = join(work, 'docker2501.tar');
+      const files = docker2500Save(built, { broken: false });
+      await writeOrderedTar(files, file, 'none');
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/d2501`]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const m = await manifestOf('d2501/lab/app:1.0');
+      assert.deepEqual(
+        m.layers.map((l) => l.digest),
+        built.images[0]!.diffIds,
+      );
+    });
+
+    for (const configAsJson of [false, true]) {
+      it(`crane pull tarball (config named ${configAsJson ? '<hex>.json' : 'sha256:<hex>'}, gzip layers <hex>.tar.gz, manifest.json last) pushes, config and layer digests kept`, async () => {
+        const built = await buildDockerSave({
+          seed: `crane-${configAsJson}`,
+          images: [
+            { refs: ['index.docker.io/library/app:1.0'], layers: [{ files: 2 }, { files: 1 }] },
+            { refs: ['gcr.io/lab/tool:2'], layers: [{ files: 1 }], sharedBaseWith: 'index.docker.io/library/app:1.0' },
+          ],
+        });
+        const files = craneTarball(built, { configAsJson });
+        const file = join(work, `crane-${configAsJson}.tar`);
+        await writeOrderedTar(files, file, 'none');
+        const ns = `crane${configAsJson ? 'j' : ''}`;
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/${ns}`]);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        const gzNames = new Set(files.map(([n]) => n).filter((n) => n.endsWith('.tar.gz')));
+        for (const [i, repo] of ['library/app:1.0', 'lab/tool:2'].entries()) {
+          const m = await manifestOf(`${ns}/${repo}`);
+          assert.equal(m.config.digest, built.images[i]!.configDigest, repo);
+          assert.equal(m.layers.length, built.images[i]!.layerPaths.length, repo);
+          for (const l of m.layers) assert.ok(gzNames.has(`${l.digest.slice('sha256:'.length)}.tar.gz`), `${repo}: ${l.digest} is one of the archive's gzip layers`);
+        }
+      });
+    }
   });
 
   describe('layouts not at the top of the archive', () => {

@@ -1,7 +1,7 @@
 /** parseManifest: which media type a manifest is kept under. */
 import assert from 'node:assert/strict';
 import { MediaType } from '../../src/oci/media-types.js';
-import { parseManifest } from '../../src/oci/manifest.js';
+import { layersAgainstConfig, parseManifest } from '../../src/oci/manifest.js';
 
 const d = (mediaType: string, n: number): object => ({ mediaType, digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, size: 10 });
 const bytes = (v: object): Buffer => Buffer.from(JSON.stringify(v));
@@ -28,5 +28,28 @@ describe('oci/manifest parseManifest media type', () => {
   it('a field that is no manifest\'s type is not kept either', () => {
     const m = bytes({ schemaVersion: 2, mediaType: 'text/html', config: d(MediaType.OCI_CONFIG, 1), layers: [] });
     assert.equal(parseManifest(m, undefined).mediaType, MediaType.OCI_MANIFEST);
+  });
+});
+
+describe('layersAgainstConfig', () => {
+  const layer = (i: number): { mediaType: string; digest: string; size: number } => ({ mediaType: MediaType.OCI_LAYER, digest: `sha256:${String(i).repeat(64)}`, size: 1 });
+  const manifest = (n: number, configType: string = MediaType.OCI_CONFIG) => ({
+    schemaVersion: 2,
+    config: { mediaType: configType, digest: `sha256:${'c'.repeat(64)}`, size: 1 },
+    layers: Array.from({ length: n }, (_, i) => layer(i)),
+  });
+  const config = (ids: unknown): Uint8Array => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
+
+  it('gives both counts when the manifest lists fewer or more layers than the config has diff_ids', () => {
+    assert.deepEqual(layersAgainstConfig(manifest(0), config(['sha256:a', 'sha256:b'])), { layers: 0, diffIds: 2 });
+    assert.deepEqual(layersAgainstConfig(manifest(3, MediaType.DOCKER_CONFIG), config(['sha256:a'])), { layers: 3, diffIds: 1 });
+  });
+
+  it('says nothing when they agree, for an artifact config, for a config not at hand, not JSON, or without diff_ids', () => {
+    assert.equal(layersAgainstConfig(manifest(2), config(['sha256:a', 'sha256:b'])), undefined);
+    assert.equal(layersAgainstConfig(manifest(0, 'application/vnd.example.config+json'), config(['sha256:a'])), undefined);
+    assert.equal(layersAgainstConfig(manifest(0), undefined), undefined);
+    assert.equal(layersAgainstConfig(manifest(0), Buffer.from('not json')), undefined);
+    assert.equal(layersAgainstConfig(manifest(1), Buffer.from('{"rootfs":{}}')), undefined);
   });
 });

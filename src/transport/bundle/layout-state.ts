@@ -473,13 +473,16 @@ export class LayoutState {
   /** isDockerLayer tells whether an entry is a layer named by manifest.json (or looks like one before it is read). */
   isDockerLayerName(name: string): boolean {
     if (this.dockerManifest) return this.dockerIndex().entriesByLayer.has(name);
-    return /(^|\/)layer\.tar$/.test(name) || /^[^/]+\.tar$/.test(name);
+    // Before manifest.json (which docker, skopeo and crane write last), by the names they give layers: docker's
+    // `<id>/layer.tar`, skopeo's `<hex>.tar`, crane's `<hex>.tar.gz`.
+    return /(^|\/)layer\.tar$/.test(name) || /^[^/]+\.tar$/.test(name) || /^[a-f0-9]{64}\.tar\.gz$/.test(name);
   }
 
   /** isDockerConfigName tells whether an entry is a docker-save config file. */
   isDockerConfigName(name: string): boolean {
     if (this.dockerManifest) return this.dockerIndex().configs.has(name);
-    return /^[^/]+\.json$/.test(name) && name !== 'manifest.json' && name !== 'index.json';
+    // docker's and skopeo's `<hex>.json`, crane's `sha256:<hex>`.
+    return (/^[^/]+\.json$/.test(name) && name !== 'manifest.json' && name !== 'index.json') || /^sha256:[a-f0-9]{64}$/.test(name);
   }
 
   /** wantedMap maps each blob digest to the images that need it (worked out once per change of the metadata). */
@@ -784,6 +787,7 @@ export class LayoutState {
         return actual !== undefined && actual !== declaredSize ? this.sizeError(d, actual, declaredSize) : undefined;
       },
       has: (d) => this.small.has(d) || this.blobSizes.has(d),
+      dockerSaveFile: this.index !== undefined && this.dockerManifest !== undefined ? this.file : undefined,
     };
   }
 
@@ -797,7 +801,7 @@ export class LayoutState {
     const configBytes = this.files.get(entry.Config);
     if (!configBytes) return fail(`config ${configName} of ${source.name} is missing from ${this.file}`);
     const configDigest = sha256Digest(configBytes);
-    const hexName = /^(?:blobs\/sha256\/)?([a-f0-9]{64})(?:\.json)?$/.exec(entry.Config);
+    const hexName = /^(?:blobs\/sha256\/|sha256:)?([a-f0-9]{64})(?:\.json)?$/.exec(entry.Config);
     if (hexName && `sha256:${hexName[1]}` !== configDigest) {
       return fail(`config ${configName} of ${source.name} does not match its name: content hashes to ${configDigest}`, configDigest);
     }
