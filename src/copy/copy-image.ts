@@ -54,7 +54,7 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
   const early = dstRef.transport === 'docker' ? openDestination() : undefined;
   early?.catch(() => {});
   const [opened, reached] = await Promise.allSettled([
-    openSourceRef(srcRef, { ...options.src, signal: options.signal, compressLayers: dstRef.transport === 'docker' }),
+    openSourceRef(srcRef, { ...options.src, signal: options.signal, compressLayers: dstRef.transport === 'docker', ociManifest: dstRef.transport === 'oci' || dstRef.transport === 'oci-archive' }),
     early ?? Promise.resolve(undefined),
   ]);
   if (opened.status === 'rejected') {

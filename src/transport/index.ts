@@ -52,6 +52,11 @@ export interface SideContext extends RegistrySide {
    * destination wants them. Default: false (as stored).
    */
   compressLayers?: boolean | undefined;
+  /**
+   * Source side: a manifest the source builds itself (a docker archive's) uses OCI media types, as an OCI layout
+   * destination wants (skopeo and containerd find only OCI manifests in one by name). Default: false (Docker schema 2).
+   */
+  ociManifest?: boolean | undefined;
 }
 
 /** OpenedSource is a source and the image named in it. */

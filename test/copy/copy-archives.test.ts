@@ -27,6 +27,7 @@ import { run, stopAll } from '../helpers/proc.js';
 import { startStallProxy, type StallProxy } from '../helpers/stall-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
+import { MediaType } from '../../src/oci/media-types.js';
 
 const SPEC: LayoutSpec = {
   seed: 'mirror-copy-archives',
@@ -271,6 +272,25 @@ describe('mirror copy with layouts and archives (integration: docker-registry, s
     assert.equal(manifest.layers.length, 2);
     const inspect = JSON.parse(await skopeo(['inspect', `docker-archive:${file}:quay.io/team/small:2.0`])) as { Layers: string[] };
     assert.deepEqual(inspect.Layers, small().manifests[0]!.layers.map((l) => l.diffId), 'layers are stored uncompressed: their digests are the diff_ids');
+  });
+
+  it('docker-archive into oci:DIR and oci-archive: the manifest takes OCI media types, so skopeo finds it by name; config and diff_ids kept', async () => {
+    const archive = join(work, 'small-for-oci.tar');
+    const saved = await copy([`docker://${src.host}/team/small:2.0`, `docker-archive:${archive}:quay.io/team/small:2.0`]);
+    assert.equal(saved.code, 0, saved.stderr + saved.stdout);
+    for (const dest of [`oci:${join(work, 'from-docker-archive')}:small`, `oci-archive:${join(work, 'from-docker-archive.tar')}:small`]) {
+      const r = await copy([`docker-archive:${archive}`, dest]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /built from manifest\.json with OCI media types/);
+      const m = JSON.parse((await skopeoInspectRaw(dest)).toString('utf8')) as { mediaType: string; config: { mediaType: string; digest: string }; layers: Array<{ mediaType: string; digest: string }> };
+      assert.equal(m.mediaType, MediaType.OCI_MANIFEST, dest);
+      assert.equal(m.config.mediaType, MediaType.OCI_CONFIG, dest);
+      assert.equal(m.config.digest, small().manifests[0]!.config.digest, dest);
+      assert.deepEqual(m.layers.map((l) => l.mediaType), [MediaType.OCI_LAYER, MediaType.OCI_LAYER], dest);
+      assert.deepEqual(m.layers.map((l) => l.digest), small().manifests[0]!.layers.map((l) => l.diffId), dest);
+      const copied = join(work, `skopeo-${dest.startsWith('oci:') ? 'dir' : 'archive'}`);
+      await skopeo(['copy', dest, `oci:${copied}:small`]);
+    }
   });
 
   it('docker-archive of a multi-platform index: a usage error naming its platforms, nothing written; --platform picks one', async () => {

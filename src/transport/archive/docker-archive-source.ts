@@ -6,7 +6,8 @@
  * `manifest.json`; without either the archive must hold one image, else a usage error lists what there is.
  *
  * The image is offered as a Docker schema 2 manifest built from `manifest.json`: the config kept byte for byte (its
- * digest, the image ID, unchanged), layers as stored. Layers are stored uncompressed, so they are
+ * digest, the image ID, unchanged), layers as stored. For an OCI layout (`ociManifest`) the same manifest takes OCI
+ * media types, as skopeo writes it: skopeo and containerd find only OCI manifests in a layout by name. Layers are stored uncompressed, so they are
  * `application/vnd.docker.image.rootfs.diff.tar` with their diff_id as digest, which a destination checks as it
  * writes them; a layer that is stored compressed is hashed once to learn its digest.
  *
@@ -37,6 +38,11 @@ export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 const MAX_MANIFEST_JSON_BYTES = 16 * 1024 * 1024;
 /** MAX_CONFIG_BYTES bounds an image config. */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+/** OCI_LAYER_TYPES gives the OCI media type of each Docker layer type (the same bytes), for a manifest with OCI types. */
+const OCI_LAYER_TYPES: Readonly<Record<string, string>> = {
+  [DOCKER_LAYER_TAR]: MediaType.OCI_LAYER,
+  [MediaType.DOCKER_LAYER_GZIP]: MediaType.OCI_LAYER_GZIP,
+};
 /** MAX_LISTED bounds the image names listed in a message. */
 const MAX_LISTED = 10;
 
@@ -44,6 +50,8 @@ const MAX_LISTED = 10;
 export interface DockerArchiveSourceOptions {
   /** gzip uncompressed layers, as a registry wants them. Default: false (layers offered as stored). */
   compressLayers?: boolean | undefined;
+  /** Build the manifest with OCI media types, as an OCI layout wants. Default: false (Docker schema 2). */
+  ociManifest?: boolean | undefined;
   events?: EventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -239,22 +247,24 @@ export class DockerArchiveSource implements ImageSource {
         this.blobs.set(diffId, { entry, mode: 'raw', name });
       }
     }
+    const oci = this.options.ociManifest === true;
+    const manifestType = oci ? MediaType.OCI_MANIFEST : MediaType.DOCKER_MANIFEST;
     const manifest = {
       schemaVersion: 2,
-      mediaType: MediaType.DOCKER_MANIFEST,
-      config: { mediaType: MediaType.DOCKER_CONFIG, size: configBytes.byteLength, digest: configDigest },
-      layers,
+      mediaType: manifestType,
+      config: { mediaType: oci ? MediaType.OCI_CONFIG : MediaType.DOCKER_CONFIG, size: configBytes.byteLength, digest: configDigest },
+      layers: oci ? layers.map((l) => ({ ...l, mediaType: OCI_LAYER_TYPES[l.mediaType] ?? l.mediaType })) : layers,
     };
     const bytes = Buffer.from(JSON.stringify(manifest, null, 3));
     const digest = sha256Digest(bytes);
-    this.manifests.set(digest, { digest, mediaType: MediaType.DOCKER_MANIFEST, bytes });
+    this.manifests.set(digest, { digest, mediaType: manifestType, bytes });
     this.notes.set(
       digest,
       compressed > 0
         ? `docker-archive layers compressed with gzip for the registry (${compressed} of ${layers.length}): manifest ${digest} is mirror's, the config ${configDigest} is kept`
-        : `a docker archive holds no manifest: manifest ${digest} was built from manifest.json, the config ${configDigest} is kept`,
+        : `a docker archive holds no manifest: manifest ${digest} was built from manifest.json${oci ? ' with OCI media types (as an OCI layout holds)' : ''}, the config ${configDigest} is kept`,
     );
-    return { mediaType: MediaType.DOCKER_MANIFEST, digest, size: bytes.byteLength };
+    return { mediaType: manifestType, digest, size: bytes.byteLength };
   }
 
   async manifest(_repository: string, digest: string): Promise<ManifestBytes> {

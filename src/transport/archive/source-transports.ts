@@ -23,7 +23,7 @@ export async function openOciArchiveRef(r: TransportRef, ctx: SideContext): Prom
  */
 export async function openDockerArchiveRef(r: TransportRef, ctx: SideContext): Promise<OpenedSource> {
   if (r.transport !== 'docker-archive') throw new MirrorError('INTERNAL', `not a docker-archive location: ${r.transport}`);
-  const source = await openDockerArchiveSource(r.path, { compressLayers: ctx.compressLayers, events: ctx.events, signal: ctx.signal });
+  const source = await openDockerArchiveSource(r.path, { compressLayers: ctx.compressLayers, ociManifest: ctx.ociManifest, events: ctx.events, signal: ctx.signal });
   const tag = r.index !== undefined ? `@${r.index}` : r.ref;
   return { source, image: { repository: '', tag }, name: formatTransportRef(r) };
 }
