@@ -52,6 +52,12 @@ export interface Catalog {
   has?(digest: string): boolean;
   /** The bundle's file when it is an OCI layout that also holds docker save's `manifest.json` (as Docker 25+ writes). */
   dockerSaveFile?: string | undefined;
+  /**
+   * Whether a blob not met may yet be in the bundle: let go by as unneeded under an index.json that a later one
+   * replaced (an archive appended to with `tar -r`; the last index.json counts, as `tar x` keeps it). A re-read finds
+   * it or says it is missing. Default: no.
+   */
+  mayHavePassed?(digest: string): boolean;
 }
 
 /** Wanted says which images need a blob, as far as the source knows while reading. */

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildDockerSave, buildOciLayout, type BuiltLayout, craneTarball, docker2500Save, SPDX_JSON, writeDirectory, writeOrderedTar, writeTarBundle } from '../../testdata/make-fixtures.js';
+import { blobEntry, buildDockerSave, buildOciLayout, type BuiltLayout, craneTarball, docker2500Save, SPDX_JSON, tinyImage, writeDirectory, writeOrderedTar, writeTarBundle } from '../../testdata/make-fixtures.js';
 import { assertOneLineError, BIN, CLI_TIMEOUT_MS, runCli } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -462,6 +462,39 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
         }
       });
     }
+  });
+
+  describe('an archive appended to with a second index.json (tar -r)', () => {
+    const indexOf = (entry: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [entry] }));
+
+    it('the last index.json counts, as tar x keeps it: a blob that went by as unneeded is read again', async () => {
+      const a = tinyImage('appended-a');
+      const b = tinyImage('appended-b');
+      const file = join(work, 'appended.tar');
+      await writeOrderedTar(
+        [blobEntry(a.layer), blobEntry(a.config), blobEntry(a.manifest), ['index.json', indexOf(a.entry('example.com/lab/app:1.0'))], blobEntry(b.layer), blobEntry(b.config), blobEntry(b.manifest), ['index.json', indexOf(b.entry('example.com/lab/app:1.0'))]],
+        file,
+        'none',
+      );
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/appended`]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stderr, /reading the bundle again for 1 blob/);
+      assert.equal(await skopeoInspectRawDigest(`docker://${registry.host}/appended/lab/app:1.0`), b.descriptor.digest);
+      assert.equal(await blobDigestAt(registry, 'appended/lab/app', sha256Digest(b.layer)), sha256Digest(b.layer));
+    });
+
+    it('a blob the last index.json needs that the archive lacks is named missing after one re-read', async () => {
+      const a = tinyImage('appended-c');
+      const b = tinyImage('appended-d');
+      const file = join(work, 'appended-missing.tar');
+      await writeOrderedTar([blobEntry(a.layer), blobEntry(a.config), blobEntry(a.manifest), ['index.json', indexOf(a.entry('example.com/lab/app:2.0'))], blobEntry(b.config), blobEntry(b.manifest), ['index.json', indexOf(b.entry('example.com/lab/app:2.0'))]], file, 'none');
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/appended`, '--json']);
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(out.images[0]?.status, 'failed');
+      assert.equal(out.images[0]?.error, `blob ${sha256Digest(b.layer)} is missing from the bundle`);
+      await assert.rejects(skopeoInspectRaw(`docker://${registry.host}/appended/lab/app:2.0`), 'nothing is tagged');
+    });
   });
 
   describe('layouts not at the top of the archive', () => {

@@ -10,6 +10,7 @@ import { MirrorError } from '../../errors/index.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import type { Catalog, ImageName, ImageSource, ManifestBytes, SourceOpOptions } from '../types.js';
 import { oneChunk, skipBytes } from '../chunks.js';
+import { blobPathOf } from './layout-state.js';
 import type { BundlePlacer } from './placer.js';
 
 /** BlobWentByError says a blob's bytes went by in the bundle stream: a re-read pass can give them again. */
@@ -117,7 +118,8 @@ export class CatalogSource {
     if (this.bytesOf(d) !== undefined || this.reopenOf(d) !== undefined) return undefined;
     const failed = this.placed.failedBlobs.get(d);
     if (failed) return failed;
-    const key = this.placed.keyOf(d);
+    // A blob the bundle may have let go by as unneeded (before an index.json that replaced the first) is looked for by its path.
+    const key = this.placed.keyOf(d) ?? (this.catalog.mayHavePassed?.(d) === true ? blobPathOf(d) : undefined);
     if (key !== undefined) {
       this.placed.rereadLater(key, repository);
       return new BlobWentByError(d, key);

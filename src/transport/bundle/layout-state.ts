@@ -162,6 +162,8 @@ export class LayoutState {
   /** Names of the entries seen that are not OCI blobs (those the images may need are in {@link blobSizes}). */
   readonly seen = new Set<string>();
   index: ImageIndex | undefined;
+  /** Set when an index.json came after another (the later replaces the earlier, as `tar x` keeps the last). */
+  indexReplaced = false;
   dockerManifest: DockerSaveEntry[] | undefined;
   /** Size of each OCI blob entry that images may need, by digest (see {@link noteBlob}). */
   private readonly blobSizes = new Map<string, number>();
@@ -252,6 +254,7 @@ export class LayoutState {
     if (parsed.kind !== 'index' || typeof v !== 'object' || v === null) {
       throw new MirrorError('BAD_INPUT', `index.json in ${this.file} is not an OCI image index`, { file: this.file });
     }
+    if (this.index !== undefined) this.indexReplaced = true;
     this.index = parsed.index;
     this.noteRoles(parsed);
     this.reached.clear();
@@ -787,6 +790,7 @@ export class LayoutState {
         return actual !== undefined && actual !== declaredSize ? this.sizeError(d, actual, declaredSize) : undefined;
       },
       has: (d) => this.small.has(d) || this.blobSizes.has(d),
+      mayHavePassed: (d) => this.indexReplaced && !this.small.has(d) && !this.blobSizes.has(d),
       dockerSaveFile: this.index !== undefined && this.dockerManifest !== undefined ? this.file : undefined,
     };
   }

@@ -22,6 +22,7 @@ import {
   type StreamBlob,
   type StreamSource,
 } from '../types.js';
+import { blobDigestOfPath } from './layout-state.js';
 
 /** DEFAULT_MEMORY_BLOB_MAX: blobs up to this size are read into memory so the stream can go on while they upload. */
 export const DEFAULT_MEMORY_BLOB_MAX = 16 * 1024 * 1024;
@@ -263,11 +264,13 @@ export class BundlePlacer {
     const targetsByKey = new Map<string, Set<string>>(this.needReread);
     this.needReread.clear();
     const keys = new Set(targetsByKey.keys());
+    const met = new Set<string>();
     this.passes++;
     this.events({ type: 'phase', phase: 'reread', detail: `${keys.size} blob(s)` });
     const catalog = await this.source.scan(
       {
         blob: async (b) => {
+          met.add(b.key);
           const repos = targetsByKey.get(b.key);
           // Forget the blob's earlier location so it is uploaded, not mounted from a repository that lacks it.
           if (repos) await this.onStreamBlob(b, new Set([[...repos][0]!]));
@@ -277,6 +280,11 @@ export class BundlePlacer {
       { signal: this.signal, only: keys, onSourceBytes: (bytes, total) => this.events({ type: 'source-bytes', bytes, total }) },
     );
     await this.settleBackground();
+    // A blob looked for by its path that the bundle does not hold (see Catalog.mayHavePassed) is missing, not late.
+    for (const key of keys) {
+      const digest = met.has(key) ? undefined : blobDigestOfPath(key);
+      if (digest !== undefined && !this.failedBlobs.has(digest)) this.failedBlobs.set(digest, new MirrorError('BAD_INPUT', `blob ${digest} is missing from the bundle`, { digest }));
+    }
     return catalog;
   }
 
