@@ -386,6 +386,9 @@ class DecompressionRun implements DecompressedStream {
       options.onCompressedBytes?.(n, totalBytes);
     };
     const record = (e: unknown): void => {
+      // A decoder whose output has ended (gzip followed by padding it ignores, as gzip -d does: tape blocks, zeros)
+      // is destroyed by the reader with an AbortError that is no failure: what it gave is whole.
+      if (this.output.readableEnded) return;
       this.decodeError ??= e;
     };
     if (plan.kind === 'program') {
@@ -467,7 +470,8 @@ class DecompressionRun implements DecompressedStream {
       await endProcessed(decoder);
     } catch (e) {
       // A read error is recorded by the input's listener, a decoding error by the decoder's; end the output either way.
-      if (this.readError === undefined) this.decodeError ??= e;
+      // Input the decoder no longer takes once its output has ended (padding after the last gzip member) is ignored.
+      if (this.readError === undefined && !decoder.readableEnded) this.decodeError ??= e;
       decoder.destroy();
     }
   }

@@ -36,6 +36,8 @@ describe('archive/decompress', function () {
         'xz -T1 -0 -c plain > single.xz',
         'head -c 100000 plain | xz -c > part1.xz && tail -c +100001 plain | xz -c > part2.xz && cat part1.xz part2.xz > concat.xz',
         'gzip -6 -c plain > plain.gz',
+        // Zero padding after the last member (a tape block, a fixed-size medium): gzip -d ignores it.
+        'cp plain.gz padded.gz && head -c 10240 /dev/zero >> padded.gz',
         'head -c 100000 plain | gzip -c > m1.gz && tail -c +100001 plain | gzip -c > m2.gz && cat m1.gz m2.gz > multi.gz',
         '(! command -v zstd >/dev/null || zstd -q -c plain > plain.zst)',
         // `--long=31` from a pipe: the frame declares a 2 GiB window, beyond the decoders' default 128 MiB limit.
@@ -63,6 +65,8 @@ describe('archive/decompress', function () {
     { file: 'plain.gz', compression: 'gzip', decoder: 'auto', label: /^node:zlib gunzip$/ },
     { file: 'plain.gz', compression: 'gzip', decoder: 'program', label: /gzip -dc$/ },
     { file: 'multi.gz', compression: 'gzip', decoder: 'auto', label: /^node:zlib gunzip$/ },
+    { file: 'padded.gz', compression: 'gzip', decoder: 'auto', label: /^node:zlib gunzip$/ },
+    { file: 'padded.gz', compression: 'gzip', decoder: 'program', label: /gzip -dc$/ },
     { file: 'plain.zst', compression: 'zstd', decoder: 'auto', label: /^zstd -dc/ },
     { file: 'plain.zst', compression: 'zstd', decoder: 'library', label: /^node:zlib zstd$/ },
     { file: 'long.zst', compression: 'zstd', decoder: 'auto', label: /^zstd -dc/ },
