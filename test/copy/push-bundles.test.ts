@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blobEntry, buildDockerSave, buildOciLayout, type BuiltLayout, craneTarball, docker2500Save, SPDX_JSON, tinyImage, writeDirectory, writeOrderedTar, writeTarBundle } from '../../testdata/make-fixtures.js';
+import { blobEntry, buildDockerSave, buildOciLayout, type BuiltLayout, craneTarball, docker2500Save, SPDX_JSON, tinyImage, writeDirectory, writeOrderedTar, writeRawTar, writeTarBundle } from '../../testdata/make-fixtures.js';
 import { assertOneLineError, BIN, CLI_TIMEOUT_MS, runCli } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -495,6 +495,32 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
       assert.equal(out.images[0]?.error, `blob ${sha256Digest(b.layer)} is missing from the bundle`);
       await assert.rejects(skopeoInspectRaw(`docker://${registry.host}/appended/lab/app:2.0`), 'nothing is tagged');
     });
+  });
+
+  it('a blob stored as a link to another entry (symbolic or hard) is named with the fix; nothing tagged', async () => {
+    const img = tinyImage('linked');
+    const layer = sha256Digest(img.layer);
+    for (const type of ['symlink', 'link'] as const) {
+      const file = join(work, `linked-${type}.tar`);
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [img.entry(`example.com/lab/linked:${type}`)] }));
+      const blob = (b: Buffer): { name: string; data: Buffer } => ({ name: `blobs/sha256/${sha256Digest(b).slice(7)}`, data: b });
+      await writeRawTar(
+        [
+          { name: 'data/real-layer', data: img.layer },
+          { name: `blobs/sha256/${layer.slice(7)}`, type, linkname: type === 'symlink' ? '../../data/real-layer' : 'data/real-layer' },
+          blob(img.config),
+          blob(img.manifest),
+          { name: 'index.json', data: index },
+          { name: 'oci-layout', data: '{"imageLayoutVersion":"1.0.0"}' },
+        ],
+        file,
+      );
+      const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/linked`, '--json']);
+      assert.equal(r.code, 3, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout) as Report;
+      assert.equal(out.images[0]?.error, `blob ${layer} in ${file} is a link to "data/real-layer", not its bytes; make the archive with the links followed (GNU tar: --dereference --hard-dereference)`);
+      await assert.rejects(skopeoInspectRaw(`docker://${registry.host}/linked/lab/linked:${type}`), 'nothing is tagged');
+    }
   });
 
   describe('layouts not at the top of the archive', () => {

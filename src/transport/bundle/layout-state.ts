@@ -171,6 +171,8 @@ export class LayoutState {
   private readonly roles = new Map<string, BlobRole>();
   /** The size the manifests read so far declare for each digest; -1 when they do not agree. */
   private readonly declared = new Map<string, number>();
+  /** OCI blob paths stored as links (a layout tarred with its links kept), by digest: the entry each points at. */
+  private readonly blobLinks = new Map<string, string>();
   /** Link names by the entry they point at. */
   private readonly aliasedBy = new Map<string, string[]>();
   /** Each manifest parsed once (null: not a manifest that parses), by digest and declared media type. */
@@ -337,6 +339,8 @@ export class LayoutState {
   /** addAlias records a link entry: `name` holds the bytes of `target`. */
   addAlias(name: string, target: string): void {
     this.aliases.set(name, target);
+    const digest = blobDigestOfPath(name);
+    if (digest !== undefined) this.blobLinks.set(digest, target);
     let list = this.aliasedBy.get(target);
     if (!list) this.aliasedBy.set(target, (list = []));
     list.push(name);
@@ -759,6 +763,20 @@ export class LayoutState {
     }
   }
 
+  /**
+   * linkProblem is the error of an OCI blob the bundle holds only as a link to another entry (its bytes are not under
+   * its name, so they cannot be checked as they go by), when it holds no copy of its own.
+   */
+  private linkProblem(digest: string): MirrorError | undefined {
+    const target = this.blobLinks.get(digest);
+    if (target === undefined || this.small.has(digest) || this.blobSizes.has(digest)) return undefined;
+    return new MirrorError(
+      'BAD_INPUT',
+      `blob ${digest} in ${this.file} is a link to "${clipInput(target)}", not its bytes; make the archive with the links followed (GNU tar: --dereference --hard-dereference)`,
+      { digest, file: this.file },
+    );
+  }
+
   /** tooLarge is the error of a manifest larger than the manifest limit. */
   tooLarge(digest: string, size: number): MirrorError {
     return new MirrorError('BAD_INPUT', `manifest ${digest} is ${formatSize(size)}, more than the ${formatSize(this.manifestLimit)} limit`, { digest, file: this.file });
@@ -784,7 +802,7 @@ export class LayoutState {
       bytes: (d) => this.small.get(d) ?? synth.get(d)?.bytes,
       mediaTypeOf: (d) => synth.get(d)?.mediaType,
       problem: (d, declaredSize) => {
-        const known = this.problems.get(d);
+        const known = this.problems.get(d) ?? this.linkProblem(d);
         if (known !== undefined || declaredSize === undefined) return known;
         const actual = this.small.get(d)?.byteLength ?? this.blobSizes.get(d);
         return actual !== undefined && actual !== declaredSize ? this.sizeError(d, actual, declaredSize) : undefined;
