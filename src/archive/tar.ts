@@ -481,6 +481,16 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, options: ReadT
         }
       }
       position++;
+      // A sparse file (GNU tar --sparse: type S, or the GNU.sparse.* PAX keys, whose entry name is a stand-in) stores a
+      // map of its holes, not its bytes: named as such, not read as a different file or as bytes that do not verify.
+      const sparseName = ext?.['GNU.sparse.name'] ?? (raw.flag === 'S' || Object.keys(ext ?? {}).some((k) => k.startsWith('GNU.sparse.')) ? rawName : undefined);
+      if (sparseName !== undefined) {
+        throw new MirrorError(
+          'UNSUPPORTED',
+          `entry "${clipInput(sparseName)}" in ${file} (entry ${position}) is a sparse file (tar --sparse), which is not read here; create the archive without --sparse`,
+          { file, phase: 'read' },
+        );
+      }
       lastName = rawName;
       const offset = input.consumed;
       // Links and devices have no body whatever their size field says, as tar reads them.

@@ -56,6 +56,17 @@ describe('archive/tar', function () {
     checkUnhandled();
   });
 
+  for (const format of ['gnu', 'pax']) {
+    it(`a sparse entry (GNU tar --sparse, ${format} format) is UNSUPPORTED, named by its real name with the fix`, async () => {
+      await sh(
+        `rm -rf holey && mkdir holey && printf tail > holey/blob && truncate -s 4M holey/blob && printf end >> holey/blob && tar -C holey --sparse --format=${format} --sparse-version=1.0 -cf sparse-${format}.tar blob 2>/dev/null || tar -C holey --sparse --format=${format} -cf sparse-${format}.tar blob`,
+        { cwd: dir },
+      );
+      const bytes = await readFile(join(dir, `sparse-${format}.tar`));
+      await expectMirrorError(names(tar(bytes)), 'UNSUPPORTED', ['entry "blob" in bundle.tar (entry 1) is a sparse file (tar --sparse)', 'without --sparse']);
+    });
+  }
+
   for (const order of ['metadata-first', 'metadata-last'] as const) {
     it(`reads every file of a ${order} bundle with its bytes, skipping directories`, async () => {
       const bytes = await bundleTar(layout.files, { order });

@@ -29,6 +29,14 @@ describe('TarIndex', () => {
     writeFileSync(join(src, 'small.txt'), 'hello');
     symlinkSync('small.txt', join(src, 'link.txt'));
     for (const format of ['gnu', 'pax']) await run('tar', ['-C', src, `--format=${format}`, '-cf', join(work, `${format}.tar`), '.']);
+    // A file with a hole, archived by GNU tar --sparse: type S (gnu), GNU.sparse.* keys under a stand-in name (pax 1.0).
+    const holey = join(work, 'holey');
+    mkdirSync(holey);
+    writeFileSync(join(holey, 'blob'), 'tail');
+    truncateSync(join(holey, 'blob'), 4 << 20);
+    writeFileSync(join(holey, 'blob'), 'end', { flag: 'a' });
+    await run('tar', ['-C', holey, '--sparse', '--format=gnu', '-cf', join(work, 'sparse-gnu.tar'), 'blob']);
+    await run('tar', ['-C', holey, '--sparse', '--format=pax', '--sparse-version=1.0', '-cf', join(work, 'sparse-pax.tar'), 'blob']);
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -46,6 +54,16 @@ describe('TarIndex', () => {
       } finally {
         await tar.close();
       }
+    });
+  }
+
+  for (const format of ['gnu', 'pax']) {
+    it(`${format} tar with a sparse entry (tar --sparse): UNSUPPORTED naming the entry and the fix`, async () => {
+      const f = join(work, `sparse-${format}.tar`);
+      await assert.rejects(
+        TarIndex.open(f),
+        (e: unknown) => e instanceof MirrorError && e.code === 'UNSUPPORTED' && e.message === `${f}: entry "blob" is a sparse file (tar --sparse), which is not read here; create the archive without --sparse`,
+      );
     });
   }
 

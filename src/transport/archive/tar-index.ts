@@ -238,6 +238,14 @@ async function scan(handle: FileHandle, fileSize: number, display: string, signa
     const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
     const rawName = pax?.get('path') ?? longName ?? (prefix !== '' ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
     const rawLink = pax?.get('linkpath') ?? longLink ?? cString(header, 157, 100);
+    // A sparse file (GNU tar --sparse: type S, or GNU.sparse.* PAX keys under a stand-in name) stores a map of its
+    // holes, not its bytes: named as such.
+    const sparseName = pax?.get('GNU.sparse.name') ?? (typeflag === 'S' || [...(pax?.keys() ?? [])].some((k) => k.startsWith('GNU.sparse.')) ? rawName : undefined);
+    if (sparseName !== undefined) {
+      throw new MirrorError('UNSUPPORTED', `${display}: entry ${JSON.stringify(sparseName.slice(0, 100))} is a sparse file (tar --sparse), which is not read here; create the archive without --sparse`, {
+        file: display,
+      });
+    }
     longName = longLink = pax = undefined;
     pos = typeflag === '1' || typeflag === '2' || typeflag === '5' ? dataAt + Math.ceil(size / BLOCK) * BLOCK : next;
     const checked = normalizeEntryName(rawName);
