@@ -257,7 +257,8 @@ export function missingPlatforms(name: string, index: ImageIndex, lookup: Conten
       : 'export it again with all platforms (ctr export --all-platforms)';
   return new MirrorError(
     'BAD_INPUT',
-    `${name}: the bundle lacks ${missing.length} of its ${index.manifests.length} platform manifests (${listSome(missing.map(label))}), as an export without all platforms leaves it; ${fix}`,
-    { image: name, digest: missing[0]!.digest },
+    `the bundle lacks ${missing.length} of the ${index.manifests.length} platform manifests of ${name} (${listSome(missing.map(label))}), as an export without all platforms leaves it; ${fix}`,
+    // No digest in the context: shown after the fix, it would read as that of the platform the fix names.
+    { image: name },
   );
 }
