@@ -167,8 +167,10 @@ export function blobDescriptors(m: ImageManifest, present: (digest: string) => b
 
 /**
  * layersAgainstConfig compares an image manifest's layers with its image config's `rootfs.diff_ids` (one per layer,
- * in order). It gives both counts when they differ, and undefined when they agree, when the config is not an image
- * config (an artifact's), or when its bytes are not at hand or name no diff_ids (other checks see to those).
+ * in order). It gives both counts when the manifest lists fewer layers than the config has diff_ids: the image would
+ * lack files (Docker 25.0.0's docker save writes manifests with no layers). It gives undefined when the manifest
+ * lists as many or more (a JSON layer beside the filesystem ones is copied as it is, as other tools copy it), when the
+ * config is not an image config (an artifact's), or when its bytes are not at hand or name no diff_ids.
  */
 export function layersAgainstConfig(m: ImageManifest, configBytes: Uint8Array | undefined): { layers: number; diffIds: number } | undefined {
   if (configBytes === undefined || (m.config.mediaType !== MediaType.OCI_CONFIG && m.config.mediaType !== MediaType.DOCKER_CONFIG)) return undefined;
@@ -179,7 +181,7 @@ export function layersAgainstConfig(m: ImageManifest, configBytes: Uint8Array | 
   } catch {
     return undefined;
   }
-  if (!Array.isArray(ids) || ids.length === m.layers.length) return undefined;
+  if (!Array.isArray(ids) || m.layers.length >= ids.length) return undefined;
   return { layers: m.layers.length, diffIds: ids.length };
 }
 

@@ -241,8 +241,9 @@ describe('bundle adapter: the pass and the copy engine (in-memory destination)',
 
 /** oneImageSource serves one image (a config and a layer) from memory, with the optional contracts a bundle uses. */
 function oneImageSource(extra: Pick<ImageSource, 'check' | 'unavailable' | 'holds'>, foreign = false): { source: ImageSource; root: Descriptor; layer: Descriptor } {
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
   const layerBytes = Buffer.from('layer bytes');
+  // One diff_id for the one layer (the copy of a local source checks they agree).
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256Digest(layerBytes)] } }));
   const configDesc: Descriptor = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Digest(config), size: config.byteLength };
   const layer: Descriptor = foreign
     ? { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', digest: sha256Digest(layerBytes), size: layerBytes.byteLength, urls: ['https://example.invalid/layer'] }
@@ -289,18 +290,18 @@ describe('copy engine: optional source contracts', () => {
 
   it('unavailable: a blob the source cannot give now fails with its reason, and no upload is tried', async () => {
     const dest = new MemoryRegistry();
-    let opened = 0;
+    const opened: string[] = [];
     const { source, layer } = oneImageSource({ unavailable: (d) => (d.digest === sha256Digest('layer bytes') ? new MirrorError('BAD_INPUT', `blob ${d.digest} went by`) : undefined) });
     const open = source.openBlob.bind(source);
     source.openBlob = async (r, d, o) => {
-      opened++;
+      opened.push(d.digest);
       return open(r, d, o);
     };
     const [o] = await copyOne(source, dest);
     assert.equal(o?.status, 'failed');
     assert.match(o?.error ?? '', new RegExp(`blob ${layer.digest} went by`));
     assert.ok(!dest.uploads.some((u) => u.digest === layer.digest), 'the layer was not uploaded');
-    assert.equal(opened, 1, 'only the config was opened');
+    assert.ok(opened.length > 0 && !opened.includes(layer.digest), `only the config was opened: ${opened.join(', ')}`);
   });
 
   it('holds: a non-distributable layer is copied when the source holds it, left to its URLs when it does not', async () => {

@@ -40,13 +40,14 @@ describe('layersAgainstConfig', () => {
   });
   const config = (ids: unknown): Uint8Array => Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } }));
 
-  it('gives both counts when the manifest lists fewer or more layers than the config has diff_ids', () => {
+  it('gives both counts when the manifest lists fewer layers than the config has diff_ids', () => {
     assert.deepEqual(layersAgainstConfig(manifest(0), config(['sha256:a', 'sha256:b'])), { layers: 0, diffIds: 2 });
-    assert.deepEqual(layersAgainstConfig(manifest(3, MediaType.DOCKER_CONFIG), config(['sha256:a'])), { layers: 3, diffIds: 1 });
+    assert.deepEqual(layersAgainstConfig(manifest(1, MediaType.DOCKER_CONFIG), config(['sha256:a', 'sha256:b', 'sha256:c'])), { layers: 1, diffIds: 3 });
   });
 
-  it('says nothing when they agree, for an artifact config, for a config not at hand, not JSON, or without diff_ids', () => {
+  it('says nothing when they agree, for more layers (a JSON layer beside them), for an artifact config, for a config not at hand, not JSON, or without diff_ids', () => {
     assert.equal(layersAgainstConfig(manifest(2), config(['sha256:a', 'sha256:b'])), undefined);
+    assert.equal(layersAgainstConfig(manifest(3), config(['sha256:a', 'sha256:b'])), undefined);
     assert.equal(layersAgainstConfig(manifest(0, 'application/vnd.example.config+json'), config(['sha256:a'])), undefined);
     assert.equal(layersAgainstConfig(manifest(0), undefined), undefined);
     assert.equal(layersAgainstConfig(manifest(0), Buffer.from('not json')), undefined);
