@@ -438,6 +438,29 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
       );
     });
 
+    it('a docker save archive naming its config or a layer as no tool does, before manifest.json: refused by name with the fix', async () => {
+      const built = await buildDockerSave({ seed: 'odd-names', layerPaths: 'flat', images: [{ refs: ['example.com/lab/odd:1'], layers: [{ files: 1 }] }] });
+      const img = built.images[0]!;
+      const config = built.files.get(img.configPath)!;
+      const layer = built.files.get(img.layerPaths[0]!)!;
+      for (const [what, configName, layerName] of [['config', 'image-config', img.layerPaths[0]!], ['layer', img.configPath, 'layer-0.bin']] as const) {
+        const file = join(work, `odd-${what}.tar`);
+        const manifestJson = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: img.refs, Layers: [layerName] }]));
+        await writeOrderedTar([[configName, config], [layerName, layer], ['manifest.json', manifestJson]], file, 'none');
+        const r = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/odd`, '--json']);
+        assert.equal(r.code, 3, r.stderr + r.stdout);
+        const out = JSON.parse(r.stdout) as Report;
+        const name = what === 'config' ? configName : layerName;
+        assert.equal(
+          out.images[0]?.error,
+          `${what} ${name} of example.com/lab/odd:1 came before manifest.json under a name not known as a ${what} (the archive is read once, front to back: put manifest.json first, or read it with mirror copy docker-archive:${file}:IMAGE)`,
+        );
+        // The fix it gives works.
+        const c = await runCli(['copy', `docker-archive:${file}:example.com/lab/odd:1`, `docker://${registry.host}/odd-copied/${what}:1`, '--dest-tls-verify=false']);
+        assert.equal(c.code, 0, c.stderr + c.stdout);
+      }
+    });
+
     for (const configAsJson of [false, true]) {
       it(`crane pull tarball (config named ${configAsJson ? '<hex>.json' : 'sha256:<hex>'}, gzip layers <hex>.tar.gz, manifest.json last) pushes, config and layer digests kept`, async () => {
         const built = await buildDockerSave({

@@ -116,6 +116,15 @@ function asBadInput(e: unknown, file: string): MirrorError {
   return new MirrorError('BAD_INPUT', message, { file, ...(e instanceof MirrorError ? { image: e.context.image } : {}), cause: e });
 }
 
+/**
+ * wentByFix says how to make a docker-save archive whose entries come before manifest.json under names no tool
+ * writes readable in one pass (docker's `<id>/layer.tar` and `<hex>.json`, skopeo's `<hex>.tar`, crane's
+ * `sha256:<hex>` and `<hex>.tar.gz` are known).
+ */
+function wentByFix(file: string): string {
+  return `the archive is read once, front to back: put manifest.json first, or read it with mirror copy docker-archive:${file}:IMAGE`;
+}
+
 /** LAYOUT_MARKERS are the file names that say where a layout or a docker save archive has its top. */
 const LAYOUT_MARKERS: ReadonlySet<string> = new Set(['index.json', 'oci-layout', 'manifest.json']);
 
@@ -155,6 +164,8 @@ export class LayoutState {
   readonly files = new Map<string, Uint8Array>();
   /** Converted docker-save layers by entry name. */
   readonly converted = new Map<string, ConvertedLayer>();
+  /** Entries read as docker-save layers (the others went by as something else). */
+  readonly layerEntries = new Set<string>();
   /** Layer entries whose conversion failed. */
   readonly failedLayers = new Map<string, MirrorError>();
   /** Link entries (older `docker save` links repeated layers to their first copy): name -> target (set through {@link addAlias}). */
@@ -821,7 +832,10 @@ export class LayoutState {
     });
     const configName = clipInput(entry.Config);
     const configBytes = this.files.get(entry.Config);
-    if (!configBytes) return fail(`config ${configName} of ${source.name} is missing from ${this.file}`);
+    if (!configBytes) {
+      if (this.seen.has(entry.Config)) return fail(`config ${configName} of ${source.name} came before manifest.json under a name not known as a config (${wentByFix(this.file)})`);
+      return fail(`config ${configName} of ${source.name} is missing from ${this.file}`);
+    }
     const configDigest = sha256Digest(configBytes);
     const hexName = /^(?:blobs\/sha256\/|sha256:)?([a-f0-9]{64})(?:\.json)?$/.exec(entry.Config);
     if (hexName && `sha256:${hexName[1]}` !== configDigest) {
@@ -847,6 +861,9 @@ export class LayoutState {
       const l = this.converted.get(name);
       if (!l) {
         if (!this.seen.has(name)) return fail(`layer ${clipInput(name)} of ${source.name} is missing from ${this.file}`);
+        if (!this.layerEntries.has(name)) {
+          return fail(`layer ${clipInput(name)} of ${source.name} came before manifest.json under a name not known as a layer (${wentByFix(this.file)})`);
+        }
         return fail(`layer ${clipInput(name)} of ${source.name} was not pushed`);
       }
       const want = Array.isArray(diffIds) ? diffIds[i] : undefined;

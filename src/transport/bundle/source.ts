@@ -277,6 +277,7 @@ class BundleSource implements StreamSource {
       return;
     }
     // A docker-save layer: converted (compressed) on the way; its digest is known once it has been pushed.
+    s.layerEntries.add(e.name);
     let conv: ConvertedLayerStream | undefined;
     const raw = e.body();
     const body: BlobBody = {
