@@ -26,7 +26,8 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
   let url: string | undefined = (await t.url(`/v2/_catalog?n=${CATALOG_PAGE_SIZE}`)).toString();
   const walk = new PageWalk(`the catalog of ${t.host}`, 'repositories', MAX_CATALOG_REPOSITORIES, { phase: 'catalog' });
   for (let page = 0; url !== undefined; page++) {
-    if (page >= MAX_CATALOG_PAGES || !walk.visit(url)) return;
+    if (page >= MAX_CATALOG_PAGES) throw walk.incomplete(`it has more than ${MAX_CATALOG_PAGES} pages`);
+    if (!walk.visit(url)) throw walk.incomplete(`page ${page + 1} links back to a page already read (${redactUrl(url)})`);
     const current: string = url;
     const result: { names: string[]; next: string | undefined } = await t.call(
       { method: 'GET', url: current, scopes: [CATALOG_SCOPE], ok: [200], context: { phase: 'catalog', what: `of ${t.host}` }, signal: options.signal },
@@ -45,7 +46,10 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
       },
     );
     const fresh = walk.fresh(result.names);
-    if (fresh === undefined) return;
+    if (fresh === undefined) {
+      if (result.next === undefined) return;
+      throw walk.incomplete(`page ${page + 1} repeats repositories already listed and links to another page`);
+    }
     for (const name of fresh) if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
     url = result.next;
   }

@@ -28,6 +28,15 @@ export class PageWalk {
     return true;
   }
 
+  /**
+   * incomplete is the error of a listing that cannot be finished: a Link back to a page already read, a page of
+   * names all given before that still links on, or more pages than `maxPages`. The names given so far are not the
+   * whole list, so nothing may be concluded from what is missing (`sync --prune` prunes nothing).
+   */
+  incomplete(why: string): MirrorError {
+    return new MirrorError('REGISTRY', `${this.what} is incomplete: ${why}`, this.context);
+  }
+
   /** fresh gives the names of a page not given before, or undefined when the page had names and none was new. */
   fresh(page: readonly string[]): string[] | undefined {
     const out: string[] = [];

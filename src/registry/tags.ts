@@ -1,5 +1,5 @@
 /** Tag listing with pagination (`Link: <...>; rel="next"`). */
-import { MirrorError } from '../errors/index.js';
+import { MirrorError, redactUrl } from '../errors/index.js';
 import { pullScope } from './auth.js';
 import { RegistryHttpError } from './errors.js';
 import type { SignalOption } from './blob.js';
@@ -52,7 +52,10 @@ async function readTagPage(t: RegistryTransport, repo: string, url: string, sign
   );
 }
 
-/** parseTags reads the `tags` of a tag list body (a missing or null list is no tags). */
+/**
+ * parseTags reads the `tags` of a tag list body: a null list is no tags (distribution's answer for a repository
+ * without any); a body without a `tags` list is no tag list, and is refused rather than read as an empty one.
+ */
 function parseTags(repo: string, text: string, status: number): string[] {
   let parsed: unknown;
   try {
@@ -60,8 +63,10 @@ function parseTags(repo: string, text: string, status: number): string[] {
   } catch {
     throw new MirrorError('REGISTRY', `tag list of ${repo} is not JSON`, { phase: 'tags', status });
   }
-  const list = typeof parsed === 'object' && parsed !== null ? (parsed as { tags?: unknown }).tags : undefined;
-  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+  const list = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as { tags?: unknown }).tags : undefined;
+  if (list === null) return [];
+  if (!Array.isArray(list)) throw new MirrorError('REGISTRY', `tag list of ${repo} has no "tags" list`, { phase: 'tags', status });
+  return list.filter((x): x is string => typeof x === 'string');
 }
 
 /** tagListPath is the API path of a repository's tag list, asking pages of `pageSize` when given. */
@@ -96,18 +101,24 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
 /**
  * iterateTags gives a repository's tags page by page as they arrive (so a caller can start on the first page while
  * the next is fetched, and never holds more than a page), following `Link: <...>; rel="next"`; a repository the
- * registry does not know has no tags.
+ * registry does not know has no tags. A registry that goes round in circles (a Link back to a page read, a page of
+ * tags all given before that links on) or lists more than {@link MAX_TAG_PAGES} pages fails the listing after the
+ * tags it gave: it is not taken for the whole list (a registry that ignores `last` answers page 1 again).
  */
 export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
   // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
   let url: string | undefined = (await t.url(tagListPath(repo, options.pageSize))).toString();
   const walk = new PageWalk(`tag list of ${repo}`, 'tags', MAX_TAGS, { phase: 'tags' });
   for (let page = 0; url !== undefined; page++) {
-    if (page >= MAX_TAG_PAGES) throw new MirrorError('REGISTRY', `tag list of ${repo} has more than ${MAX_TAG_PAGES} pages`, { phase: 'tags' });
-    if (!walk.visit(url)) return;
+    if (page >= MAX_TAG_PAGES) throw walk.incomplete(`it has more than ${MAX_TAG_PAGES} pages`);
+    if (!walk.visit(url)) throw walk.incomplete(`page ${page + 1} links back to a page already read (${redactUrl(url)}), as a registry that ignores "last" does`);
     const result = await readTagPage(t, repo, url, options.signal);
     const fresh = walk.fresh(result.tags);
-    if (fresh === undefined) return;
+    if (fresh === undefined) {
+      // Tags all given before: the end, unless the page links on (a registry going round under new URLs).
+      if (result.next === undefined) return;
+      throw walk.incomplete(`page ${page + 1} repeats tags already listed and links to another page`);
+    }
     yield* fresh;
     url = result.next;
   }

@@ -16,6 +16,7 @@ import { destinationFor, destinationRepository, formatSource, type SourceName } 
 import { selectTags } from './select.js';
 import { inShard, type Shard } from './shard.js';
 import { parseJson } from '../oci/json.js';
+import { isReferrerTag } from './prune.js';
 
 /** CONFIG_READ_LIMIT is the most bytes of an image config read for its creation time. */
 export const CONFIG_READ_LIMIT = 1024 * 1024;
@@ -60,6 +61,12 @@ export interface PlanContext {
   onProblem(problem: PlanProblem): void;
   /** Called once per destination repository when `track` is set. */
   onRepository?: ((done: RepositoryDone) => void) | undefined;
+  /**
+   * Whether referrers travel with their subjects (the run's --referrers, else the entry's, else this default): then
+   * the referrer tags a listing gives (`sha256-<hex>`, cosign's `.sig`/`.att`/`.sbom`) are not images of their own,
+   * as copying the source's fallback index over the destination's would drop what the destination recorded.
+   */
+  referrers?: { override: boolean | undefined; fallback: boolean } | undefined;
   events: EventSink;
   signal?: AbortSignal | undefined;
   /** Repositories listed ahead of the one being handed out. Default: {@link PLAN_LOOKAHEAD}. */
@@ -229,8 +236,13 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
             return undefined;
           }),
         );
+  const travel = ctx.referrers !== undefined && (ctx.referrers.override ?? entry.referrers ?? ctx.referrers.fallback);
   try {
     for await (const tag of listed) {
+      if (travel && entry.tags === undefined && isReferrerTag(tag)) {
+        ctx.events({ type: 'debug', message: `${entry.registry}/${repository}:${tag} is a referrer tag: it goes with its subject` });
+        continue;
+      }
       const job = jobOf({ registry: entry.registry, repository, tag });
       if (job) yield job;
     }

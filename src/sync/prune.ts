@@ -14,6 +14,11 @@ import type { RegistryClient } from '../registry/index.js';
 /** REFERRER_TAG matches the referrers fallback tag and cosign's tags: `<alg>-<hex>[.sig|.att|.sbom]`. */
 const REFERRER_TAG = /^(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})(\.(sig|att|sbom))?$/;
 
+/** isReferrerTag tells whether a tag is the referrers fallback tag of a digest or one of cosign's (`sha256-<hex>.sig`). */
+export function isReferrerTag(tag: string): boolean {
+  return REFERRER_TAG.test(tag);
+}
+
 /** PruneTarget is a destination repository the run synced, and the tags it keeps. */
 export interface PruneTarget {
   repository: string;

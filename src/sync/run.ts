@@ -298,6 +298,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
               tracked.set(done.repository, t);
             }
           : undefined,
+        referrers: { override: options.referrers, fallback: referrers },
         events,
         signal,
       })) {

@@ -46,6 +46,8 @@ export interface FaultRule {
   status?: number | undefined;
   /** respond: the body (JSON text) to answer. Default: none. */
   body?: string | undefined;
+  /** respond: more headers to answer with (a `Link`, say). Default: none. */
+  headers?: Record<string, string> | undefined;
 }
 
 /** FaultProxyOptions configure the proxy. */
@@ -287,7 +289,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         const body = fault.body ?? '';
         req.resume();
         req.on('end', () => {
-          res.writeHead(fault.status ?? 500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+          res.writeHead(fault.status ?? 500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...fault.headers });
           res.end(body);
         });
         return;

@@ -522,6 +522,49 @@ ${entries}`,
     assert.deepEqual(await tagsOf('prune/team/app', { tlsVerify: false }, plain.host), ['1.0', '2.0', 'latest']);
   });
 
+  it('--prune: a tag list whose Link leads round (a registry ignoring "last") fails the listing and prunes nothing', async () => {
+    const all = nativeFile('prune-loop-all', `http://${plainProxy.host}/prune-loop`, `  - repository: ${srcProxy.host}/team/app\n    tags: {exclude: ['^sha256-']}\n`);
+    const first = await sync(['--config', all, '--referrers=false']);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const before = await tagsOf('prune-loop/team/app', { tlsVerify: false }, plain.host);
+    assert.ok(before.length >= 3, before.join(', '));
+    // Every page is the first one again, linking on to "the next".
+    srcProxy.setRules([
+      {
+        kind: 'respond',
+        method: 'GET',
+        pathIncludes: '/v2/team/app/tags/list',
+        status: 200,
+        body: JSON.stringify({ name: 'team/app', tags: ['2.0'] }),
+        headers: { link: '</v2/team/app/tags/list?n=1&last=2.0>; rel="next"' },
+        probability: 1,
+      },
+    ]);
+    try {
+      const r = await sync(['--config', all, '--prune', '--referrers=false']);
+      assert.equal(r.code, 7, r.stderr + r.stdout);
+      assert.match(r.stdout, /cannot list the tags of \S+\/team\/app: tag list of team\/app is incomplete: page \d (links back to a page already read|repeats tags already listed)/);
+      assert.match(r.stderr, /team\/app not pruned: its source listing failed/);
+      assert.deepEqual(await tagsOf('prune-loop/team/app', { tlsVerify: false }, plain.host), before, 'nothing pruned');
+    } finally {
+      srcProxy.setRules([]);
+    }
+  });
+
+  it('referrer tags (sha256-<hex>) listed by the source go with their subjects, not as images of their own', async () => {
+    const file = nativeFile('reftags', `http://${plainProxy.host}/reftags`, `  - repository: ${srcProxy.host}/team/app\n`);
+    const listed = await tagsOf('team/app', { tlsVerify: false }, src.host);
+    assert.ok(listed.some((t) => /^sha256-[0-9a-f]{64}$/.test(t)), `the source has a referrer tag: ${listed.join(', ')}`);
+    const r = await sync(['--config', file]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const images = r.stdout.split('\n').filter((l) => /^(copied|skipped) /.test(l));
+    assert.ok(images.length > 0, r.stdout);
+    assert.ok(!images.some((l) => /:sha256-[0-9a-f]{64}/.test(l)), `no referrer tag synced as an image:\n${images.join('\n')}`);
+    // ... while the referrers themselves travelled with their subject: the destination has the fallback tag too.
+    const synced = await tagsOf('reftags/team/app', { tlsVerify: false }, plain.host);
+    assert.ok(synced.some((t) => /^sha256-[0-9a-f]{64}$/.test(t)), synced.join(', '));
+  });
+
   it('a registry that refuses its catalog fails that entry with a message naming it; the others go on', async () => {
     srcProxy.setRules([{ kind: 'status-503', pathIncludes: '/v2/_catalog', probability: 1 }]);
     const file = nativeFile('catalog', `http://${plainProxy.host}/catalog`, `  - prefix: ${srcProxy.host}/team\n  - repository: ${srcProxy.host}/other/db\n    tags: {include: ['^8']}\n`);
