@@ -159,7 +159,17 @@ export async function putManifestAnswer(
     },
     async (res) => {
       await res.discard();
-      return { digest: res.headers['docker-content-digest'] || computed, subject: res.headers['oci-subject'] || undefined };
+      const stored = res.headers['docker-content-digest'];
+      if (stored !== undefined && isValidDigest(stored) && stored.slice(0, stored.indexOf(':')) === computed.slice(0, computed.indexOf(':')) && stored !== computed) {
+        // A registry that rewrites what it is given (re-serialized JSON, converted types): the reference now names
+        // other bytes, so the digest was not kept. Said, not taken as success (every later run would copy again).
+        throw new MirrorError(
+          'REGISTRY',
+          `${t.host} stored the manifest ${manifestName(repo, reference)} as ${stored}, not as the ${computed} it was sent: it rewrote the manifest, so its digest is not kept`,
+          { phase: 'manifest', status: res.status, digest: computed },
+        );
+      }
+      return { digest: stored || computed, subject: res.headers['oci-subject'] || undefined };
     },
   );
 }

@@ -127,6 +127,23 @@ describe('registry client through a fault-injecting proxy', function () {
     assert.deepEqual(await direct.blobExists('faults/mono', blob.digest), { size: blob.size });
   });
 
+  it('a registry that stores a manifest under another digest than the one sent (it rewrote it) is an error naming both, not retried', async () => {
+    const image = makeImage(100);
+    const other = `sha256:${'e'.repeat(64)}`;
+    proxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/manifests/', probability: 1, status: 201, headers: { 'docker-content-digest': other } }]);
+    await assert.rejects(
+      client().putManifest('faults/rewritten', 'v1', image.manifest.data, image.mediaType),
+      (e: unknown) =>
+        e instanceof MirrorError &&
+        e.code === 'REGISTRY' &&
+        e.message === `${proxy.host} stored the manifest faults/rewritten:v1 as ${other}, not as the ${image.manifest.digest} it was sent: it rewrote the manifest, so its digest is not kept`,
+    );
+    assert.equal(proxy.requests.filter((q) => q.method === 'PUT').length, 1, 'not retried');
+    // The same digest, or none, is the usual answer.
+    proxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/manifests/', probability: 1, status: 201, headers: { 'docker-content-digest': image.manifest.digest } }]);
+    assert.equal(await client().putManifest('faults/rewritten', 'v1', image.manifest.data, image.mediaType), image.manifest.digest);
+  });
+
   it('retries 503 and honours Retry-After on 429', async () => {
     const image = makeImage(100);
     await direct.uploadBlob('faults/manifest', { kind: 'bytes', data: image.config.data });
