@@ -1,6 +1,6 @@
 /** Manifest verbs: HEAD (exists? which digest?), GET (bytes, verified when fetched by digest), PUT (exact media type). */
 import { createHash } from 'node:crypto';
-import { DigestMismatchError, MirrorError } from '../errors/index.js';
+import { DigestMismatchError, isMirrorError, MirrorError } from '../errors/index.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 import { isValidDigest } from '../reference/reference.js';
 import { pullScope, pushScope } from './auth.js';
@@ -45,7 +45,11 @@ function mediaTypeOf(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim() ?? '';
 }
 
-/** headManifest checks a manifest: digest, media type and size, or undefined when the registry does not have it. */
+/**
+ * headManifest checks a manifest: digest, media type and size, or undefined when the registry does not have it. A
+ * registry that refuses HEAD on manifests (405, 501: some proxies and older registries) is asked with GET instead,
+ * as skopeo always asks.
+ */
 export async function headManifest(
   t: RegistryTransport,
   repo: string,
@@ -58,13 +62,14 @@ export async function headManifest(
       url: manifestPath(repo, reference),
       scopes: [pullScope(repo)],
       headers: { accept: MANIFEST_ACCEPT.join(', ') },
-      ok: [200, 404],
+      ok: [200, 404, 405, 501],
       context: { phase: 'manifest', what: manifestName(repo, reference) },
       signal: options.signal,
     },
     async (res) => {
       await res.discard();
       if (res.status === 404) return null;
+      if (res.status === 405 || res.status === 501) return 'no-head' as const;
       const size = Number(res.headers['content-length']);
       return {
         digest: res.headers['docker-content-digest'] ?? '',
@@ -74,6 +79,15 @@ export async function headManifest(
     },
   );
   if (info === null) return undefined;
+  if (info === 'no-head') {
+    try {
+      const m = await getManifest(t, repo, reference, options);
+      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.byteLength };
+    } catch (e) {
+      if (isMirrorError(e) && e.context.status === 404) return undefined;
+      throw e;
+    }
+  }
   if (info.digest === '' && isValidDigest(reference)) info.digest = reference;
   if (info.digest === '' || info.size < 0) {
     // A registry that does not say the digest on HEAD: read the manifest to know it.

@@ -144,6 +144,25 @@ describe('registry client through a fault-injecting proxy', function () {
     assert.equal(await client().putManifest('faults/rewritten', 'v1', image.manifest.data, image.mediaType), image.manifest.digest);
   });
 
+  it('a registry that refuses HEAD on manifests (405, 501) is asked with GET: the digest of what it has, undefined for what it lacks', async () => {
+    const image = makeImage(120);
+    await direct.uploadBlob('faults/nohead', { kind: 'bytes', data: image.config.data });
+    await direct.uploadBlob('faults/nohead', { kind: 'bytes', data: image.layer.data });
+    await direct.putManifest('faults/nohead', 'v1', image.manifest.data, image.mediaType);
+    for (const status of [405, 501]) {
+      proxy.setRules([{ kind: 'respond', method: 'HEAD', pathIncludes: '/manifests/', probability: 1, status }]);
+      proxy.reset();
+      const info = await client().headManifest('faults/nohead', 'v1');
+      assert.equal(info?.digest, image.manifest.digest, `HEAD ${status}`);
+      assert.equal(info?.size, image.manifest.data.byteLength);
+      assert.equal(await client().headManifest('faults/nohead', 'absent'), undefined, `HEAD ${status}, then GET 404`);
+      assert.deepEqual(
+        proxy.requests.filter((q) => q.path.includes('/manifests/')).map((q) => q.method),
+        ['HEAD', 'GET', 'HEAD', 'GET'],
+      );
+    }
+  });
+
   it('retries 503 and honours Retry-After on 429', async () => {
     const image = makeImage(100);
     await direct.uploadBlob('faults/manifest', { kind: 'bytes', data: image.config.data });
