@@ -124,10 +124,13 @@ export function parseManifestValue(v: unknown, declaredType: string | undefined,
   if (v.schemaVersion === 1 || declaredType === MediaType.DOCKER_MANIFEST_V1 || declaredType === MediaType.DOCKER_MANIFEST_V1_SIGNED) {
     throw new MirrorError('UNSUPPORTED', `${where} is a Docker schema 1 manifest, which cannot be pushed with its digest kept`, ctx);
   }
-  // A type that is not a manifest's (a registry answering `text/plain`, a field left out) is not kept: it would be
-  // written into index.json or sent as the Content-Type of the PUT, and no reader would take it. The structure says
-  // what the manifest is then, as containers/image guesses it.
-  let mediaType = [declaredType, fieldType].find((t) => t !== undefined && MANIFEST_MEDIA_TYPES.has(t));
+  // The manifest's own mediaType field, covered by its digest, says what it is; a declared type (a registry's
+  // Content-Type, a descriptor) only where the field is absent: a registry that labels an OCI manifest as Docker's
+  // would otherwise have it PUT under a type the destination refuses as not matching the body. A type that is not a
+  // manifest's (`text/plain`, a field left out) is not kept either: it would be written into index.json or sent as
+  // the Content-Type of the PUT, and no reader would take it. The structure says what the manifest is then, as
+  // containers/image guesses it.
+  let mediaType = [fieldType, declaredType].find((t) => t !== undefined && MANIFEST_MEDIA_TYPES.has(t));
   if (mediaType === undefined) {
     if (Array.isArray(v.manifests)) mediaType = MediaType.OCI_INDEX;
     else if (isObject(v.config)) mediaType = v.config.mediaType === MediaType.DOCKER_CONFIG ? MediaType.DOCKER_MANIFEST : MediaType.OCI_MANIFEST;

@@ -7,10 +7,6 @@ const d = (mediaType: string, n: number): object => ({ mediaType, digest: `sha25
 const bytes = (v: object): Buffer => Buffer.from(JSON.stringify(v));
 
 describe('oci/manifest parseManifest media type', () => {
-  it('a declared type that is a manifest\'s wins over the field', () => {
-    const m = bytes({ schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: d(MediaType.OCI_CONFIG, 1), layers: [] });
-    assert.equal(parseManifest(m, MediaType.DOCKER_MANIFEST).mediaType, MediaType.DOCKER_MANIFEST);
-  });
 
   it('a declared type that is no manifest\'s (text/plain) gives way to the field, else to the structure', () => {
     const withField = bytes({ schemaVersion: 2, mediaType: MediaType.DOCKER_MANIFEST, config: d(MediaType.DOCKER_CONFIG, 1), layers: [] });
@@ -28,6 +24,15 @@ describe('oci/manifest parseManifest media type', () => {
   it('a field that is no manifest\'s type is not kept either', () => {
     const m = bytes({ schemaVersion: 2, mediaType: 'text/html', config: d(MediaType.OCI_CONFIG, 1), layers: [] });
     assert.equal(parseManifest(m, undefined).mediaType, MediaType.OCI_MANIFEST);
+  });
+});
+
+describe('parseManifest: which media type', () => {
+  it("the manifest's own mediaType field wins over a declared type that contradicts it (a registry's Content-Type)", () => {
+    const m = bytes({ schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: d(MediaType.OCI_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(m, MediaType.DOCKER_MANIFEST).mediaType, MediaType.OCI_MANIFEST);
+    const noField = bytes({ schemaVersion: 2, config: d(MediaType.OCI_CONFIG, 1), layers: [] });
+    assert.equal(parseManifest(noField, MediaType.DOCKER_MANIFEST).mediaType, MediaType.DOCKER_MANIFEST, 'without a field, the declared type');
   });
 });
 
