@@ -84,6 +84,8 @@ export interface CopyEngineOptions {
   dryRun?: boolean | undefined;
   /** Two images claiming one destination reference: `fail` the later one (default), or keep the `first`. */
   onConflict?: 'fail' | 'first' | undefined;
+  /** What a conflict's message says to do, in the caller's own terms. Default: push's and copy's flags. */
+  conflictHint?: string | undefined;
   /** Blobs already at the destination, by digest: the repositories holding them (a bundle's first pass placed them). */
   located?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   /**
@@ -591,7 +593,7 @@ class CopyEngine {
     const how = this.options.onConflict === 'first' ? `${prior.name} was copied there first (--on-conflict first)` : `${prior.name} (${prior.digest}) claims it too`;
     throw new MirrorError('BAD_INPUT', `conflict: ${job.name} (${digest}) and another image map to ${t.name}: ${how}`, {
       image: job.name,
-      hint: 'map them apart (e.g. --keep-registry-host), or choose with --on-conflict first',
+      hint: this.options.conflictHint ?? 'map them apart (e.g. --keep-registry-host), or choose with --on-conflict first',
     });
   }
 

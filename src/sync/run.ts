@@ -284,6 +284,9 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     const dest = await sides.destination();
     const platforms = options.platforms;
     const referrers = options.referrers ?? config.defaults.referrers ?? config.format === 'native';
+    // An image two entries select (a repository entry and a prefix over it, skopeo's images and images-by-semver) is
+    // copied once: the same source to the same destination reference (the engine holds one key a reference anyway).
+    const seen = new Set<string>();
     const jobs = (async function* counted(): AsyncGenerator<SyncJob, void, undefined> {
       for await (const job of planJobs({
         config,
@@ -302,6 +305,12 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
         events,
         signal,
       })) {
+        const key = `${job.name}\n${job.destination.name}`;
+        if (seen.has(key)) {
+          events({ type: 'debug', message: `${job.name} -> ${job.destination.name} is selected again by ${job.entry.origin}: copied once` });
+          continue;
+        }
+        seen.add(key);
         started++;
         yield { ...job, platforms: platforms ?? job.platforms ?? config.defaults.platforms, referrers: options.referrers ?? job.referrers };
       }
@@ -311,6 +320,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
       jobs: options.jobs ?? config.defaults.jobs ?? DEFAULT_SYNC_JOBS,
       // A source registry that is down (or refuses TLS) fails its own images; the destination's failures stop the run.
       runWide: (e) => isFatal(e) && !sourceOnly(e),
+      conflictHint: 'map them apart in the config (destination.keepRegistryHost, or a destination.rewrite rule), or select only one of them',
       referrers,
       dryRun,
       events: (e) => {

@@ -601,4 +601,27 @@ ${entries}`,
     assert.match(r.stderr, /took over the lock/);
     assert.equal(readdirSync(work).filter((f) => f.startsWith('killed.lock.')).length, 0, 'no marker left behind');
   });
+
+  it('an image two entries select is copied once; two images the rewrite maps to one tag conflict, the message naming config keys', async () => {
+    // A second repository whose v2 is another image than team/tool:v2 (copied into the source by mirror itself).
+    const made = await runCli(['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src.host}/team/tool:v1`, `docker://${src.host}/lab/twin:v2`], { env: isolatedEnv(home()) });
+    assert.equal(made.code, 0, made.stderr + made.stdout);
+    const twice = nativeFile('twice', `http://${plainProxy.host}/twice`, `  - repository: ${srcProxy.host}/team/tool\n    tags: {include: ['^v']}\n  - repository: ${srcProxy.host}/team/tool\n`);
+    const r = await sync(['--config', twice, '--referrers=false']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const copied = r.stdout.split('\n').filter((l) => l.startsWith('copied ') && !l.includes(':sha256-'));
+    assert.equal(copied.length, 3, r.stdout);
+    assert.equal(new Set(copied).size, 3, 'each image once');
+    const merged = nativeFile(
+      'merged',
+      `http://${plainProxy.host}/merged`,
+      `  - repository: ${srcProxy.host}/team/tool\n    tags: {include: ['^v2$']}\n  - repository: ${srcProxy.host}/lab/twin\n`,
+    );
+    // The destination maps both repositories to one (a rule under destination:, after its registry line).
+    writeFileSync(merged, readFileSync(merged, 'utf8').replace(/(destination:\n {2}registry: .*\n)/, (m) => `${m}  rewrite: {'^(team/tool|lab/twin)$': 'merged/app'}\n`));
+    const c = await sync(['--config', merged, '--referrers=false']);
+    assert.equal(c.code, 7, c.stderr + c.stdout);
+    assert.match(c.stdout, /conflict: .* map to \S+merged\/app:v2.*map them apart in the config \(destination\.keepRegistryHost, or a destination\.rewrite rule\), or select only one of them/);
+    assert.doesNotMatch(c.stdout, /--on-conflict|--keep-registry-host/);
+  });
 });
