@@ -259,6 +259,18 @@ function flattenHeaders(raw: Record<string, string | string[] | undefined>): Rec
   return out;
 }
 
+/** The errors request bodies threw: their sources' failures (see {@link isRequestBodyError}). */
+const bodyErrors = new WeakSet<object>();
+
+/**
+ * isRequestBodyError tells whether an error came from a request's body, its source (a GET of another registry that
+ * gave up after its own retries, a file that cannot be read), not from the request: retrying the request would only
+ * retry the source's retries.
+ */
+export function isRequestBodyError(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && bodyErrors.has(e);
+}
+
 /** request sends one HTTP request and gives the response with its body unread; failures become MirrorErrors. */
 export async function request(req: HttpRequest): Promise<HttpResponse> {
   const url = typeof req.url === 'string' ? new URL(req.url) : req.url;
@@ -315,7 +327,10 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
       bodyTimeout: bodyTimeoutMs,
     });
   } catch (e) {
-    if (bodyError !== undefined) throw bodyError;
+    if (bodyError !== undefined) {
+      if (typeof bodyError === 'object' && bodyError !== null) bodyErrors.add(bodyError);
+      throw bodyError;
+    }
     throw fail(e);
   }
   const raw = res.body;

@@ -8,7 +8,7 @@
  * start there. Also the cross-repository mount (a POST to the same endpoint, answered with a link or an upload session).
  */
 import { DigestMismatchError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
-import type { HttpResponse } from '../net/http.js';
+import { type HttpResponse, isRequestBodyError } from '../net/http.js';
 import { isRetryableError, withRetry } from '../net/retry.js';
 import { DigestCounter, digestLike, verifyingStream } from '../oci/digest.js';
 import { pullScope, pushScope } from './auth.js';
@@ -593,7 +593,9 @@ export async function uploadBlob(t: RegistryTransport, repo: string, body: BlobB
   // Started over in a new session: a broken connection, a retryable status or a lost session, when the body can be
   // read again from its start (bytes, a reopenable stream, or a stream nothing was taken from yet). A refusal of the
   // way is not tried again the same way.
-  const restartable = (e: unknown): boolean => (isRetryableError(e) || isSessionLost(e)) && wayAfterRefusal(e, way) === undefined;
+  // A failure of the body's own source (another registry's GET that gave up after its retries) is not the upload's:
+  // restarting would retry the source's retries, (retries + 1)^2 GETs in all, blamed on the destination.
+  const restartable = (e: unknown): boolean => !isRequestBodyError(e) && (isRetryableError(e) || isSessionLost(e)) && wayAfterRefusal(e, way) === undefined;
   const replayable = (): boolean => body.kind === 'bytes' || body.reopenable || !source.opened;
   for (;;) {
     try {

@@ -179,6 +179,17 @@ describe('mirror copy between registries (integration: docker-registry, skopeo)'
     assert.equal(sha256Digest(await skopeoInspectRaw(`docker://${dst.host}/cut/multi:amd64`)), amd.digest);
   });
 
+  it('a source blob that always answers 500 is fetched retry-times + 1 times, not squared by upload retries; the error names the source', async () => {
+    const amd = multi().manifests.find((m) => m.platform.arch === 'amd64')!;
+    const big = amd.layers.reduce((a, b) => (b.size > a.size ? b : a));
+    srcProxy.setRules([{ kind: 'respond', method: 'GET', pathIncludes: big.digest, probability: 1, status: 500 }]);
+    const r = await copy(['--retry-times', '2', '--platform', 'linux/amd64', `docker://${srcProxy.host}/library/multi:1.0`, `docker://${dstProxy.host}/src500/multi:amd64`]);
+    assert.equal(r.code, 1, r.stderr + r.stdout);
+    assert.equal(srcProxy.requests.filter((q) => q.method === 'GET' && q.path.endsWith(big.digest)).length, 3);
+    assert.doesNotMatch(r.stderr, /UPLOAD/, 'no upload retry blamed on the destination');
+    assert.match(r.stdout, new RegExp(`blob ${big.digest} failed: HTTP 500 .*GET http://${srcProxy.host.replace(/\./g, '\\.')}/`));
+  });
+
   it('a source whose blob bodies stall (--timeout 1): a warning per stall, then exit 6 naming it, in seconds; nothing tagged', async () => {
     const amd = multi().manifests.find((m) => m.platform.arch === 'amd64')!;
     const big = amd.layers.reduce((a, b) => (b.size > a.size ? b : a));
