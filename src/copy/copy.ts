@@ -650,8 +650,8 @@ class CopyEngine {
   }
 
   /**
-   * checkLayerCount refuses an image of a local source (a layout or an archive) whose manifest lists another number
-   * of layers than its config's diff_ids, as Docker 25.0.0's docker save writes them: copied, it would lack its files.
+   * checkLayerCount refuses an image of a local source (a layout or an archive) whose manifest lists fewer layers
+   * than its config has diff_ids, as Docker 25.0.0's docker save writes them: copied, it would lack its files.
    * A registry's images are copied as they are (reading every config would cost a request each); a bundle's were
    * checked when it was planned.
    */

@@ -189,8 +189,8 @@ export function layersAgainstConfig(m: ImageManifest, configBytes: Uint8Array | 
 }
 
 /**
- * layersMismatchError is the error of an image manifest whose layers disagree with its config's diff_ids (see
- * {@link layersAgainstConfig}): copied, the image would lack files or hold others. `fix` says what to do.
+ * layersMismatchError is the error of an image manifest that lists fewer layers than its config's diff_ids (see
+ * {@link layersAgainstConfig}): copied, the image would lack files. `fix` says what to do.
  */
 export function layersMismatchError(image: string, manifest: string, config: string, counts: { layers: number; diffIds: number }, fix: string): MirrorError {
   return new MirrorError(

@@ -160,7 +160,7 @@ export async function putManifestAnswer(
   if (isValidDigest(reference) && computed !== reference) {
     throw new DigestMismatchError(reference, computed, { phase: 'manifest', image: `${repo}@${reference}` });
   }
-  return t.call(
+  const answer = await t.call(
     {
       method: 'PUT',
       url: manifestPath(repo, reference),
@@ -173,17 +173,22 @@ export async function putManifestAnswer(
     },
     async (res) => {
       await res.discard();
-      const stored = res.headers['docker-content-digest'];
-      if (stored !== undefined && isValidDigest(stored) && stored.slice(0, stored.indexOf(':')) === computed.slice(0, computed.indexOf(':')) && stored !== computed) {
-        // A registry that rewrites what it is given (re-serialized JSON, converted types): the reference now names
-        // other bytes, so the digest was not kept. Said, not taken as success (every later run would copy again).
-        throw new MirrorError(
-          'REGISTRY',
-          `${t.host} stored the manifest ${manifestName(repo, reference)} as ${stored}, not as the ${computed} it was sent: it rewrote the manifest, so its digest is not kept`,
-          { phase: 'manifest', status: res.status, digest: computed },
-        );
-      }
-      return { digest: stored || computed, subject: res.headers['oci-subject'] || undefined };
+      return { digest: res.headers['docker-content-digest'] || computed, subject: res.headers['oci-subject'] || undefined, status: res.status };
     },
   );
+  const stored = answer.digest;
+  if (isValidDigest(stored) && stored.slice(0, stored.indexOf(':')) === computed.slice(0, computed.indexOf(':')) && stored !== computed) {
+    // The registry says it stored other bytes: it rewrote what it was given (re-serialized JSON, converted types),
+    // so the reference names another digest. Asked by the digest sent, in case only the header is wrong; else said,
+    // not taken as success (every later run would copy again).
+    if ((await headManifest(t, repo, computed, options))?.digest !== computed) {
+      throw new MirrorError(
+        'REGISTRY',
+        `${t.host} stored the manifest ${manifestName(repo, reference)} as ${stored}, not as the ${computed} it was sent: it rewrote the manifest, so its digest is not kept`,
+        { phase: 'manifest', status: answer.status, digest: computed },
+      );
+    }
+    return { digest: computed, subject: answer.subject };
+  }
+  return { digest: stored, subject: answer.subject };
 }

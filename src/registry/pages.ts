@@ -30,7 +30,7 @@ export class PageWalk {
 
   /**
    * incomplete is the error of a listing that cannot be finished: a Link back to a page already read, a page of
-   * names all given before that still links on, or more pages than `maxPages`. The names given so far are not the
+   * names all given before that still links on, or more pages than the caller reads. The names given so far are not the
    * whole list, so nothing may be concluded from what is missing (`sync --prune` prunes nothing).
    */
   incomplete(why: string): MirrorError {

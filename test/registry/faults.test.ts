@@ -139,6 +139,11 @@ describe('registry client through a fault-injecting proxy', function () {
         e.message === `${proxy.host} stored the manifest faults/rewritten:v1 as ${other}, not as the ${image.manifest.digest} it was sent: it rewrote the manifest, so its digest is not kept`,
     );
     assert.equal(proxy.requests.filter((q) => q.method === 'PUT').length, 1, 'not retried');
+    // Only the header wrong: the registry holds the bytes sent under their digest (asked with HEAD), so they are kept.
+    await direct.uploadBlob('faults/rewritten', { kind: 'bytes', data: image.config.data });
+    await direct.uploadBlob('faults/rewritten', { kind: 'bytes', data: image.layer.data });
+    await direct.putManifest('faults/rewritten', 'v0', image.manifest.data, image.mediaType);
+    assert.equal(await client().putManifest('faults/rewritten', 'v1', image.manifest.data, image.mediaType), image.manifest.digest);
     // The same digest, or none, is the usual answer.
     proxy.setRules([{ kind: 'respond', method: 'PUT', pathIncludes: '/manifests/', probability: 1, status: 201, headers: { 'docker-content-digest': image.manifest.digest } }]);
     assert.equal(await client().putManifest('faults/rewritten', 'v1', image.manifest.data, image.mediaType), image.manifest.digest);
