@@ -7,9 +7,9 @@
  *
  * The image is offered as a Docker schema 2 manifest built from `manifest.json`: the config kept byte for byte (its
  * digest, the image ID, unchanged), layers as stored. For an OCI layout (`ociManifest`) the same manifest takes OCI
- * media types, as skopeo writes it: skopeo and containerd find only OCI manifests in a layout by name. Layers are stored uncompressed, so they are
- * `application/vnd.docker.image.rootfs.diff.tar` with their diff_id as digest, which a destination checks as it
- * writes them; a layer that is stored compressed is hashed once to learn its digest.
+ * media types, as skopeo writes it: skopeo and containerd find only OCI manifests in a layout by name. Layers are
+ * stored uncompressed, so they are `application/vnd.docker.image.rootfs.diff.tar` with their diff_id as digest, which
+ * a destination checks as it writes them; a layer that is stored compressed is hashed once to learn its digest.
  *
  * For a registry (`compressLayers`), uncompressed layers are gzip-compressed the way `mirror push` compresses
  * `docker save` layers (src/transport/bundle/convert.ts: igzip, else parallel zlib; deterministic output): the manifest
