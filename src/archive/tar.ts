@@ -65,6 +65,17 @@ export interface ReadTarOptions {
 /** DEFAULT_MAX_ENTRY_BYTES is the default limit of {@link TarEntry.bytes}. */
 export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * sparseEntryName gives the real name of a sparse file entry (GNU tar --sparse: type S, or the GNU.sparse.* PAX keys,
+ * whose entry name is a stand-in), or undefined for any other entry. A sparse entry stores a map of its holes, not
+ * its bytes: the readers refuse it by name rather than read it as a different file or as bytes that do not verify.
+ */
+export function sparseEntryName(flag: string, pax: ReadonlyMap<string, string> | Readonly<Record<string, string>> | undefined, name: string): string | undefined {
+  const keys = pax === undefined ? [] : pax instanceof Map ? [...pax.keys()] : Object.keys(pax);
+  if (flag !== 'S' && !keys.some((k) => k.startsWith('GNU.sparse.'))) return undefined;
+  return (pax instanceof Map ? pax.get('GNU.sparse.name') : (pax as Readonly<Record<string, string>> | undefined)?.['GNU.sparse.name']) ?? name;
+}
+
 /** NameCheck is the outcome of {@link normalizeEntryName}. */
 export type NameCheck = { ok: true; name: string } | { ok: false; reason: string };
 
@@ -481,9 +492,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, options: ReadT
         }
       }
       position++;
-      // A sparse file (GNU tar --sparse: type S, or the GNU.sparse.* PAX keys, whose entry name is a stand-in) stores a
-      // map of its holes, not its bytes: named as such, not read as a different file or as bytes that do not verify.
-      const sparseName = ext?.['GNU.sparse.name'] ?? (raw.flag === 'S' || Object.keys(ext ?? {}).some((k) => k.startsWith('GNU.sparse.')) ? rawName : undefined);
+      const sparseName = sparseEntryName(raw.flag, ext, rawName);
       if (sparseName !== undefined) {
         throw new MirrorError(
           'UNSUPPORTED',

@@ -24,10 +24,9 @@ export const MAX_CATALOG_REPOSITORIES = 1_000_000;
 export async function* iterateCatalog(t: RegistryTransport, prefix: string, options: SignalOption = {}): AsyncGenerator<string, void, undefined> {
   // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
   let url: string | undefined = (await t.url(`/v2/_catalog?n=${CATALOG_PAGE_SIZE}`)).toString();
-  const walk = new PageWalk(`the catalog of ${t.host}`, 'repositories', MAX_CATALOG_REPOSITORIES, { phase: 'catalog' });
-  for (let page = 0; url !== undefined; page++) {
-    if (page >= MAX_CATALOG_PAGES) throw walk.incomplete(`it has more than ${MAX_CATALOG_PAGES} pages`);
-    if (!walk.visit(url)) throw walk.incomplete(`page ${page + 1} links back to a page already read (${redactUrl(url)})`);
+  const walk = new PageWalk(`the catalog of ${t.host}`, 'repositories', MAX_CATALOG_REPOSITORIES, MAX_CATALOG_PAGES, { phase: 'catalog' });
+  while (url !== undefined) {
+    walk.visit(url);
     const current: string = url;
     const result: { names: string[]; next: string | undefined } = await t.call(
       { method: 'GET', url: current, scopes: [CATALOG_SCOPE], ok: [200], context: { phase: 'catalog', what: `of ${t.host}` }, signal: options.signal },
@@ -45,11 +44,8 @@ export async function* iterateCatalog(t: RegistryTransport, prefix: string, opti
         return { names, next: next === undefined ? undefined : new URL(next, res.url).toString() };
       },
     );
-    const fresh = walk.fresh(result.names);
-    if (fresh === undefined) {
-      if (result.next === undefined) return;
-      throw walk.incomplete(`page ${page + 1} repeats repositories already listed and links to another page`);
-    }
+    const fresh = walk.fresh(result.names, result.next);
+    if (fresh === undefined) return;
     for (const name of fresh) if (prefix === '' || name === prefix || name.startsWith(`${prefix}/`)) yield name;
     url = result.next;
   }

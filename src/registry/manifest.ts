@@ -79,22 +79,16 @@ export async function headManifest(
     },
   );
   if (info === null) return undefined;
-  if (info === 'no-head') {
-    try {
-      const m = await getManifest(t, repo, reference, options);
-      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.byteLength };
-    } catch (e) {
-      if (isMirrorError(e) && e.context.status === 404) return undefined;
-      throw e;
-    }
-  }
-  if (info.digest === '' && isValidDigest(reference)) info.digest = reference;
-  if (info.digest === '' || info.size < 0) {
-    // A registry that does not say the digest on HEAD: read the manifest to know it.
+  if (info !== 'no-head' && info.digest === '' && isValidDigest(reference)) info.digest = reference;
+  if (info !== 'no-head' && info.digest !== '' && info.size >= 0) return info;
+  // A registry that refuses HEAD, or does not say the digest on it: the manifest is read to know it (404: absent).
+  try {
     const m = await getManifest(t, repo, reference, options);
     return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.byteLength };
+  } catch (e) {
+    if (isMirrorError(e) && e.context.status === 404) return undefined;
+    throw e;
   }
-  return info;
 }
 
 /** getManifest fetches a manifest's exact bytes; fetched by digest, the bytes must hash to it. */

@@ -1,5 +1,5 @@
 /** Tag listing with pagination (`Link: <...>; rel="next"`). */
-import { MirrorError, redactUrl } from '../errors/index.js';
+import { MirrorError } from '../errors/index.js';
 import { pullScope } from './auth.js';
 import { RegistryHttpError } from './errors.js';
 import type { SignalOption } from './blob.js';
@@ -109,17 +109,12 @@ export async function listTags(t: RegistryTransport, repo: string, options: List
 export async function* iterateTags(t: RegistryTransport, repo: string, options: ListTagsOptions = {}): AsyncGenerator<string, void, undefined> {
   // URLs are compared whole (the first is made absolute too), so a Link back to the first page is seen as one.
   let url: string | undefined = (await t.url(tagListPath(repo, options.pageSize))).toString();
-  const walk = new PageWalk(`tag list of ${repo}`, 'tags', MAX_TAGS, { phase: 'tags' });
-  for (let page = 0; url !== undefined; page++) {
-    if (page >= MAX_TAG_PAGES) throw walk.incomplete(`it has more than ${MAX_TAG_PAGES} pages`);
-    if (!walk.visit(url)) throw walk.incomplete(`page ${page + 1} links back to a page already read (${redactUrl(url)}), as a registry that ignores "last" does`);
+  const walk = new PageWalk(`tag list of ${repo}`, 'tags', MAX_TAGS, MAX_TAG_PAGES, { phase: 'tags' });
+  while (url !== undefined) {
+    walk.visit(url);
     const result = await readTagPage(t, repo, url, options.signal);
-    const fresh = walk.fresh(result.tags);
-    if (fresh === undefined) {
-      // Tags all given before: the end, unless the page links on (a registry going round under new URLs).
-      if (result.next === undefined) return;
-      throw walk.incomplete(`page ${page + 1} repeats tags already listed and links to another page`);
-    }
+    const fresh = walk.fresh(result.tags, result.next);
+    if (fresh === undefined) return;
     yield* fresh;
     url = result.next;
   }

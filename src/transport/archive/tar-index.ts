@@ -9,7 +9,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { addAbortSignal } from 'node:stream';
-import { fileError, normalizeEntryName } from '../../archive/index.js';
+import { fileError, normalizeEntryName, sparseEntryName } from '../../archive/index.js';
 import { MirrorError } from '../../errors/index.js';
 
 /** MAX_TAR_ENTRIES bounds the entries indexed (a docker save of many images has a few thousand). */
@@ -238,9 +238,7 @@ async function scan(handle: FileHandle, fileSize: number, display: string, signa
     const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
     const rawName = pax?.get('path') ?? longName ?? (prefix !== '' ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
     const rawLink = pax?.get('linkpath') ?? longLink ?? cString(header, 157, 100);
-    // A sparse file (GNU tar --sparse: type S, or GNU.sparse.* PAX keys under a stand-in name) stores a map of its
-    // holes, not its bytes: named as such.
-    const sparseName = pax?.get('GNU.sparse.name') ?? (typeflag === 'S' || [...(pax?.keys() ?? [])].some((k) => k.startsWith('GNU.sparse.')) ? rawName : undefined);
+    const sparseName = sparseEntryName(typeflag, pax, rawName);
     if (sparseName !== undefined) {
       throw new MirrorError('UNSUPPORTED', `${display}: entry ${JSON.stringify(sparseName.slice(0, 100))} is a sparse file (tar --sparse), which is not read here; create the archive without --sparse`, {
         file: display,
