@@ -127,11 +127,12 @@ ${EXIT_CODE_HELP}`;
     if (flags.report === '-') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else if (flags.report) await writeReport(flags.report, report);
     if (flags.json) process.stdout.write(`${JSON.stringify({ ...report, result: code === 0 ? 'ok' : 'error', exitCode: code })}\n`);
-    else if (flags.report !== '-') this.printSummary(result);
+    else if (flags.report !== '-') this.printSummary(result, { quiet: flags.quiet });
     process.exitCode = code;
   }
 
-  private printSummary(r: CopyImageResult): void {
+  /** printSummary prints the outcome's line, the note when the digest changed, and unless quiet the `mirror config` hint. */
+  private printSummary(r: CopyImageResult, opts: { quiet: boolean }): void {
     const o = r.outcome;
     const b = r.summary.blobs;
     const lines: string[] = [];
@@ -147,7 +148,7 @@ ${EXIT_CODE_HELP}`;
       );
     }
     if (o.converted) lines.push(`note: ${o.converted}`);
-    lines.push(...copyConfigHint(r));
+    if (!opts.quiet) lines.push(...copyConfigHint(r));
     process.stdout.write(`${lines.join('\n')}\n`);
   }
 }

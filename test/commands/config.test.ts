@@ -111,6 +111,10 @@ describe('mirror config (CLI, integration: docker-registry + skopeo)', function 
       const r = await cli(['copy', '--src-plain-http', '--dest-plain-http', '--report', copyReport, `docker://${src}`, `docker://${other.host}/copies/team/mirror/kubernetes-e2e-test-images/nautilus:1.0`]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim().split('\n').at(-1), `next: mirror config containerd|cri-o|rke2|k3s|openshift|bmctl|pull-secret --mirror ${other.host}/copies --source-registry ${plain.host}`);
+      // --quiet prints the final line alone, as push does: no hint after it.
+      const quiet = await cli(['copy', '-q', '--src-plain-http', '--dest-plain-http', `docker://${src}`, `docker://${other.host}/copies/team/mirror/kubernetes-e2e-test-images/nautilus:1.0`]);
+      assert.equal(quiet.code, 0, quiet.stderr);
+      assert.match(quiet.stdout, /^already present: docker:\/\/\S+ sha256:[0-9a-f]{12}\n$/);
       const doc = JSON.parse(await readFile(copyReport, 'utf8')) as Record<string, unknown>;
       assert.equal(doc.version, 2);
       assert.deepEqual(doc.endpoint, { kind: 'registry', scheme: 'http', host: other.host, namespace: '' });
