@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { helperGet } from '../auth/cred-helper.js';
 import { createDockerConfigSource, helperServerUrl } from '../auth/docker-config.js';
+import { registerCredentialSecrets } from '../auth/secrets.js';
 import type { Credential, CredentialResolver, ResolvedCredential } from '../auth/types.js';
 import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
@@ -85,6 +86,8 @@ export function referenceResolver(ref: CredentialRef, options: { env?: NodeJS.Pr
       if (p === undefined) {
         p = lookup(ref, host, env, options.events, resolveOptions.signal).then((credential) => {
           if (credential === undefined) throw new MirrorError('AUTH', `${source} has no credentials for ${host}`, { phase: 'auth' });
+          // Masked from here on in every message, log line and report, as the credentials of the flags and the chain are.
+          registerCredentialSecrets(credential);
           return { credential, source };
         });
         cache.set(host, p);

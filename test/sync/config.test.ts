@@ -8,12 +8,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MirrorError } from '../../src/errors/index.js';
+import { safeText, type MirrorError } from '../../src/errors/index.js';
+import { forgetSecrets } from '../../src/errors/sanitize.js';
 import { ConfigError, loadSyncConfig, type DestinationConfig, type TagRule } from '../../src/sync/config/index.js';
 import { parseNativeYaml } from '../../src/sync/config/native.js';
 import { parseSkopeoYaml } from '../../src/sync/config/skopeo.js';
 import { compileRegex } from '../../src/sync/config/checks.js';
 import { parseDuration } from '../../src/sync/duration.js';
+import { referenceResolver } from '../../src/sync/credentials.js';
 import { acquireLock, processStartOf } from '../../src/sync/lock.js';
 import { destinationFor, destinationRepository } from '../../src/sync/naming.js';
 import { selectTags } from '../../src/sync/select.js';
@@ -139,6 +141,9 @@ docker.io:
 `;
     const { registries, entries, warnings } = parseSkopeoYaml(text, 's.yaml');
     assert.deepEqual(registries.get('registry.example.com')?.credentials, { kind: 'inline', username: 'john', password: 'this is a secret' });
+    // Masked from the moment the file is read, as the credentials of the flags are.
+    assert.equal(safeText('sent: this is a secret'), 'sent: ***');
+    forgetSecrets();
     assert.deepEqual(registries.get('registry.example.com')?.tls, { certDir: '/etc/certs', verify: false });
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /s\.yaml:16:3: .*unknown key "unknown-key".*skopeo ignores it/);
@@ -277,5 +282,26 @@ describe('sync lock', () => {
     await reused.release();
     writeFileSync(path, JSON.stringify({ pid: dead, host: 'other-host', started: '2020', token: 'z' }));
     await assert.rejects(acquireLock(path), (e: MirrorError) => /pid \d+ on other-host.*a lock of another host is never taken over/.test(e.describe()));
+  });
+});
+
+describe('sync credentials by reference', () => {
+  afterEach(() => forgetSecrets());
+
+  it('a credential read from the sync file is masked in every message from then on (file, env)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mirror-cred-'));
+    try {
+      writeFileSync(join(dir, 'cred'), 'alice:file-S3cret-pw\n', { mode: 0o600 });
+      const events = (): void => undefined;
+      const fromFile = await referenceResolver({ kind: 'file', path: join(dir, 'cred') }, { events }).resolve('r.example');
+      assert.deepEqual(fromFile.credential, { kind: 'basic', username: 'alice', password: 'file-S3cret-pw' });
+      const basic = Buffer.from('alice:file-S3cret-pw').toString('base64');
+      assert.equal(safeText(`echo: file-S3cret-pw Basic ${basic}`), 'echo: *** Basic ***');
+      const env = { SYNC_U: 'bob', SYNC_P: 'env-S3cret-pw' };
+      await referenceResolver({ kind: 'env', username: 'SYNC_U', password: 'SYNC_P' }, { env, events }).resolve('r.example');
+      assert.equal(safeText('password=env-S3cret-pw'), 'password=***');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

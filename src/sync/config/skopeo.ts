@@ -4,6 +4,7 @@
  * MatchString does), `images-by-semver` (repository -> version range), `credentials` {username, password},
  * `tls-verify`, `cert-dir`. Keys skopeo does not know are warnings, as skopeo ignores them.
  */
+import { registerCredentialSecrets } from '../../auth/secrets.js';
 import { parseReference } from '../../reference/reference.js';
 import { parseVersionRange } from '../semver.js';
 import { checkDigest, checkHost, checkRegex, checkTagOrDigest, checkVersionRange, compileRegex } from './checks.js';
@@ -82,7 +83,11 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
     const c = cfg ?? {};
     const creds = c['credentials'] as { username?: string; password?: string } | undefined;
     const reg: RegistryConfig = { host, origin: where(keyPath) };
-    if (creds && (creds.username || creds.password)) reg.credentials = { kind: 'inline', username: creds.username ?? '', password: creds.password ?? '' };
+    if (creds && (creds.username || creds.password)) {
+      reg.credentials = { kind: 'inline', username: creds.username ?? '', password: creds.password ?? '' };
+      // Masked from the moment it is read: a message about this very file never prints it.
+      registerCredentialSecrets({ kind: 'basic', username: reg.credentials.username, password: reg.credentials.password });
+    }
     const tlsVerify = c['tls-verify'] as boolean | undefined;
     const certDir = c['cert-dir'] as string | undefined;
     // skopeo always uses the file's cert-dir for its registry (an absent one means none), and tls-verify when written.
