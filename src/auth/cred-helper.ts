@@ -3,7 +3,7 @@
  * with the server URL (or, for `store`, a JSON object) on standard input and JSON on standard output.
  */
 import { spawn } from 'node:child_process';
-import { MirrorError, abortError, registerSecret, safeText } from '../errors/index.js';
+import { MirrorError, abortError, registerSecret, safeLine } from '../errors/index.js';
 import type { Credential } from './types.js';
 
 /** DEFAULT_HELPER_TIMEOUT_MS bounds one run of a credential helper. */
@@ -123,7 +123,7 @@ function helperFailed(
   options: CredentialHelperOptions,
 ): MirrorError {
   // Scrubbed before it is cut short, so a cut never leaves half a secret that the scrubber would not recognize.
-  const said = safeText((result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? '').slice(0, 200);
+  const said = safeLine(result.stderr.trim() || result.stdout.trim(), 200);
   const detail = said ? `: ${said}` : '';
   return new MirrorError('AUTH', `credential helper ${helperCommand(name)} failed on "${action}" (exit status ${String(result.code)})${detail}`, {
     phase: 'auth',

@@ -136,3 +136,12 @@ export function escapeControl(text: string, options: EscapeOptions = {}): string
 export function safeText(text: string, options: EscapeOptions = {}): string {
   return escapeControl(scrubSecrets(redactUserinfo(text)), options);
 }
+
+/**
+ * safeLine gives the first line of a text fit to print ({@link safeText}), cut to `limit` characters with `...`.
+ * Secrets come out before the cut: a cut first would leave the start of a secret that no longer matches it.
+ */
+export function safeLine(text: string, limit: number): string {
+  const line = safeText(text.split('\n')[0] ?? '');
+  return line.length > limit ? `${line.slice(0, limit)}...` : line;
+}

@@ -11,7 +11,7 @@ import * as nodeTls from 'node:tls';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, ProxyAgent } from './undici.js';
-import { abortError, isMirrorError, MirrorError, redactUrl } from '../errors/index.js';
+import { abortError, isMirrorError, MirrorError, redactUrl, safeLine } from '../errors/index.js';
 import { forgetHosts, hostWatch, type HostWatch } from './host-watch.js';
 import { DEFAULT_MIN_BYTES_PER_SECOND, describeRate, RateFloor, SLOW_TRANSFER_CODE, SlowTransferError } from './rate-floor.js';
 import type { HostSettings } from './types.js';
@@ -628,9 +628,9 @@ export function mapHttpError(e: unknown, ctx: FailureContext, signal?: AbortSign
   return new MirrorError('NETWORK', `${ctx.method} ${url}: ${scrub(text)}`, where);
 }
 
-/** oneLine keeps the first line of a message. */
+/** oneLine keeps the first line of a message, secrets out before it is cut. */
 function oneLine(message: string): string {
-  return (message.split('\n')[0] ?? message).slice(0, 300);
+  return safeLine(message, 300);
 }
 
 /** scrub removes anything that looks like credentials in a URL inside a message. */

@@ -1,8 +1,9 @@
 /** Registry error bodies, error codes by status, and pagination links. */
 import assert from 'node:assert/strict';
-import { MirrorError } from '../../src/errors/index.js';
+import { MirrorError, registerSecret } from '../../src/errors/index.js';
+import { forgetSecrets } from '../../src/errors/sanitize.js';
 import { errorCodeForStatus, nextLink, parseErrorBody, StreamConsumedError } from '../../src/registry/index.js';
-import { registryErrorFromText } from '../../src/registry/errors.js';
+import { DETAIL_LIMIT, registryErrorFromText } from '../../src/registry/errors.js';
 import { isRetryableError } from '../../src/net/retry.js';
 
 describe('registry errors', () => {
@@ -58,6 +59,17 @@ describe('registry errors', () => {
     assert.equal(detailOf('line one\nline\u001b[31m two'), 'line one line [31m two');
     assert.equal(detailOf({}), undefined);
     assert.equal(detailOf(''), undefined);
+    // A registry that quotes what it was sent, the secret across the cut: it comes out whole before the text is cut.
+    registerSecret('S3cretPassw0rd-xyz', Buffer.from('alice:S3cretPassw0rd-xyz').toString('base64'));
+    try {
+      for (const at of [185, 190, 195, 199]) {
+        const echoed = detailOf(`${'x'.repeat(at)} pw=S3cretPassw0rd-xyz auth=Basic ${Buffer.from('alice:S3cretPassw0rd-xyz').toString('base64')}`)!;
+        assert.ok(echoed.length <= DETAIL_LIMIT + 3, echoed);
+        assert.doesNotMatch(echoed, /S3c|YWxpY2U6UzNj/, `cut at ${at}: ${echoed}`);
+      }
+    } finally {
+      forgetSecrets();
+    }
     assert.equal(detailOf('x'.repeat(5000))?.length, 203);
     const deep = `${'{"DriverName":"d","Enclosed":'.repeat(3000)}"bottom"${'}'.repeat(3000)}`;
     const parsed = parseErrorBody(`{"errors":[{"code":"UNKNOWN","message":"m","detail":${deep}}]}`);
