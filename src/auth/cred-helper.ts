@@ -3,6 +3,9 @@
  * with the server URL (or, for `store`, a JSON object) on standard input and JSON on standard output.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { MirrorError, abortError, registerSecret, safeLine } from '../errors/index.js';
 import type { Credential } from './types.js';
 
@@ -46,6 +49,35 @@ export function helperCommand(name: string): string {
     });
   }
   return `docker-credential-${name}`;
+}
+
+/**
+ * findHelper looks a helper up on PATH as Go's exec.LookPath does since Go 1.19, which docker and skopeo use: only in
+ * absolute directories. One found through an empty PATH element, `.` or another relative directory would be a
+ * program of the current directory handed the user's secrets (a planted `docker-credential-desktop`): it is refused,
+ * naming it. Undefined when it is nowhere on PATH. Windows keeps its own lookup.
+ */
+export async function findHelper(command: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (process.platform === 'win32') return command;
+  let relative: string | undefined;
+  for (const dir of (env['PATH'] ?? '').split(delimiter)) {
+    const file = join(dir === '' ? '.' : dir, command);
+    try {
+      if (!(await stat(file)).isFile()) continue;
+      await access(file, constants.X_OK);
+    } catch {
+      continue;
+    }
+    if (isAbsolute(dir)) return file;
+    relative ??= dir === '' || dir === '.' ? `./${command}` : file;
+  }
+  if (relative !== undefined) {
+    throw new MirrorError('AUTH', `credential helper ${command} resolves to an executable in the current directory (${relative}), which is never run`, {
+      phase: 'auth',
+      hint: `install ${command} in a directory PATH names absolutely, or take the empty or relative entry out of PATH`,
+    });
+  }
+  return undefined;
 }
 
 /** credentialFromHelper turns a helper answer into a credential (`<token>` as username means an identity token). */
@@ -131,6 +163,16 @@ function helperFailed(
   });
 }
 
+/** helperNotFound is the error for a helper that is not on PATH (or went away before it ran). */
+function helperNotFound(command: string, options: CredentialHelperOptions, cause?: unknown): MirrorError {
+  return new MirrorError('AUTH', `credential helper ${command} not found on PATH`, {
+    phase: 'auth',
+    cause,
+    hint: `install ${command}${options.configuredIn ? ` or edit ${options.configuredIn}` : ''}`,
+  });
+}
+
+/** runHelper runs `docker-credential-NAME ACTION` with `input` on standard input, found by {@link findHelper}. */
 function runHelper(
   name: string,
   action: 'get' | 'store' | 'erase',
@@ -138,12 +180,23 @@ function runHelper(
   options: CredentialHelperOptions,
 ): Promise<HelperResult> {
   const command = helperCommand(name);
+  const signal = options.signal;
+  const env = options.env ?? process.env;
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return findHelper(command, env).then((path) => {
+    if (path === undefined) throw helperNotFound(command, options);
+    if (signal?.aborted) throw abortError(signal);
+    return spawnHelper(path, command, action, input, { ...options, env });
+  });
+}
+
+/** spawnHelper runs the helper found at `path` (`command` names it in messages), bounded in time and output. */
+function spawnHelper(path: string, command: string, action: 'get' | 'store' | 'erase', input: string, options: CredentialHelperOptions): Promise<HelperResult> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
   const signal = options.signal;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise<HelperResult>((resolve, reject) => {
-    const child = spawn(command, [action], {
-      env: options.env ?? process.env,
+    const child = spawn(path, [action], {
+      env: options.env,
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
@@ -178,13 +231,7 @@ function runHelper(
     child.on('error', (e: NodeJS.ErrnoException) => {
       finish(() => {
         if (e.code === 'ENOENT') {
-          reject(
-            new MirrorError('AUTH', `credential helper ${command} not found on PATH`, {
-              phase: 'auth',
-              cause: e,
-              hint: `install ${command}${options.configuredIn ? ` or edit ${options.configuredIn}` : ''}`,
-            }),
-          );
+          reject(helperNotFound(command, options, e));
         } else if (e.code === 'EACCES') {
           reject(new MirrorError('AUTH', `credential helper ${command} is not executable`, { phase: 'auth', cause: e, hint: where(options) }));
         } else {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { helperCommand, helperErase, helperGet, helperStore } from '../../src/auth/cred-helper.js';
+import { isAbsolute, join, relative } from 'node:path';
+import { findHelper, helperCommand, helperErase, helperGet, helperStore } from '../../src/auth/cred-helper.js';
 import { MirrorError } from '../../src/errors/index.js';
 import { makeRecordingHelper, makeTestHelper, tempDir, type TestHelper } from './support.js';
 
@@ -38,6 +39,21 @@ describe('auth/cred-helper', function () {
       assert.equal(e.hint, 'install docker-credential-nosuchhelper or edit credsStore in /x/config.json');
       return true;
     });
+  });
+
+  it('a helper found only through a relative PATH entry (., an empty one) is refused, never run; an absolute one later is used', async () => {
+    const rel = relative(process.cwd(), helper.binDir);
+    assert.ok(!isAbsolute(rel));
+    const env = { ...helper.env, PATH: `${rel}:/usr/bin:/bin` };
+    await assert.rejects(helperStore('testhelper', { serverUrl: 'reg.io', username: 'u', secret: 'pw-never-sent' }, { env }), (e: unknown) => {
+      assert.ok(e instanceof MirrorError);
+      assert.equal(e.code, 'AUTH');
+      assert.match(e.message, /docker-credential-testhelper resolves to an executable in the current directory \(.*bin\/docker-credential-testhelper\), which is never run/);
+      return true;
+    });
+    assert.deepEqual(await helper.calls(), [], 'the planted helper never ran');
+    assert.equal(await findHelper('docker-credential-testhelper', { PATH: `${rel}:${helper.binDir}` }), join(helper.binDir, 'docker-credential-testhelper'));
+    assert.equal(await findHelper('docker-credential-testhelper', { PATH: '/usr/bin:/bin' }), undefined);
   });
 
   it('a helper that hangs is killed after the timeout', async () => {
