@@ -2,7 +2,9 @@
  * The `--report` file and the exit code of a run, both derived from a {@link CopyResult}. The format is documented
  * in the README ("The report"); every field of version 1 keeps its name and type in version 2.
  */
-import { writeFile, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { type ErrorCode, ExitCode, type ExitCodeValue, MirrorError } from '../errors/index.js';
 import type { TargetEndpoint } from '../reference/destination.js';
 import type { ConflictPolicy } from './conflicts.js';
@@ -121,13 +123,26 @@ export function summarize(result: CopyResult): Record<string, number> {
   };
 }
 
-/** writeReport writes the report atomically (temporary file, then rename). */
+/** REPORT_MODE is a report file's mode: read by all, written by its owner (a umask of 000 does not open it to all). */
+export const REPORT_MODE = 0o644;
+
+/**
+ * reportTempPath names the file a report is written to before it is renamed into place: beside it, hidden, and
+ * unpredictable. It is opened with O_EXCL (`wx`), so a file or a symbolic link planted at that name is never written
+ * through: a predictable name let anyone who could write the directory have the report overwrite a file of theirs.
+ */
+export function reportTempPath(file: string): string {
+  return join(dirname(file), `.${basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** writeReport writes the report atomically (a new temporary file, then rename), mode {@link REPORT_MODE}. */
 export async function writeReport(file: string, report: Report | Record<string, unknown>): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = reportTempPath(file);
   try {
-    await writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(tmp, `${JSON.stringify(report, null, 2)}\n`, { flag: 'wx', mode: REPORT_MODE });
     await rename(tmp, file);
   } catch (e) {
+    await unlink(tmp).catch(() => {});
     throw new MirrorError('BAD_INPUT', `cannot write the report ${file}: ${(e as Error).message}`, { file, cause: e });
   }
 }

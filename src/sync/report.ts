@@ -5,6 +5,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
+import { REPORT_MODE, reportTempPath } from '../copy/report.js';
 import { MirrorError } from '../errors/index.js';
 import type { PruneAction } from './prune.js';
 import type { ImageRecord, SyncRunResult } from './run.js';
@@ -30,8 +31,8 @@ export class ReportWriter {
   private failed: Error | undefined;
 
   private constructor(private readonly file: string) {
-    this.tmp = `${file}.tmp-${process.pid}`;
-    this.out = createWriteStream(this.tmp, { mode: 0o644 });
+    this.tmp = reportTempPath(file);
+    this.out = createWriteStream(this.tmp, { flags: 'wx', mode: REPORT_MODE });
     this.out.on('error', (e) => (this.failed = e));
   }
 
