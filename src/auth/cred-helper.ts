@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { MirrorError, abortError, registerSecret, safeLine } from '../errors/index.js';
+import { MirrorError, abortError, registerSecret, safeExcerpt } from '../errors/index.js';
 import type { Credential } from './types.js';
 
 /** DEFAULT_HELPER_TIMEOUT_MS bounds one run of a credential helper. */
@@ -155,7 +155,7 @@ function helperFailed(
   options: CredentialHelperOptions,
 ): MirrorError {
   // Scrubbed before it is cut short, so a cut never leaves half a secret that the scrubber would not recognize.
-  const said = safeLine(result.stderr.trim() || result.stdout.trim(), 200);
+  const said = safeExcerpt(result.stderr.trim() || result.stdout.trim(), 200);
   const detail = said ? `: ${said}` : '';
   return new MirrorError('AUTH', `credential helper ${helperCommand(name)} failed on "${action}" (exit status ${String(result.code)})${detail}`, {
     phase: 'auth',

@@ -3,7 +3,7 @@
  * keytar is optional and its upstream is archived: it is loaded lazily, once, and every failure — not installed,
  * no native build, no secret service answering — means "not available", never a crash or a hang.
  */
-import { safeLine } from '../errors/index.js';
+import { safeExcerpt } from '../errors/index.js';
 import { TOKEN_USERNAME } from './cred-helper.js';
 import type { Credential } from './types.js';
 
@@ -130,7 +130,7 @@ export function decodeStored(text: string): Credential | undefined {
 
 function reasonOf(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
-  return safeLine(text, 200) || 'unknown error';
+  return safeExcerpt(text, 200) || 'unknown error';
 }
 
 /** createKeychain gives a {@link Keychain}; nothing is loaded until it is first used. */

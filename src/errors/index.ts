@@ -8,7 +8,7 @@
 import { clipInput } from './quote.js';
 import { safeText } from './sanitize.js';
 
-export { escapeControl, registerSecret, safeLine, safeText, scrubSecrets } from './sanitize.js';
+export { escapeControl, registerSecret, safeExcerpt, safeText, scrubSecrets } from './sanitize.js';
 
 /** ExitCode is the one table of process exit codes, shown in `--help`. */
 export const ExitCode = {

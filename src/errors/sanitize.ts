@@ -138,10 +138,10 @@ export function safeText(text: string, options: EscapeOptions = {}): string {
 }
 
 /**
- * safeLine gives the first line of a text fit to print ({@link safeText}), cut to `limit` characters with `...`.
+ * safeExcerpt gives the first line of a text fit to print ({@link safeText}), cut to `limit` characters with `...`.
  * Secrets come out before the cut: a cut first would leave the start of a secret that no longer matches it.
  */
-export function safeLine(text: string, limit: number): string {
+export function safeExcerpt(text: string, limit: number): string {
   const line = safeText(text.split('\n')[0] ?? '');
   return line.length > limit ? `${line.slice(0, limit)}...` : line;
 }

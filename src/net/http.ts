@@ -11,7 +11,7 @@ import * as nodeTls from 'node:tls';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, ProxyAgent } from './undici.js';
-import { abortError, isMirrorError, MirrorError, redactUrl, safeLine } from '../errors/index.js';
+import { abortError, isMirrorError, MirrorError, redactUrl, safeExcerpt } from '../errors/index.js';
 import { forgetHosts, hostWatch, type HostWatch } from './host-watch.js';
 import { DEFAULT_MIN_BYTES_PER_SECOND, describeRate, RateFloor, SLOW_TRANSFER_CODE, SlowTransferError } from './rate-floor.js';
 import type { HostSettings } from './types.js';
@@ -630,7 +630,7 @@ export function mapHttpError(e: unknown, ctx: FailureContext, signal?: AbortSign
 
 /** oneLine keeps the first line of a message, secrets out before it is cut. */
 function oneLine(message: string): string {
-  return safeLine(message, 300);
+  return safeExcerpt(message, 300);
 }
 
 /** scrub removes anything that looks like credentials in a URL inside a message. */

@@ -3,7 +3,7 @@
  * (exponential backoff with full jitter, `Retry-After` honoured up to the cap), and a runner that bounds the tries,
  * reports each retry as an event and stops at once when its AbortSignal fires.
  */
-import { abortError, isMirrorError, redactUrl, safeLine, throwIfAborted } from '../errors/index.js';
+import { abortError, isMirrorError, redactUrl, safeExcerpt, throwIfAborted } from '../errors/index.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { DEFAULT_RETRY_TIMES, type RetryOptions } from './types.js';
 import { SLOW_TRANSFER_CODE } from './rate-floor.js';
@@ -270,6 +270,6 @@ export function retryReason(e: unknown): string {
     const code = typeof c === 'object' && c !== null ? (c as { code?: unknown }).code : undefined;
     if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return code;
   }
-  if (e instanceof Error) return safeLine(e.message || e.name, 200);
-  return safeLine(String(e), 200);
+  if (e instanceof Error) return safeExcerpt(e.message || e.name, 200);
+  return safeExcerpt(String(e), 200);
 }

@@ -140,8 +140,17 @@ export interface AuthenticatorOptions {
   userAgent?: string | undefined;
   /** Renew tokens this long before they expire (capped at a quarter of the lifetime). Default: {@link DEFAULT_TOKEN_MARGIN_MS}. */
   tokenMarginMs?: number | undefined;
-  /** The scheme the registry itself is reached with, to warn when its token realm is plain http. Default: not checked. */
+  /**
+   * The scheme the registry itself is reached with: a plain-http token realm of a registry reached over verified
+   * https is refused, or a warning when the realm is on this machine. Default: not checked.
+   */
   registryScheme?: (() => Promise<'http' | 'https'>) | undefined;
+}
+
+/** isLoopbackHost tells whether a URL's hostname is this machine: `localhost`, 127.0.0.0/8, `[::1]`. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/\.$/, '');
+  return h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '[::1]' || h === '::1';
 }
 
 /** TokenRefusedError says the token server refused the credential (401/403). */
@@ -402,9 +411,18 @@ export class Authenticator {
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
       throw new MirrorError('AUTH', `${this.options.host} named a token realm that is not http(s)`, { phase: 'auth' });
     }
-    if (realm.protocol === 'http:' && cred.kind !== 'anonymous' && !this.warnedRealms.has(realm.origin)) {
-      const registryScheme = await this.options.registryScheme?.();
-      if (registryScheme === 'https') {
+    if (realm.protocol === 'http:' && cred.kind !== 'anonymous' && (await this.options.registryScheme?.()) === 'https') {
+      // A registry reached over verified https that sends the credential to a plain-http realm on the network is a
+      // downgrade nobody asked for: refused. One on this machine, or a registry whose TLS is not verified anyway, is
+      // a warning (once).
+      const verified = !(await this.options.settings.forHost(this.options.host, 'https')).tls.insecureSkipVerify;
+      if (verified && !isLoopbackHost(realm.hostname)) {
+        throw new MirrorError('AUTH', `${this.options.host} is reached over https but names a plain-http token realm (${realm.origin}): the credential is not sent there unencrypted`, {
+          phase: 'auth',
+          hint: 'configure an https token realm on the registry, or skip TLS verification for it (--insecure-skip-tls-verify, --src-tls-verify=false, --dest-tls-verify=false) to accept it',
+        });
+      }
+      if (!this.warnedRealms.has(realm.origin)) {
         this.warnedRealms.add(realm.origin);
         this.events({
           type: 'warning',

@@ -2,7 +2,7 @@
  * Registry error responses (`{"errors":[{"code","message","detail"}]}`) turned into {@link MirrorError}s that name
  * the phase, the method, the redacted URL, the HTTP status and the registry's error code.
  */
-import { isMirrorError, MirrorError, redactUrl, safeLine, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
+import { isMirrorError, MirrorError, redactUrl, safeExcerpt, type ErrorCode, type MirrorErrorOptions } from '../errors/index.js';
 import { FinalNetworkError, type HttpResponse } from '../net/http.js';
 import { parseJson } from '../oci/json.js';
 
@@ -141,7 +141,7 @@ function detailText(detail: unknown): string | undefined {
   text = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
   if (text === '' || text === '{}' || text === '[]' || text === '""') return undefined;
   // Secrets out before the cut (a registry may quote what it was sent): a cut secret no longer matches.
-  return safeLine(text, DETAIL_LIMIT);
+  return safeExcerpt(text, DETAIL_LIMIT);
 }
 
 /** OUT_OF_SPACE matches a registry's detail saying its storage is full (ENOSPC, or a quota). */

@@ -6,6 +6,7 @@ import { MirrorError } from '../../src/errors/index.js';
 import type { ProgressEvent } from '../../src/events/index.js';
 import { closeAll } from '../../src/net/http.js';
 import { parseWwwAuthenticate, RegistryClient } from '../../src/registry/index.js';
+import { Authenticator, isLoopbackHost, newAuthAttempt } from '../../src/registry/auth.js';
 import { chunksOf, makeImage, randomBlob, staticSettings } from '../helpers/image.js';
 import { listenLocal, stopAll } from '../helpers/proc.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -58,6 +59,44 @@ describe('WWW-Authenticate parsing', () => {
     assert.deepEqual(parseWwwAuthenticate('realm="x"'), []);
     assert.deepEqual(parseWwwAuthenticate('Bearer realm="unterminated'), [{ scheme: 'bearer', params: { realm: 'unterminated' } }]);
     assert.deepEqual(parseWwwAuthenticate(', ,Negotiate'), [{ scheme: 'negotiate', params: {} }]);
+  });
+});
+
+describe('a plain-http token realm of an https registry', () => {
+  const challenge = (realm: string): string => `Bearer realm="${realm}",service="reg"`;
+  const scopes = [{ repository: 'a/b', actions: ['pull'] as Array<'pull'> }];
+  const failure = { status: 401, method: 'GET', url: new URL('https://reg.example/v2/a/b/manifests/v1') };
+  /** authorize learns the challenge and the credential as a first 401 does, then asks for the header (no request is sent before the refusal). */
+  const authorize = async (realm: string, tls: { insecureSkipVerify?: boolean } = {}): Promise<string | undefined> => {
+    const auth = new Authenticator({
+      host: 'reg.example',
+      credentials: new ScriptedResolver([{ kind: 'basic', username: 'alice', password: PASSWORD }]),
+      // Every request goes to a proxy on a closed loopback port: no name is ever looked up, nothing leaves the machine.
+      settings: staticSettings({ scheme: 'https', tls, proxy: 'http://127.0.0.1:1' }),
+      registryScheme: async () => 'https',
+      retry: { retries: 0, baseDelayMs: 1 },
+    });
+    const attempt = newAuthAttempt();
+    assert.deepEqual(await auth.unauthorized(challenge(realm), scopes, attempt, failure), { retry: true });
+    return auth.authorization(scopes, newAuthAttempt());
+  };
+
+  it('on another host, with TLS verified: refused before the credential is sent (AUTH, naming the realm)', async () => {
+    await assert.rejects(authorize('http://tokens.example/token'), (e: unknown) => {
+      assert.ok(e instanceof MirrorError);
+      assert.equal(e.code, 'AUTH');
+      assert.match(e.message, /reg\.example is reached over https but names a plain-http token realm \(http:\/\/tokens\.example\): the credential is not sent there unencrypted/);
+      assertNoSecrets(e, [PASSWORD]);
+      return true;
+    });
+  });
+
+  it('loopback realms and registries whose TLS is not verified go on (a warning; the request is made)', async () => {
+    assert.ok(isLoopbackHost('127.0.0.1') && isLoopbackHost('localhost') && isLoopbackHost('[::1]') && !isLoopbackHost('tokens.example') && !isLoopbackHost('128.0.0.1'));
+    // Past the check, the token request itself fails here (the proxy's port is closed): not the refusal.
+    const past = (e: unknown): boolean => e instanceof MirrorError && !/not sent there unencrypted/.test(e.message) && /127\.0\.0\.1:1|refused/i.test(e.describe());
+    await assert.rejects(authorize('http://tokens.example/token', { insecureSkipVerify: true }), past);
+    await assert.rejects(authorize('http://127.0.0.1:9/token'), past);
   });
 });
 
