@@ -47,6 +47,8 @@ export interface RepositoryDone {
   repository: string;
   /** The destination tags planned. */
   tags: ReadonlySet<string>;
+  /** The digests the config selects (pinned), which stay whatever tags go. */
+  digests: ReadonlySet<string>;
   /** False when a listing failed, so the set may miss tags that are still selected upstream. */
   complete: boolean;
 }
@@ -61,6 +63,11 @@ export interface PlanContext {
   onProblem(problem: PlanProblem): void;
   /** Called once per destination repository when `track` is set. */
   onRepository?: ((done: RepositoryDone) => void) | undefined;
+  /**
+   * Called when an entry over many repositories (a prefix) could not be listed (its registry unreachable, its catalog
+   * refused): which destination repositories it selects is not known, so nothing may be pruned.
+   */
+  onUnlisted?: ((entry: SyncEntry, why: MirrorError) => void) | undefined;
   /**
    * Whether referrers travel with their subjects (the run's --referrers, else the entry's, else this default): then
    * the referrer tags a listing gives (`sha256-<hex>`, cosign's `.sig`/`.att`/`.sbom`) are not images of their own,
@@ -105,8 +112,10 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
     } catch (e) {
       if (ctx.signal?.aborted) throw e;
       // A source registry that cannot be reached (down, silent, refusing the credentials or the TLS handshake) fails
-      // its own entries, each with the registry's error; the other registries' entries go on.
+      // its own entries, each with the registry's error; the other registries' entries go on. What they select is
+      // then unknown: their destination repositories are not pruned (another entry may land in the same one).
       ctx.onProblem({ entry, error: asMirrorError(e) });
+      unlisted(ctx, entry, asMirrorError(e));
       continue;
     }
     if (entry.kind === 'repository') {
@@ -123,13 +132,12 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
         const why = asMirrorError(e);
-        ctx.onProblem({
-          entry,
-          error: new MirrorError('REGISTRY', `${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
-            cause: e,
-            hint: 'name each repository in a "repository:" entry instead',
-          }),
+        const error = new MirrorError('REGISTRY', `${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
+          cause: e,
+          hint: 'name each repository in a "repository:" entry instead',
         });
+        ctx.onProblem({ entry, error });
+        ctx.onUnlisted?.(entry, error);
         break;
       }
       if (next.done) break;
@@ -138,6 +146,24 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
     }
     if (count === 0) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
   }
+}
+
+/**
+ * unlisted records that an entry selected nothing it could know of: a repository entry's destination repository is
+ * incomplete (not pruned); a prefix entry's destination repositories are not known at all.
+ */
+function unlisted(ctx: PlanContext, entry: SyncEntry, why: MirrorError): void {
+  if (entry.kind === 'prefix') {
+    ctx.onUnlisted?.(entry, why);
+    return;
+  }
+  let destRepo: string;
+  try {
+    destRepo = destinationRepository(entry.registry, entry.path, ctx.config.destination);
+  } catch {
+    return; // Named as a problem when its plan runs; nothing of it was planned.
+  }
+  if (inShard(destRepo, ctx.shard)) ctx.onRepository?.({ repository: destRepo, tags: new Set(), digests: new Set(), complete: false });
 }
 
 /** Started is a repository's plan whose first job is being looked for. */
@@ -200,6 +226,7 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
   if (!inShard(destRepo, ctx.shard)) return;
   const planned = new Set<string>();
   const tags = new Set<string>();
+  const digests = new Set<string>();
   let complete = true;
   const jobOf = (name: SourceName): SyncJob | undefined => {
     let target;
@@ -213,6 +240,7 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
     if (planned.has(key)) return undefined;
     planned.add(key);
     if (target.tag !== undefined && ctx.onRepository) tags.add(target.tag);
+    if (name.digest !== undefined && ctx.onRepository) digests.add(name.digest);
     return {
       entry,
       sourceName: name,
@@ -230,8 +258,11 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
       ? fromArray(entry.tags)
       : selectTags(conn.source.tags!(repository, { signal: ctx.signal }), entry.rule, (tag) =>
           createdTime(conn.source, repository, tag, ctx.signal).catch((e: unknown) => {
-            // A source that fails outright (not one config it cannot read) fails the listing, hence the repository.
+            // A source that fails (a 5xx, a cut connection) fails the listing, hence the repository: which tags are
+            // the newest is then not known, and another tag must not take the place of one that could not be read.
+            // A tag gone since the listing, or one whose manifest or config cannot be read as one, is left out.
             rethrowIfRunWide(e, ctx.signal);
+            if (!isMirrorError(e) || (e.code !== 'NOT_FOUND' && e.code !== 'BAD_INPUT')) throw e;
             ctx.events({ type: 'warning', message: `${entry.registry}/${repository}:${tag} left out of "newest": its creation time could not be read (${asMirrorError(e).describe()})` });
             return undefined;
           }),
@@ -252,7 +283,7 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
     if (fromCatalog && isMirrorError(e) && e.context.status === 404) {
       // Listed in the catalog but without tags (an upload area such as push's staging repository): nothing to sync.
       ctx.events({ type: 'debug', message: `${entry.registry}/${repository} has no tags` });
-      ctx.onRepository?.({ repository: destRepo, tags, complete });
+      ctx.onRepository?.({ repository: destRepo, tags, digests, complete });
       return;
     }
     complete = false;
@@ -263,7 +294,7 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
     if (job) yield job;
   }
   if (planned.size === 0 && complete) ctx.events({ type: 'warning', message: `${entry.origin}: nothing selected in ${entry.registry}/${repository}` });
-  ctx.onRepository?.({ repository: destRepo, tags, complete });
+  ctx.onRepository?.({ repository: destRepo, tags, digests, complete });
 }
 
 async function* fromArray(list: readonly string[]): AsyncGenerator<string, void, undefined> {

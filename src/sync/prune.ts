@@ -23,6 +23,8 @@ export function isReferrerTag(tag: string): boolean {
 export interface PruneTarget {
   repository: string;
   kept: ReadonlySet<string>;
+  /** Digests the config selects (pinned): never deleted, whatever tags still name them. Default: none. */
+  digests?: ReadonlySet<string> | undefined;
   complete: boolean;
 }
 
@@ -69,6 +71,7 @@ export async function pruneRepository(target: PruneTarget, ctx: PruneContext): P
   // Which digest each tag names, and what must stay.
   const digestOf = new Map<string, string>();
   const protectedBy = new Map<string, string>();
+  for (const digest of target.digests ?? []) protectedBy.set(digest, 'selected by digest in the config');
   for (const tag of all) {
     const info = await client.headManifest(repo, tag, { signal });
     if (info === undefined) continue;
@@ -92,7 +95,9 @@ export async function pruneRepository(target: PruneTarget, ctx: PruneContext): P
   const remove = async (digest: string, tags: string[]): Promise<void> => {
     const keeper = protectedBy.get(digest);
     if (keeper !== undefined) {
-      const reason = `still tagged ${keeper}; the registry deletes manifests by digest, which would remove that tag too`;
+      const reason = target.digests?.has(digest)
+        ? `${keeper}; deleting the tag would delete the manifest`
+        : `still tagged ${keeper}; the registry deletes manifests by digest, which would remove that tag too`;
       ctx.events({ type: 'warning', message: `${repo}:${tags.join(', :')} is no longer selected but not deleted: ${digest} is ${reason}` });
       actions.push({ repository: repo, digest, tags, action: 'kept', reason });
       return;

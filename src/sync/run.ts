@@ -21,7 +21,7 @@ import { openRegistryDestination } from '../transport/registry/destination.js';
 import { openRegistrySource } from '../transport/registry/source.js';
 import type { SideContext } from '../transport/index.js';
 import type { ImageDestination } from '../transport/types.js';
-import type { RegistryConfig, SyncConfig } from './config/model.js';
+import type { RegistryConfig, SyncConfig, SyncEntry } from './config/model.js';
 import { referenceResolver } from './credentials.js';
 import { acquireLock, type Lock, type LockOwner } from './lock.js';
 import { planJobs, type PlanProblem, type SourceConnection, type SyncJob } from './plan.js';
@@ -272,7 +272,9 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   };
   const retries = options.retries ?? config.defaults.retries ?? DEFAULT_RETRY_TIMES;
   const sides = new Sides(config, { src: options.src, dest: options.dest }, retries, events, signal);
-  const tracked = new Map<string, { tags: Set<string>; complete: boolean }>();
+  const tracked = new Map<string, { tags: Set<string>; digests: Set<string>; complete: boolean }>();
+  /** Set when an entry over many repositories could not be listed: then nothing is pruned. */
+  let unlistedEntry: { entry: SyncEntry; why: MirrorError } | undefined;
   let started = 0;
   let finished = 0;
   let summary: CopyRunSummary | undefined;
@@ -295,12 +297,14 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
         onProblem: (p) => emit(problemRecord(p)),
         onRepository: options.prune
           ? (done) => {
-              const t = tracked.get(done.repository) ?? { tags: new Set<string>(), complete: true };
+              const t = tracked.get(done.repository) ?? { tags: new Set<string>(), digests: new Set<string>(), complete: true };
               for (const tag of done.tags) t.tags.add(tag);
+              for (const digest of done.digests) t.digests.add(digest);
               t.complete &&= done.complete;
               tracked.set(done.repository, t);
             }
           : undefined,
+        onUnlisted: (entry, why) => (unlistedEntry ??= { entry, why }),
         referrers: { override: options.referrers, fallback: referrers },
         events,
         signal,
@@ -336,12 +340,15 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     } finally {
       summary = run.summary();
     }
-    if (options.prune) {
+    if (options.prune && unlistedEntry !== undefined) {
+      const { entry, why } = unlistedEntry;
+      events({ type: 'warning', message: `nothing pruned: ${entry.origin} (${entry.label}) could not be listed (${why.message}), so which destination repositories it selects is not known` });
+    } else if (options.prune) {
       const suffix = config.destination.naming.kind === 'skopeo' ? config.destination.naming.appendSuffix : '';
       for (const [repository, t] of tracked) {
         let actions: PruneAction[];
         try {
-          actions = await pruneRepository({ repository, kept: t.tags, complete: t.complete }, { client: dest.client, suffix, dryRun, events, signal });
+          actions = await pruneRepository({ repository, kept: t.tags, digests: t.digests, complete: t.complete }, { client: dest.client, suffix, dryRun, events, signal });
         } catch (e) {
           if (signal.aborted || (isMirrorError(e) && (e.code === 'AUTH' || e.code === 'TLS' || e.code === 'NETWORK'))) throw e;
           actions = [{ repository, digest: '', tags: [], action: 'failed', reason: isMirrorError(e) ? e.describe() : String(e) }];

@@ -551,6 +551,50 @@ ${entries}`,
     }
   });
 
+  it('--prune keeps what it cannot know is unselected: a digest the config pins, the repository of a source that is down, a prefix not listed', async () => {
+    const all = nativeFile('prune-keep-all', `http://${plainProxy.host}/prune-keep`, `  - repository: ${srcProxy.host}/team/app\n    tags: {exclude: ['^sha256-']}\n`);
+    assert.equal((await sync(['--config', all, '--referrers=false'])).code, 0);
+    const before = await tagsOf('prune-keep/team/app', { tlsVerify: false }, plain.host);
+    assert.ok(before.includes('1.0') && before.includes('1.1'), before.join(', '));
+    // A digest pinned by the config: its old tag is not deleted, which would delete the manifest.
+    const pinned = nativeFile('prune-keep-pin', `http://${plainProxy.host}/prune-keep`, `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^2\\.0$']}\n    digests: ['${digestOf('quay.io/team/app:1.0')}']\n`);
+    const pin = await sync(['--config', pinned, '--prune', '--referrers=false']);
+    assert.equal(pin.code, 0, pin.stderr + pin.stdout);
+    assert.match(pin.stderr, /team\/app:1\.0 is no longer selected but not deleted: sha256:\S+ is selected by digest in the config/);
+    assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/prune-keep/team/app@${digestOf('quay.io/team/app:1.0')}`, { tlsVerify: false }), digestOf('quay.io/team/app:1.0'));
+    const now = await tagsOf('prune-keep/team/app', { tlsVerify: false }, plain.host);
+    assert.ok(now.includes('1.0') && now.includes('2.0') && !now.includes('1.1'), now.join(', '));
+    // Another source of the same destination repository is down: what it selects is not known, nothing is pruned.
+    const closed = createServer();
+    const downHost = `127.0.0.1:${await listenLocal(closed)}`;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const extra = `  ${downHost}:\n    tls: {plainHttp: true}\n`;
+    const down = nativeFile('prune-keep-down', `http://${plainProxy.host}/prune-keep`, `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^2\\.0$']}\n  - repository: ${downHost}/team/app\n`, extra);
+    const r = await sync(['--config', down, '--prune', '--referrers=false', '--retry-times', '0']);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.match(r.stderr, /team\/app not pruned: its source listing failed/);
+    assert.deepEqual(await tagsOf('prune-keep/team/app', { tlsVerify: false }, plain.host), now, 'nothing pruned');
+    // A prefix whose registry is down: which repositories it selects is not known, nothing at all is pruned.
+    const prefix = nativeFile('prune-keep-prefix', `http://${plainProxy.host}/prune-keep`, `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^2\\.0$']}\n  - prefix: ${downHost}/team\n`, extra);
+    const p = await sync(['--config', prefix, '--prune', '--referrers=false', '--retry-times', '0']);
+    assert.equal(p.code, 7, p.stderr + p.stdout);
+    assert.match(p.stderr, /nothing pruned: \S+ \(\S+\/team \(every repository under it\)\) could not be listed/);
+    assert.deepEqual(await tagsOf('prune-keep/team/app', { tlsVerify: false }, plain.host), now, 'nothing pruned');
+  });
+
+  it('newest by created time: a source that fails on a config fails the repository (nothing pruned, no older tag in its place)', async () => {
+    const all = nativeFile('prune-created-all', `http://${plainProxy.host}/prune-created`, `  - repository: ${srcProxy.host}/team/app\n    tags: {exclude: ['^sha256-']}\n`);
+    assert.equal((await sync(['--config', all, '--referrers=false'])).code, 0);
+    const before = await tagsOf('prune-created/team/app', { tlsVerify: false }, plain.host);
+    srcProxy.setRules([{ kind: 'respond', method: 'GET', pathIncludes: '/v2/team/app/blobs/', status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"storage hiccup"}]}', probability: 1 }]);
+    const newest = nativeFile('prune-created-newest', `http://${plainProxy.host}/prune-created`, `  - repository: ${srcProxy.host}/team/app\n    tags: {exclude: ['^sha256-'], newest: 1, newestBy: created}\n`);
+    const r = await sync(['--config', newest, '--prune', '--referrers=false', '--retry-times', '0']);
+    assert.equal(r.code, 1, r.stderr + r.stdout); // its one repository failed: the run failed
+    assert.match(r.stdout, /cannot list the tags of \S+\/team\/app: .*500/);
+    assert.match(r.stderr, /team\/app not pruned: its source listing failed/);
+    assert.deepEqual(await tagsOf('prune-created/team/app', { tlsVerify: false }, plain.host), before, 'nothing pruned');
+  });
+
   it('referrer tags (sha256-<hex>) listed by the source go with their subjects, not as images of their own', async () => {
     const file = nativeFile('reftags', `http://${plainProxy.host}/reftags`, `  - repository: ${srcProxy.host}/team/app\n`);
     const listed = await tagsOf('team/app', { tlsVerify: false }, src.host);
