@@ -6,14 +6,16 @@
  * (a shared volume) is never taken over: only its owner, or a person, can tell whether that run is over.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { MirrorError } from '../errors/index.js';
 import { sleep } from '../net/retry.js';
 
 /** LOCK_POLL_MS is how often a waiting run looks at the lock again. */
 export const LOCK_POLL_MS = 500;
+/** QUICK_RETRIES is how many times a lock released between two looks is tried again at once. */
+const QUICK_RETRIES = 3;
 /** STALE_TAKEOVER_MS is the age after which a half-done takeover marker (its taker killed in between) is ignored. */
 export const STALE_TAKEOVER_MS = 30_000;
 
@@ -71,13 +73,29 @@ export function describeOwner(o: LockOwner): string {
   return `pid ${o.pid} on ${o.host}, started ${o.started}`;
 }
 
+/**
+ * readOwner reads who holds the lock; undefined when there is no lock file. A symbolic link or anything but a file
+ * at the lock path is refused, never followed: the default path is in a directory every user can write, and a link
+ * planted there (dangling, or to a file of someone else's) must neither stall the run nor be taken for a lock.
+ */
 async function readOwner(path: string): Promise<LockOwner | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' });
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MirrorError('BAD_INPUT', `cannot read the lock file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`, { file: path });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    const what = code === 'ELOOP' ? 'a symbolic link' : code === 'ENOTFILE' || code === 'EISDIR' ? 'not a file' : undefined;
+    throw new MirrorError('BAD_INPUT', `cannot read the lock file ${path}: ${what ?? code ?? 'unreadable'}${what ? ', which a sync never writes: refused' : ''}`, {
+      file: path,
+      hint: `remove ${path}, or choose another place with --lock-file`,
+    });
   }
   try {
     const v = JSON.parse(text) as Partial<LockOwner>;
@@ -149,17 +167,20 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   };
   const deadline = Date.now() + Math.max(0, options.waitMs ?? 0);
   let waited = false;
+  let quick = 0;
   for (;;) {
     let tookOver: LockOwner | undefined;
     let held = await tryCreate(path, owner);
     let current: LockOwner | undefined;
+    let stale = false;
     if (!held) {
       current = await readOwner(path);
-      if (current === undefined) continue; // Released in between: try again.
-      if (current.host === owner.host && !isAlive(current)) {
+      // Released in between: tried again at once, a few times; then as any wait (bounded, and by the signal).
+      if (current === undefined && quick++ < QUICK_RETRIES) continue;
+      if (current !== undefined && current.host === owner.host && !isAlive(current)) {
+        stale = true;
         held = await takeOver(path, current, owner);
         if (held) tookOver = current;
-        else continue;
       }
     }
     if (held) {
@@ -173,14 +194,19 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
         },
       };
     }
-    const other = current!;
+    const other = current ?? { pid: -1, host: owner.host, started: '?', token: '' };
     if (Date.now() >= deadline) {
-      throw new MirrorError('LOCKED', `another sync holds the lock ${path} (${describeOwner(other)})${waited ? ` and did not finish within --wait-lock` : ''}`, {
+      const who = current === undefined ? 'the lock came and went' : stale ? `its owner, ${describeOwner(other)}, is gone, but another run is taking it over (${path}.takeover)` : describeOwner(other);
+      throw new MirrorError('LOCKED', `another sync holds the lock ${path} (${who})${waited ? ` and did not finish within --wait-lock` : ''}`, {
         file: path,
-        hint: other.host === owner.host ? 'wait for it, or give --wait-lock DURATION' : `a lock of another host is never taken over: remove ${path} once that run is known to be over`,
+        hint: stale
+          ? `try again; if ${path}.takeover stays, remove it`
+          : other.host === owner.host
+            ? 'wait for it, or give --wait-lock DURATION'
+            : `a lock of another host is never taken over: remove ${path} once that run is known to be over`,
       });
     }
-    if (!waited) options.onWait?.(other);
+    if (!waited && current !== undefined) options.onWait?.(other);
     waited = true;
     await sleep(Math.min(LOCK_POLL_MS, Math.max(1, deadline - Date.now())), options.signal);
   }

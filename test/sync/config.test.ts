@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { safeText, type MirrorError } from '../../src/errors/index.js';
@@ -282,6 +282,25 @@ describe('sync lock', () => {
     await reused.release();
     writeFileSync(path, JSON.stringify({ pid: dead, host: 'other-host', started: '2020', token: 'z' }));
     await assert.rejects(acquireLock(path), (e: MirrorError) => /pid \d+ on other-host.*a lock of another host is never taken over/.test(e.describe()));
+  });
+
+  it('a link planted at the lock path is refused at once, never followed; a takeover that cannot happen ends within --wait-lock', async () => {
+    const path = join(dir, 'planted.lock');
+    symlinkSync(join(dir, 'nowhere'), path);
+    let t0 = Date.now();
+    await assert.rejects(acquireLock(path, { waitMs: 60_000 }), (e: MirrorError) => e.code === 'BAD_INPUT' && /planted\.lock: a symbolic link, which a sync never writes/.test(e.message));
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    rmSync(path);
+    // A stale lock whose takeover marker cannot be made or removed (a directory in its place).
+    const dead = await new Promise<number>((resolve) => {
+      const c = spawn(process.execPath, ['-e', '0']);
+      c.once('exit', () => resolve(c.pid!));
+    });
+    writeFileSync(path, JSON.stringify({ pid: dead, host: hostname(), started: '2020', token: 'w' }));
+    mkdirSync(`${path}.takeover`);
+    t0 = Date.now();
+    await assert.rejects(acquireLock(path, { waitMs: 700 }), (e: MirrorError) => e.code === 'LOCKED' && /is gone, but another run is taking it over/.test(e.message));
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
   });
 });
 
