@@ -216,6 +216,21 @@ describe('sync tag selection', () => {
     assert.deepEqual(await select(rule({ include: [compileRegex('night') as RegExp] })), ['nightly-2024']);
     assert.deepEqual(await select(rule({ include: [compileRegex('(?i)LATEST') as RegExp] })), ['latest']);
   });
+
+  it("patterns run as Go's RE2 would: one that backtracks without end still ends at once; (?i), (?P<name>), \\z", () => {
+    const tag = `${'a'.repeat(26)}-`; // seconds for a backtracking engine, 2^n steps; the fallback takes none
+    for (const source of ['^(a+)+$', '(?s)^(a|aa)+$', '(?i)^(A+)+$']) {
+      const re = compileRegex(source) as RegExp;
+      const t0 = Date.now();
+      assert.equal(re.test(tag), false, source);
+      assert.ok(Date.now() - t0 < 2000, `${source}: ${Date.now() - t0} ms`);
+    }
+    const folded = compileRegex('(?i)^V\\d+\\.X$') as RegExp;
+    assert.ok(folded.test('v1.x') && folded.test('V22.X') && !folded.test('v1x') && !folded.test('w1.x'));
+    assert.ok((compileRegex('(?i)^[A-C]\\W') as RegExp).test('b-'), 'class ranges fold, escapes keep their meaning');
+    assert.ok((compileRegex('^(?P<major>\\d+)\\.') as RegExp).test('12.3'));
+    assert.ok((compileRegex('rc\\z') as RegExp).test('1.0-rc') && !(compileRegex('rc\\z') as RegExp).test('1.0-rc1'));
+  });
 });
 
 describe('sync shards and durations', () => {
