@@ -11,14 +11,15 @@ import { MirrorError } from '../errors/index.js';
 export const REPORT_STDOUT = '-';
 
 /**
- * checkReportPath fails with a USAGE error naming the file when `--report FILE` could not be written: a directory,
+ * checkReportPath fails with a USAGE error naming the file when `--report FILE` (or another output file `flag`
+ * names) could not be written: a directory,
  * a file without write permission, a directory that does not exist or cannot be written (the report is written to a
  * temporary file beside it, then renamed). Nothing is created.
  */
-export async function checkReportPath(file: string | undefined): Promise<void> {
-  if (file === undefined || file === REPORT_STDOUT) return;
+export async function checkReportPath(file: string | undefined, flag = '--report'): Promise<void> {
+  if (file === undefined || (file === REPORT_STDOUT && flag === '--report')) return;
   const bad = (why: string): MirrorError =>
-    new MirrorError('USAGE', `--report ${file}: ${why}`, { file, hint: 'name a file in a writable directory, or --report - for stdout' });
+    new MirrorError('USAGE', `${flag} ${file}: ${why}`, { file, hint: `name a file in a writable directory${flag === '--report' ? ', or --report - for stdout' : ''}` });
   if (file === '') throw bad('empty file name');
   const existing = await stat(file).catch(() => undefined);
   if (existing?.isDirectory()) throw bad('is a directory');

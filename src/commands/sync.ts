@@ -7,6 +7,7 @@ import { MirrorCommand } from '../cli/base.js';
 import { timeoutFlag } from '../cli/flags.js';
 import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
+import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { parsePlatform } from '../copy/platform.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
@@ -126,6 +127,7 @@ ${EXIT_CODE_HELP}`;
     if (flags.shards !== undefined) shard = shardFromEnv(flags.shards);
     const waitMs = flags['wait-lock'] === undefined ? undefined : parseDuration(flags['wait-lock'], '--wait-lock');
     const maxDurationMs = flags['max-duration'] === undefined ? undefined : parseDuration(flags['max-duration'], '--max-duration');
+    if (maxDurationMs === 0) throw new MirrorError('USAGE', '--max-duration 0 would stop the run before it starts: give a duration such as 50m, or leave it out');
     const platforms = flags.platform?.map(parsePlatform);
 
     let config;
@@ -142,6 +144,12 @@ ${EXIT_CODE_HELP}`;
       flags['lock-file'] ??
       join(tmpdir(), `mirror-sync-${createHash('sha256').update(`${configName}\n${destName}\n${shard ? `${shard.index}/${shard.count}` : ''}`).digest('hex').slice(0, 16)}.lock`);
 
+    // Output files are checked before the lock or any registry (a mistake found after an hour of syncing is lost).
+    if (flags.report === REPORT_STDOUT) {
+      throw new MirrorError('USAGE', '--report - is not taken by sync, which writes its report as the run goes', { hint: 'name a file, or use --json (the run as one document on stdout) or --log-format json (a line per image)' });
+    }
+    await checkReportPath(flags.report);
+    if (!flags['dry-run']) await checkReportPath(flags.digestfile, '--digestfile');
     const report = flags.report === undefined ? undefined : await ReportWriter.open(flags.report, {
       config: configName,
       format: config.format,
@@ -151,6 +159,8 @@ ${EXIT_CODE_HELP}`;
       started: new Date().toISOString(),
     });
     const digestFile: WriteStream | undefined = flags.digestfile !== undefined && !flags['dry-run'] ? createWriteStream(flags.digestfile) : undefined;
+    let digestFileError: Error | undefined;
+    digestFile?.on('error', (e) => (digestFileError ??= e));
     const planned: ImageRecord[] = [];
     const onImage = (r: ImageRecord): void => {
       report?.image(r);
@@ -196,6 +206,7 @@ ${EXIT_CODE_HELP}`;
     }
     if (digestFile) await new Promise<void>((r) => digestFile.end(() => r()));
     await report?.finish(result, result.pruned);
+    if (digestFileError !== undefined) sink({ type: 'warning', message: `--digestfile ${flags.digestfile}: not written whole: ${digestFileError.message}` });
     if (json) {
       write(
         JSON.stringify({

@@ -115,6 +115,9 @@ export interface SyncRunResult {
   durationMs: number;
 }
 
+/** MAX_TIMER_MS is the longest delay a Node.js timer takes (2^31 - 1 ms); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Sides connects to each registry once, with the file's settings for it over the command line's. */
 class Sides {
   private readonly limiters = new Map<string, RequestLimiter>();
@@ -255,7 +258,8 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   const signal = options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal;
   setMaxListeners(0, signal);
   let timer: NodeJS.Timeout | undefined;
-  if (options.maxDurationMs !== undefined) {
+  // A limit beyond what a timer holds (about 24.8 days) is no limit: such a timer would fire at once.
+  if (options.maxDurationMs !== undefined && options.maxDurationMs <= MAX_TIMER_MS) {
     const ms = options.maxDurationMs;
     timer = setTimeout(() => stop.abort(new MirrorError('STOPPED', `stopped at --max-duration (${Math.round(ms / 1000)}s)`)), ms);
     timer.unref();

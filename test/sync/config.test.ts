@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { safeText, type MirrorError } from '../../src/errors/index.js';
 import { forgetSecrets } from '../../src/errors/sanitize.js';
 import { ConfigError, loadSyncConfig, type DestinationConfig, type TagRule } from '../../src/sync/config/index.js';
-import { parseNativeYaml } from '../../src/sync/config/native.js';
+import { isNativeYaml, parseNativeYaml } from '../../src/sync/config/native.js';
 import { parseSkopeoYaml } from '../../src/sync/config/skopeo.js';
 import { compileRegex } from '../../src/sync/config/checks.js';
 import { parseDuration } from '../../src/sync/duration.js';
@@ -116,6 +116,27 @@ describe('sync config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('YAML syntax mistakes are placed at their line and column in the library\'s words cleaned; a byte order mark is no mistake', () => {
+    const at = (text: string): string => {
+      try {
+        parseNativeYaml(text, 'f.yaml');
+      } catch (e) {
+        return (e as ConfigError).lines().join('\n');
+      }
+      return 'no error';
+    };
+    const head = 'apiVersion: mirror/v1\nkind: Sync\ndestination: {registry: r.example}\n';
+    assert.match(at(`${head}sync:\n  - {repository: quay.io/a\n`), /^f\.yaml:[4-6]:\d+: /);
+    assert.match(at(`${head}sync:\n  - repository: quay.io/a\n  - repository: quay.io/a\nkind: Sync\n`), /^f\.yaml:7:1: .*Map keys must be unique/);
+    assert.match(at(`${head}sync: []\n---\nkind: Sync\n`), /^f\.yaml:5:1: .*a sync file is one document/);
+    assert.doesNotMatch(at(`${head}sync: []\n---\nkind: Sync\n`), /parseAllDocuments/);
+    const deep = at(`${'['.repeat(20000)}`);
+    assert.match(deep, /^f\.yaml:1:\d+: /);
+    assert.ok(deep.split('\n').length <= 25, `${deep.split('\n').length} lines`);
+    assert.ok(isNativeYaml(`\uFEFF${head}sync: []\n`));
+    assert.equal(at(`\uFEFF${head}sync:\n  - repository: quay.io/a\n`), 'no error');
   });
 
   it("reads skopeo's sync YAML as skopeo does: empty list = all tags, digests, regex, semver, credentials, tls-verify", () => {

@@ -629,7 +629,26 @@ ${entries}`,
     assert.match(r.stderr, /mirror: error: .*bad\.yaml:5:3: .*\(and 1 more mistake\)/);
     const usage = await sync(['--src', 'yaml', file]);
     assert.equal(usage.code, 2);
+    // Output files that cannot be written, and a time limit of nothing: said at once, no stack trace, no lock left.
+    const good = nativeFile('outputs', `http://${plainProxy.host}/outputs`, `  - repository: ${srcProxy.host}/team/tool\n`);
+    const lockFile = join(work, 'outputs.lock');
+    for (const [flags, said] of [
+      [['--report', work], /--report \S+: is a directory/],
+      [['--report', '-'], /--report - is not taken by sync/],
+      [['--digestfile', join(work, 'no-such-dir', 'd.txt')], /--digestfile \S+d\.txt: no such directory/],
+      [['--digestfile', work], /--digestfile \S+: is a directory/],
+      [['--max-duration', '0'], /--max-duration 0 would stop the run before it starts/],
+    ] as const) {
+      const bad = await sync(['--config', good, '--lock-file', lockFile, ...flags]);
+      assert.equal(bad.code, 2, `${flags.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, said);
+      assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+      assert.ok(!existsSync(lockFile), 'no lock left');
+    }
     assert.equal(srcProxy.requests.length, 0);
+    // A limit beyond what a timer holds is no limit (it fired at once, stopping the run before its first image).
+    const long = await sync(['--config', good, '--max-duration', '30d', '--referrers=false']);
+    assert.equal(long.code, 0, long.stderr + long.stdout);
   });
 
   it('the built binary, killed in the middle, leaves a lock that the next run takes over', async () => {

@@ -205,7 +205,7 @@ interface RawEntry {
 
 /** isNativeYaml tells whether a YAML text is a native file (it names `apiVersion: mirror/...`). */
 export function isNativeYaml(text: string): boolean {
-  return /^apiVersion\s*:\s*["']?mirror\//m.test(text);
+  return /^\uFEFF?apiVersion\s*:\s*["']?mirror\//m.test(text);
 }
 
 /** parseNativeYaml reads a `mirror/v1` sync file. */

@@ -4,7 +4,7 @@
  * (`docs/sync.schema.json` is generated from it, so the two cannot drift apart).
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
-import { MirrorError } from '../../errors/index.js';
+import { errorMessage, MirrorError } from '../../errors/index.js';
 
 /** Check validates a value that has the right type; it returns what is wrong, or undefined. */
 export type Check<T> = (value: T) => string | undefined;
@@ -140,13 +140,23 @@ function typeName(node: unknown): string {
  */
 export function parseYaml(text: string, file: string, shape: Shape): Located {
   const counter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true, strict: true });
+  // A byte order mark (an editor on Windows) is no part of the text.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true, strict: true });
+  } catch (e) {
+    // The YAML library recurses per level of nesting: a file nested thousands deep ends its stack.
+    throw new ConfigError(file, [{ line: 1, column: 1, path: '', message: e instanceof RangeError ? 'nested too deeply to be a sync file' : `not readable as YAML: ${errorMessage(e)}` }]);
+  }
   const issues: Issue[] = [];
   const warnings: Issue[] = [];
   const positions = new Map<string, string>();
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-    issues.push({ line: pos.line, column: pos.col, path: '', message: e.message.split('\n')[0] ?? 'YAML syntax error' });
+  for (const e of doc.errors.slice(0, MAX_ISSUES)) {
+    // Where the error is, from its offset (prettyErrors, which would set linePos, also rewrites the message).
+    const pos = e.linePos?.[0] ?? counter.linePos(e.pos[0]);
+    const message = (e.message.split('\n')[0] ?? 'YAML syntax error').replace(/; please use YAML\.parseAllDocuments\(\)/, ': a sync file is one document');
+    issues.push({ line: pos.line, column: pos.col, path: '', message });
   }
   if (issues.length > 0) throw new ConfigError(file, issues);
   const at = (node: { range?: [number, number, number] | null | undefined } | null | undefined, fallback: number): { line: number; column: number } => {
