@@ -3,7 +3,7 @@
  * token realm with exact scopes (GET with Basic auth, or the OAuth2 refresh-token POST), cached per scope and renewed
  * before they expire or when a request is answered 401. Credentials are asked for lazily and never printed.
  */
-import { abortError, MirrorError, redactUrl, registerSecret } from '../errors/index.js';
+import { abortError, isMirrorError, MirrorError, redactUrl, registerSecret } from '../errors/index.js';
 import { noEvents, type EventSink } from '../events/index.js';
 import { request, type HttpTimeouts } from '../net/http.js';
 import { isRetryableStatus, withRetry } from '../net/retry.js';
@@ -344,7 +344,15 @@ export class Authenticator {
   private async resolveCredential(retry: boolean, signal: AbortSignal | undefined): Promise<ResolvedCredential> {
     if (this.resolving !== undefined) return this.resolving;
     const p = (async () => {
-      const resolved = await this.options.credentials.resolve(this.options.host, { signal, retry });
+      let resolved: ResolvedCredential;
+      try {
+        resolved = await this.options.credentials.resolve(this.options.host, { signal, retry });
+      } catch (e) {
+        // Which registry the credential was for: a sync tells a source's refusal (its images fail) from the
+        // destination's (the run stops) by it.
+        if (isMirrorError(e) && e.context.registry === undefined) (e.context as { registry?: string }).registry = this.options.host;
+        throw e;
+      }
       this.credential = resolved;
       this.generation++;
       this.tokens.clear();

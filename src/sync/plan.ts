@@ -57,8 +57,8 @@ export interface RepositoryDone {
 export interface PlanContext {
   config: SyncConfig;
   shard?: Shard | undefined;
-  /** Connects (once) to a source registry. */
-  connect(host: string): Promise<SourceConnection>;
+  /** Connects (once) to a source registry, by the key of its settings (an entry's `settings`, else its registry). */
+  connect(key: string): Promise<SourceConnection>;
   /** Called for each problem; the plan goes on. */
   onProblem(problem: PlanProblem): void;
   /** Called once per destination repository when `track` is set. */
@@ -108,7 +108,7 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
   for (const entry of ctx.config.entries) {
     let conn: SourceConnection;
     try {
-      conn = await ctx.connect(entry.registry);
+      conn = await ctx.connect(entry.settings ?? entry.registry);
     } catch (e) {
       if (ctx.signal?.aborted) throw e;
       // A source registry that cannot be reached (down, silent, refusing the credentials or the TLS handshake) fails
@@ -125,6 +125,7 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
     // Every repository under the prefix, from the catalog: a registry that does not list it fails this entry only.
     const listing = conn.catalog.repositories(entry.path, { signal: ctx.signal })[Symbol.asyncIterator]();
     let count = 0;
+    let failed = false;
     for (;;) {
       let next: IteratorResult<string>;
       try {
@@ -132,19 +133,24 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
         const why = asMirrorError(e);
-        const error = new MirrorError('REGISTRY', `${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
-          cause: e,
-          hint: 'name each repository in a "repository:" entry instead',
-        });
+        // Refused credentials are said as such (exit 4), not blamed on a registry that does not list its catalog.
+        const error =
+          why.code === 'AUTH'
+            ? new MirrorError('AUTH', `${entry.origin}: ${entry.registry} refused to list its repositories: ${why.describe()}`, { cause: e })
+            : new MirrorError('REGISTRY', `${entry.origin}: ${entry.registry} does not list its repositories (GET /v2/_catalog: ${why.describe()})`, {
+                cause: e,
+                hint: 'name each repository in a "repository:" entry instead',
+              });
         ctx.onProblem({ entry, error });
         ctx.onUnlisted?.(entry, error);
+        failed = true;
         break;
       }
       if (next.done) break;
       count++;
       yield planRepository(ctx, entry, conn, next.value, true);
     }
-    if (count === 0) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
+    if (count === 0 && !failed) ctx.events({ type: 'warning', message: `${entry.origin}: no repository of ${entry.registry} is under "${entry.path}"` });
   }
 }
 
@@ -287,7 +293,13 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
       return;
     }
     complete = false;
-    ctx.onProblem({ entry, repository, error: new MirrorError('REGISTRY', `cannot list the tags of ${entry.registry}/${repository}: ${asMirrorError(e).describe()}`, { cause: e }) });
+    // A refused credential keeps its code (exit 4); its hint is in what it describes.
+    const why = asMirrorError(e);
+    ctx.onProblem({
+      entry,
+      repository,
+      error: new MirrorError(why.code === 'AUTH' ? 'AUTH' : 'REGISTRY', `cannot list the tags of ${entry.registry}/${repository}: ${why.describe()}`, { cause: e }),
+    });
   }
   for (const digest of entry.digests) {
     const job = jobOf({ registry: entry.registry, repository, digest });

@@ -131,10 +131,13 @@ class Sides {
     private readonly signal: AbortSignal,
   ) {}
 
-  /** side gives how to reach `host`. */
-  side(host: string, role: 'src' | 'dest'): RegistrySide & { limits?: RequestLimiter | undefined } {
+  /**
+   * side gives how to reach `host`, with the settings the config keeps under `key`. A skopeo YAML names sources only:
+   * the destination never takes the settings of a source key on the same host (its credentials would be pushed with).
+   */
+  side(host: string, role: 'src' | 'dest', key = host): RegistrySide & { limits?: RequestLimiter | undefined } {
     const base = this.base[role];
-    const reg: RegistryConfig | undefined = this.config.registries.get(host);
+    const reg: RegistryConfig | undefined = role === 'dest' && this.config.format !== 'native' ? undefined : this.config.registries.get(key);
     const out: RegistrySide & { limits?: RequestLimiter | undefined } = { ...base, limits: undefined, retry: { ...base.retry, retries: this.retries }, events: this.events };
     const tls = reg?.tls;
     if (tls !== undefined && (tls.ca !== undefined || tls.clientCert !== undefined || tls.certDir !== undefined || tls.insecure !== undefined || tls.plainHttp !== undefined || tls.verify !== undefined)) {
@@ -159,16 +162,17 @@ class Sides {
     return out;
   }
 
-  /** source connects to a source registry once. */
-  source(host: string): Promise<SourceConnection> {
-    let p = this.sources.get(host);
+  /** source connects once to a source registry, by the key of its settings (see SyncEntry.settings). */
+  source(key: string): Promise<SourceConnection> {
+    let p = this.sources.get(key);
     if (p === undefined) {
+      const host = this.config.registries.get(key)?.host ?? key;
       p = (async () => {
-        const side = this.side(host, 'src');
+        const side = this.side(host, 'src', key);
         const { client, scheme } = await connectRegistry(host, side, { signal: this.signal });
         return { source: openRegistrySource(client, { scheme }), catalog: client };
       })();
-      this.sources.set(host, p);
+      this.sources.set(key, p);
     }
     return p;
   }
@@ -286,7 +290,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   let stopped: SyncRunResult['stopped'];
   try {
     // The source registries are reached while the destination is: one round trip less before the first image.
-    for (const host of new Set(config.entries.map((e) => e.registry))) sides.source(host).catch(() => {});
+    for (const key of new Set(config.entries.map((e) => e.settings ?? e.registry))) sides.source(key).catch(() => {});
     const dest = await sides.destination();
     const platforms = options.platforms;
     const referrers = options.referrers ?? config.defaults.referrers ?? config.format === 'native';

@@ -211,6 +211,37 @@ ${entries}`,
     assert.ok(!(r.stdout + r.stderr).includes(PASSWORD), 'no secret printed');
   });
 
+  it('skopeo YAML keys keep their own settings: two keys on one host apart; the destination never takes a source key\'s credentials', async () => {
+    // The TLS + htpasswd registry is a source here too: an image copied into it first.
+    const seeded = await runCli(['copy', '--src-plain-http', ...destFlags(), `docker://${src.host}/team/tool:v1`, `docker://${dst.host}/keys/team/tool:v1`], { env: isolatedEnv(home()) });
+    assert.equal(seeded.code, 0, seeded.stderr);
+    const yaml = join(work, 'keys.yaml');
+    writeFileSync(
+      yaml,
+      `${dst.host}/keys/team:
+  images: {tool: [v1]}
+  credentials: {username: ${USER}, password: ${PASSWORD}}
+  cert-dir: ${caDir}
+${dst.host}/keys/other:
+  images: {tool: [v1]}
+  credentials: {username: ${USER}, password: not-the-password}
+  cert-dir: ${caDir}
+`,
+    );
+    // The second key's wrong password fails its own image only (it used to be every key's).
+    const r = await sync(['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', '--retry-times', '0', yaml, `${plain.host}/keys-out`]);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.equal(await skopeoInspectRawDigest(`docker://${plain.host}/keys-out/tool:v1`, { tlsVerify: false }), digestOf('quay.io/team/tool:v1'));
+    assert.match(r.stdout, /failed \(1\):\n {2}\S+\/keys\/other\/tool/);
+    // A destination on a source key's host is reached with --dest-creds, never with that key's: wrong ones are refused.
+    const first = join(work, 'keys-first.yaml');
+    writeFileSync(first, readFileSync(yaml, 'utf8').split(`${dst.host}/keys/other:`)[0]!);
+    const wrong = await sync(['--src', 'yaml', '--dest', 'docker', '--dest-creds', `${USER}:wrong-password`, '--dest-cert-dir', caDir, '--retry-times', '0', first, `${dst.host}/keys-wrong`]);
+    assert.equal(wrong.code, 4, wrong.stderr + wrong.stdout);
+    assert.deepEqual(await tagsOf('keys-wrong/tool'), []);
+    assert.ok(!(r.stdout + r.stderr + wrong.stdout + wrong.stderr).includes(PASSWORD), 'no secret printed');
+  });
+
   it('every filter kind selects the hand-computed set', async () => {
     const cases: Array<{ ns: string; entry: string; want: Record<string, string[]> }> = [
       { ns: 'f-include', entry: `  - repository: ${srcProxy.host}/team/app\n    tags: {include: ['^1\\.'], exclude: ['-rc']}\n`, want: { 'team/app': ['1.0', '1.1'] } },

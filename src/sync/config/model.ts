@@ -63,6 +63,11 @@ export interface SyncEntry {
   label: string;
   /** The source registry host (`quay.io`, `docker.io`). */
   registry: string;
+  /**
+   * The key of the config's registries whose settings (credentials, TLS) reach `registry` for this entry. skopeo's
+   * YAML keys one host several times (`HOST/team-a`, `HOST/team-b`), each with its own settings. Default: `registry`.
+   */
+  settings?: string | undefined;
   /** `repository`: one repository; `prefix`: every repository whose path is `path` or under `path/` (catalog). */
   kind: 'repository' | 'prefix';
   /** Repository path, or the prefix (`''`: the whole registry). */

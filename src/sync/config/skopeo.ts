@@ -92,8 +92,9 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
     const certDir = c['cert-dir'] as string | undefined;
     // skopeo always uses the file's cert-dir for its registry (an absent one means none), and tls-verify when written.
     reg.tls = { certDir: certDir || undefined, verify: tlsVerify };
-    const prior = registries.get(host);
-    registries.set(host, prior ? { ...prior, ...reg } : reg);
+    // Each key keeps its own settings, as skopeo gives each its own context: two keys on one host may differ.
+    const settings = base ? `${host}/${base}` : host;
+    registries.set(settings, reg);
     const repoOf = (name: string, path: string): { registry: string; repository: string } | undefined => {
       try {
         const ref = parseReference(`${host}/${base ? `${base}/` : ''}${name}`, { defaultTag: false });
@@ -119,6 +120,7 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
         origin: where(path),
         label: `${repo.registry}/${repo.repository}`,
         registry: repo.registry,
+        settings,
         kind: 'repository',
         path: repo.repository,
         tags: list.length === 0 ? undefined : tags,
@@ -135,6 +137,7 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
         origin: where(path),
         label: `${repo.registry}/${repo.repository} (tags matching ${pattern})`,
         registry: repo.registry,
+        settings,
         kind: 'repository',
         path: repo.repository,
         rule: { include: [regex], exclude: [] },
@@ -151,6 +154,7 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
         origin: where(path),
         label: `${repo.registry}/${repo.repository} (versions ${text})`,
         registry: repo.registry,
+        settings,
         kind: 'repository',
         path: repo.repository,
         rule: { include: [], exclude: [], semver: range },
