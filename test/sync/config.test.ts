@@ -184,6 +184,35 @@ describe('sync naming', () => {
   const skopeo = (scoped: boolean, appendSuffix = '', namespace = 'ns'): DestinationConfig => ({ host: 'dst:5000', namespace, scheme: 'https', explicitScheme: false, naming: { kind: 'skopeo', scoped, appendSuffix } });
   const push = (keepRegistryHost: boolean, rewrite: Array<{ match: RegExp; replace: string }> = []): DestinationConfig => ({ host: 'dst:5000', namespace: 'mirror', scheme: 'https', explicitScheme: false, naming: { kind: 'push', keepRegistryHost, rewrite } });
 
+  it('skopeo YAML as go-yaml reads it: aliases, merge keys, YAML 1.1 booleans; aliases bounded', () => {
+    // The anchor sits under a key skopeo takes for a registry without images, which it skips, as mirror does.
+    const text = `x-common: &common
+  tls-verify: no
+  credentials: {username: ci, password: from-anchor}
+reg.example:
+  <<: *common
+  images:
+    team/a: &tags ["1.0", "2.0"]
+    team/b: *tags
+other.example:
+  <<: [*common]
+  tls-verify: yes
+  images: {x: []}
+`;
+    const { registries, entries } = parseSkopeoYaml(text, 's.yaml');
+    const reg = registries.get('reg.example');
+    assert.deepEqual(reg?.tls, { certDir: undefined, verify: false });
+    assert.deepEqual(reg?.credentials, { kind: 'inline', username: 'ci', password: 'from-anchor' });
+    assert.equal(registries.get('other.example')?.tls?.verify, true, 'what the mapping says itself wins over the merge');
+    const byLabel = new Map(entries.map((e) => [`${e.registry}/${e.path}`, e]));
+    assert.deepEqual(byLabel.get('reg.example/team/a')?.tags, ['1.0', '2.0']);
+    assert.deepEqual(byLabel.get('reg.example/team/b')?.tags, ['1.0', '2.0']);
+    forgetSecrets();
+    // Aliases are bounded: past 1000, the file is refused.
+    const many = ['reg.example:', '  images:', '    team/a: &t ["1.0"]', ...Array.from({ length: 1001 }, (_, i) => `    team/r${i}: *t`)].join('\n');
+    assert.throws(() => parseSkopeoYaml(many, 's.yaml'), /s\.yaml:\d+:\d+: .*more than 1000 aliases/);
+  });
+
   it("skopeo: the last path element, or the whole reference with --scoped, then the suffix on the tag", () => {
     assert.equal(destinationFor({ registry: 'docker.io', repository: 'library/busybox', tag: '1.36' }, skopeo(false)).name, 'dst:5000/ns/busybox:1.36');
     assert.equal(destinationFor({ registry: 'quay.io', repository: 'a/b/c', tag: 'v1' }, skopeo(true)).name, 'dst:5000/ns/quay.io/a/b/c:v1');

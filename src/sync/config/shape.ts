@@ -3,7 +3,7 @@
  * mistake is answered with FILE:LINE:COLUMN and what is wrong), and to write the JSON schema editors use
  * (`docs/sync.schema.json` is generated from it, so the two cannot drift apart).
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { errorMessage, MirrorError } from '../../errors/index.js';
 
 /** Check validates a value that has the right type; it returns what is wrong, or undefined. */
@@ -76,6 +76,14 @@ export interface Located {
   positions: Map<string, string>;
   warnings: Issue[];
 }
+
+/** MAX_ALIASES bounds how many aliases a file may use (go-yaml bounds their expansion too). */
+const MAX_ALIASES = 1000;
+
+/** YAML11_BOOLEANS are YAML 1.1's words for true and false. */
+const YAML11_BOOLEANS = new Map<string, boolean>(
+  ['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON'].map((w) => [w, true] as [string, boolean]).concat(['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF'].map((w) => [w, false])),
+);
 
 /** MAX_ISSUES bounds how many mistakes are collected. */
 const MAX_ISSUES = 20;
@@ -170,7 +178,49 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
     list.push({ ...at(n, fallback), path, message });
   };
 
-  const walk = (node: Node | null | undefined, s: Shape, path: string, parentOffset: number): unknown => {
+  // Aliases (`*name`) stand for what their anchor names, as go-yaml (skopeo) reads them; bounded, so that aliases of
+  // aliases cannot make a small file a huge one.
+  let aliases = 0;
+  const deref = (node: Node | null | undefined, path: string): Node | null | undefined => {
+    for (let hops = 0; node !== null && node !== undefined && isAlias(node); hops++) {
+      if (++aliases > MAX_ALIASES || hops > 16) throw new ConfigError(file, [{ ...at(node, 0), path, message: `more than ${MAX_ALIASES} aliases: not read` }]);
+      const target = node.resolve(doc);
+      if (target === undefined) {
+        report(issues, node, path, `alias *${node.source} names no anchor`);
+        return undefined;
+      }
+      node = target as Node;
+    }
+    return node;
+  };
+  /** pairsOf gives a mapping's pairs with YAML merge keys (`<<: *common`) taken in: what the mapping says itself wins. */
+  const pairsOf = (node: YAMLMap, path: string): Pair[] => {
+    const own = node.items.filter((p) => !(isScalar(p.key) && p.key.value === '<<'));
+    if (own.length === node.items.length) return node.items as Pair[];
+    const has = new Set(own.map((p) => (isScalar(p.key) ? String(p.key.value) : '')));
+    const merged: Pair[] = [...(own as Pair[])];
+    for (const p of node.items) {
+      if (!(isScalar(p.key) && p.key.value === '<<')) continue;
+      const v = deref(p.value as Node | null, path);
+      const sources = isSeq(v) ? v.items.map((i) => deref(i as Node, path)) : [v];
+      for (const m of sources) {
+        if (!isMap(m)) {
+          report(issues, p, keyPath(path, '<<'), `a merge key takes a mapping or a list of them, got ${typeName(m)}`);
+          continue;
+        }
+        for (const q of pairsOf(m, path)) {
+          const k = isScalar(q.key) ? String(q.key.value) : '';
+          if (has.has(k)) continue;
+          has.add(k);
+          merged.push(q);
+        }
+      }
+    }
+    return merged;
+  };
+
+  const walk = (raw: Node | null | undefined, s: Shape, path: string, parentOffset: number): unknown => {
+    const node = deref(raw, path);
     const here = node?.range?.[0] ?? parentOffset;
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) {
       if (s.nullable) return undefined;
@@ -204,7 +254,9 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
         return v;
       }
       case 'boolean': {
-        const v = isScalar(node) ? node.value : undefined;
+        let v = isScalar(node) ? node.value : undefined;
+        // YAML 1.1's words for them, which go-yaml (skopeo) reads into a bool too.
+        if (typeof v === 'string' && YAML11_BOOLEANS.has(v)) v = YAML11_BOOLEANS.get(v);
         if (typeof v !== 'boolean') {
           report(issues, node, path, `expected true or false, got ${typeName(node)}`);
           return undefined;
@@ -255,7 +307,7 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
 
   const walkMap = (node: YAMLMap, s: Extract<Shape, { type: 'map' }>, path: string): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
-    for (const pair of node.items) {
+    for (const pair of pairsOf(node, path)) {
       const key = keyOf(pair, path);
       if (key === undefined) continue;
       const sub = keyPath(path, key);
@@ -277,7 +329,8 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
     const out: Record<string, unknown> = {};
     const known = Object.keys(s.properties);
     const before = issues.length;
-    for (const pair of node.items) {
+    const pairs = pairsOf(node, path);
+    for (const pair of pairs) {
       const key = keyOf(pair, path);
       if (key === undefined) continue;
       const sub = keyPath(path, key);
@@ -292,7 +345,7 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
       const valuePos = keyNode.range?.[2] ?? keyNode.range?.[0] ?? 0;
       out[key] = walk(pair.value as Node | null, prop, sub, valuePos);
     }
-    const present = (k: string): boolean => node.items.some((p) => isScalar(p.key) && String(p.key.value) === k);
+    const present = (k: string): boolean => pairs.some((p) => isScalar(p.key) && String(p.key.value) === k);
     for (const k of s.required ?? []) if (!present(k)) report(issues, node, path, `missing "${k}"${s.properties[k]?.description ? ` (${s.properties[k]!.description})` : ''}`);
     if (s.exactlyOne !== undefined) {
       const given = s.exactlyOne.filter(present);
