@@ -154,7 +154,7 @@ describe('sync config', () => {
     username: john
     password: this is a secret
   tls-verify: false
-  cert-dir: /etc/certs
+  cert-dir: ${tmpdir()}
   unknown-key: 1
 docker.io:
   images:
@@ -165,7 +165,7 @@ docker.io:
     // Masked from the moment the file is read, as the credentials of the flags are.
     assert.equal(safeText('sent: this is a secret'), 'sent: ***');
     forgetSecrets();
-    assert.deepEqual(registries.get('registry.example.com')?.tls, { certDir: '/etc/certs', verify: false });
+    assert.deepEqual(registries.get('registry.example.com')?.tls, { certDir: tmpdir(), verify: false });
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /s\.yaml:16:3: .*unknown key "unknown-key".*skopeo ignores it/);
     const byLabel = new Map(entries.map((e) => [`${e.registry}/${e.path}`, e]));
@@ -175,7 +175,15 @@ docker.io:
     assert.ok(byLabel.get('registry.example.com/nginx')!.rule!.include[0]!.test('1.25.3'));
     assert.equal(byLabel.get('registry.example.com/alpine')!.rule!.semver!.text, '>= 3.18, < 4');
     assert.deepEqual(byLabel.get('docker.io/library/busybox')!.tags, ['1.36']);
-    assert.throws(() => parseSkopeoYaml('quay.io:\n  images:\n    busybox: [":bad"]\n', 's.yaml'), /s\.yaml:3:15: .*not a tag or a digest/);
+    // What skopeo cannot use it skips, syncing the rest: a bad tag, an upper-case repository, a key with a scheme.
+    const skipped = parseSkopeoYaml('quay.io:\n  images:\n    busybox: [":bad"]\n    App: []\n    ok: ["1.0", "bad tag"]\nhttps://quay.io:\n  images: {x: []}\n', 's.yaml');
+    assert.deepEqual(skipped.entries.map((e) => [e.path, e.tags]), [['ok', ['1.0']]]);
+    assert.match(skipped.warnings.join('\n'), /s\.yaml:3:15: .*not a tag or a digest.*\(skopeo skips it too\)/);
+    assert.match(skipped.warnings.join('\n'), /"App" is not a repository name.*\(skopeo skips it too\)/);
+    assert.match(skipped.warnings.join('\n'), /s\.yaml:6:1: .*https:\/\/quay\.io.*\(skopeo skips it too\)/);
+    const noCerts = parseSkopeoYaml('quay.io:\n  cert-dir: /nonexistent/certs\n  images: {x: []}\n', 's.yaml');
+    assert.deepEqual(noCerts.registries.get('quay.io')?.tls, { certDir: undefined, verify: undefined });
+    assert.match(noCerts.warnings.join('\n'), /s\.yaml:\d+:\d+: .*cert-dir: \/nonexistent\/certs is not a directory/);
     assert.throws(() => parseSkopeoYaml('quay.io:\n  tls-verify: maybe\n', 's.yaml'), /s\.yaml:2:15: "quay\.io"\.tls-verify: expected true or false, got "maybe"/);
   });
 });

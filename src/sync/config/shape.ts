@@ -44,6 +44,17 @@ export interface Issue {
   /** The dotted path of the value (`sync[2].tags.newest`). */
   path: string;
   message: string;
+  /** A warning for a value that failed its check and was left out (with {@link ParseOptions.skipInvalid}). */
+  skipped?: boolean | undefined;
+}
+
+/** ParseOptions tune {@link parseYaml}. */
+export interface ParseOptions {
+  /**
+   * A value that fails its check (a key, a tag, a pattern) is left out with a warning instead of being a mistake, as
+   * skopeo skips an entry it cannot use and syncs the rest. Wrong types are mistakes still. Default: false.
+   */
+  skipInvalid?: boolean | undefined;
 }
 
 /** ConfigError is a config file with mistakes: a USAGE error (exit 2) whose message names the first, FILE:LINE:COLUMN. */
@@ -146,7 +157,7 @@ function typeName(node: unknown): string {
  * {@link ConfigError} listing each with its line and column; unknown keys of `unknown: 'warn'` objects come back as
  * warnings.
  */
-export function parseYaml(text: string, file: string, shape: Shape): Located {
+export function parseYaml(text: string, file: string, shape: Shape, options: ParseOptions = {}): Located {
   const counter = new LineCounter();
   // A byte order mark (an editor on Windows) is no part of the text.
   if (text.startsWith('\uFEFF')) text = text.slice(1);
@@ -176,6 +187,11 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
     if (issues.length >= MAX_ISSUES) return;
     const n = isPair(node) ? (node.key as Node | null) : node;
     list.push({ ...at(n, fallback), path, message });
+  };
+  /** invalid reports a value that failed its check: a mistake, or with skipInvalid a warning (the value left out). */
+  const invalid = (node: Node | Pair | null | undefined, path: string, message: string): void => {
+    if (options.skipInvalid) warnings.push({ ...at(isPair(node) ? (node.key as Node | null) : node, 0), path, message, skipped: true });
+    else report(issues, node, path, message);
   };
 
   // Aliases (`*name`) stand for what their anchor names, as go-yaml (skopeo) reads them; bounded, so that aliases of
@@ -292,7 +308,7 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
     }
     const why = s.check?.(text);
     if (why !== undefined) {
-      report(issues, node, path, why);
+      invalid(node, path, why);
       return undefined;
     }
     return text;
@@ -313,7 +329,7 @@ export function parseYaml(text: string, file: string, shape: Shape): Located {
       const sub = keyPath(path, key);
       const why = s.keys.check?.(key);
       if (why !== undefined) {
-        report(issues, pair, sub, why);
+        invalid(pair, sub, why);
         continue;
       }
       const keyNode = pair.key as Node;

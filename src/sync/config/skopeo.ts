@@ -4,12 +4,13 @@
  * MatchString does), `images-by-semver` (repository -> version range), `credentials` {username, password},
  * `tls-verify`, `cert-dir`. Keys skopeo does not know are warnings, as skopeo ignores them.
  */
+import { statSync } from 'node:fs';
 import { registerCredentialSecrets } from '../../auth/secrets.js';
 import { parseReference } from '../../reference/reference.js';
 import { parseVersionRange } from '../semver.js';
 import { checkDigest, checkHost, checkRegex, checkTagOrDigest, checkVersionRange, compileRegex } from './checks.js';
 import type { RegistryConfig, SyncEntry } from './model.js';
-import { ConfigError, keyPath as join, parseYaml, shorten, type Issue, type Shape } from './shape.js';
+import { keyPath as join, parseYaml, shorten, type Shape } from './shape.js';
 
 /** checkRegistryKey is a check for a registry key: `HOST[:PORT]`, optionally followed by a path. */
 function checkRegistryKey(key: string): string | undefined {
@@ -62,18 +63,27 @@ export const SKOPEO_SHAPE: Shape = {
 
 type Raw = Record<string, Record<string, unknown> | undefined>;
 
+/** isDirectory tells whether a path is a directory. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** parseSkopeoYaml reads skopeo's sync YAML into registries and entries. */
 export function parseSkopeoYaml(text: string, file: string): { registries: Map<string, RegistryConfig>; entries: SyncEntry[]; warnings: string[] } {
-  const located = parseYaml(text, file, SKOPEO_SHAPE);
+  // What skopeo cannot use (a bad key, repository, tag or pattern) it skips with a message and syncs the rest: so here.
+  const located = parseYaml(text, file, SKOPEO_SHAPE, { skipInvalid: true });
   const raw = (located.value ?? {}) as Raw;
   const registries = new Map<string, RegistryConfig>();
   const entries: SyncEntry[] = [];
-  const issues: Issue[] = [];
-  const warnings = located.warnings.map((w) => `${file}:${w.line}:${w.column}: ${w.path}: ${w.message} (skopeo ignores it too)`);
+  const warnings = located.warnings.map((w) => `${file}:${w.line}:${w.column}: ${w.path}: ${w.message} (skopeo ${w.skipped ? 'skips it' : 'ignores it'} too)`);
   const where = (path: string): string => located.positions.get(path) ?? file;
-  const fail = (path: string, message: string): void => {
-    const m = /:(\d+):(\d+)$/.exec(where(path));
-    issues.push({ line: Number(m?.[1] ?? 1), column: Number(m?.[2] ?? 1), path, message });
+  /** skip leaves out an entry skopeo would skip, saying why. */
+  const skip = (path: string, message: string): void => {
+    warnings.push(`${where(path)}: ${path}: ${message} (skopeo skips it too)`);
   };
   for (const [key, cfg] of Object.entries(raw)) {
     const slash = key.indexOf('/');
@@ -89,7 +99,12 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
       registerCredentialSecrets({ kind: 'basic', username: reg.credentials.username, password: reg.credentials.password });
     }
     const tlsVerify = c['tls-verify'] as boolean | undefined;
-    const certDir = c['cert-dir'] as string | undefined;
+    let certDir = c['cert-dir'] as string | undefined;
+    if (certDir && !isDirectory(certDir)) {
+      // skopeo reads what a cert-dir holds and takes a missing one for an empty one.
+      warnings.push(`${where(keyPath)}: ${join(keyPath, 'cert-dir')}: ${certDir} is not a directory: no certificates from it (skopeo ignores it too)`);
+      certDir = undefined;
+    }
     // skopeo always uses the file's cert-dir for its registry (an absent one means none), and tls-verify when written.
     reg.tls = { certDir: certDir || undefined, verify: tlsVerify };
     // Each key keeps its own settings, as skopeo gives each its own context: two keys on one host may differ.
@@ -99,12 +114,12 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
       try {
         const ref = parseReference(`${host}/${base ? `${base}/` : ''}${name}`, { defaultTag: false });
         if (ref.tag !== undefined || ref.digest !== undefined) {
-          fail(path, `"${shorten(name)}" names an image, not a repository: list its tags under it`);
+          skip(path, `"${shorten(name)}" names an image, not a repository: list its tags under it`);
           return undefined;
         }
         return { registry: ref.registry, repository: ref.repository };
       } catch (e) {
-        fail(path, `"${shorten(name)}" is not a repository name: ${(e as Error).message.replace(/^invalid image reference "[^"]*": /, '')}`);
+        skip(path, `"${shorten(name)}" is not a repository name: ${(e as Error).message.replace(/^invalid image reference "[^"]*": /, '')}`);
         return undefined;
       }
     };
@@ -114,6 +129,8 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
       const repo = repoOf(name, path);
       if (repo === undefined) continue;
       const list = (refs ?? []).filter((r): r is string => typeof r === 'string');
+      // Every tag it lists was skipped: nothing of it is synced (an empty list would mean every tag).
+      if (list.length === 0 && (refs ?? []).length > 0) continue;
       const digests = list.filter((r) => checkDigest(r) === undefined);
       const tags = list.filter((r) => !digests.includes(r));
       entries.push({
@@ -165,6 +182,5 @@ export function parseSkopeoYaml(text: string, file: string): { registries: Map<s
       warnings.push(`${where(keyPath)}: ${keyPath}: no images listed for this registry (skopeo skips it too)`);
     }
   }
-  if (issues.length > 0) throw new ConfigError(file, issues);
   return { registries, entries, warnings };
 }
