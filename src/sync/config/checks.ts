@@ -40,11 +40,105 @@ function lowerPattern(text: string): string {
   return text.replace(/\\.|[A-Z]+/gs, (s) => (s.startsWith('\\') ? s : s.toLowerCase()));
 }
 
+/** POSIX_CLASSES are RE2's `[[:name:]]` classes, as the ranges JavaScript writes them. */
+const POSIX_CLASSES: Record<string, string> = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: '\\x00-\\x7f',
+  blank: '\\t ',
+  cntrl: '\\x00-\\x1f\\x7f',
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@\\[-`{-~',
+  space: '\\t\\n\\v\\f\\r ',
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
+};
+
+/**
+ * fromGoSyntax writes what RE2 reads differently from JavaScript in JavaScript's terms: `[[:digit:]]` classes,
+ * `\Q...\E` literals, `\pL` (one-letter Unicode classes, which need the `u` flag), `(?P<name>` groups and `\z`.
+ * What RE2 does not take at all (lookaround, backreferences) is refused, as skopeo refuses it.
+ */
+function fromGoSyntax(source: string): { text: string; unicode: boolean; refused?: string | undefined } {
+  let out = '';
+  let unicode = false;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const n = source[i + 1] ?? '';
+      if (n === 'Q') {
+        const end = source.indexOf('\\E', i + 2);
+        const literal = source.slice(i + 2, end < 0 ? source.length : end);
+        out += literal.replace(/[\\^$.*+?()[\]{}|\/-]/g, '\\$&');
+        i = end < 0 ? source.length : end + 1;
+        continue;
+      }
+      if (n === 'z' && !inClass) {
+        out += '$';
+        i++;
+        continue;
+      }
+      if ((n === 'p' || n === 'P') && /[A-Za-z]/.test(source[i + 2] ?? '')) {
+        out += `\\${n}{${source[i + 2]}}`;
+        unicode = true;
+        i += 2;
+        continue;
+      }
+      if ((n === 'p' || n === 'P') && source[i + 2] === '{') unicode = true;
+      if (/[1-9]/.test(n) || n === 'k') return { text: source, unicode, refused: 'a backreference' };
+      out += c + n;
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === '[' && source[i + 1] === ':') {
+        const m = /^\[:(\^?)([a-z]+):\]/.exec(source.slice(i));
+        const ranges = m ? POSIX_CLASSES[m[2]!] : undefined;
+        if (m && ranges !== undefined && m[1] === '') {
+          out += ranges;
+          i += m[0].length - 1;
+          continue;
+        }
+      }
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      // A ']' first in a class is a literal one, in RE2 as in POSIX.
+      if (source[i + 1] === '^') out += source[++i];
+      if (source[i + 1] === ']') {
+        out += '\\]';
+        i++;
+      }
+      continue;
+    }
+    if (c === '(' && source[i + 1] === '?') {
+      const rest = source.slice(i + 2);
+      if (/^(=|!|<=|<!)/.test(rest)) return { text: source, unicode, refused: 'a lookaround' };
+      if (rest.startsWith('P<')) {
+        out += '(?<';
+        i += 3;
+        continue;
+      }
+    }
+    out += c;
+  }
+  return { text: out, unicode };
+}
+
 /**
  * compileRegex compiles a pattern written for Go's regexp (skopeo, RKE2) as a JavaScript RegExp: a leading `(?i)`
- * folds case, `(?s)` is the `s` flag; Go's `(?P<name>` is a named group and `\z` the end of the text; the rest of
- * RE2's syntax that matters here (classes, anchors, groups) is the same. Matching runs in linear time when a pattern
- * would backtrack without end (see {@link useLinearFallback}).
+ * folds case, `(?s)` is the `s` flag; what RE2 writes otherwise is translated (see {@link fromGoSyntax}); the rest
+ * (classes, anchors, groups, repetition) is the same. Matching runs in linear time when a pattern would backtrack
+ * without end (see {@link useLinearFallback}).
  */
 export function compileRegex(source: string): RegExp | string {
   useLinearFallback();
@@ -57,7 +151,10 @@ export function compileRegex(source: string): RegExp | string {
     flags = m[1]!.includes('s') ? 's' : '';
     text = text.slice(m[0].length);
   }
-  text = text.replace(/\(\?P</g, '(?<').replace(/\\z/g, '$');
+  const go = fromGoSyntax(text);
+  if (go.refused !== undefined) return `not a regular expression Go's regexp (RE2) takes, as skopeo reads it: ${go.refused}`;
+  text = go.text;
+  if (go.unicode) flags += 'u';
   try {
     return fold ? new FoldedRegExp(lowerPattern(text), flags) : new RegExp(text, flags);
   } catch (e) {
