@@ -116,8 +116,8 @@ ${EXIT_CODE_HELP}`;
       if (flags.src === undefined || args.source === undefined || args.destination === undefined) {
         throw new MirrorError('USAGE', 'say what to sync: --config FILE, or --src yaml|docker --dest docker SOURCE DESTINATION');
       }
-      if (flags.src !== 'yaml' && flags.src !== 'docker') throw new MirrorError('UNSUPPORTED', `--src ${flags.src} is not supported: sync reads registries (--src docker, --src yaml)`);
-      if (flags.dest !== undefined && flags.dest !== 'docker') throw new MirrorError('UNSUPPORTED', `--dest ${flags.dest} is not supported: sync writes to registries (--dest docker)`);
+      if (flags.src !== 'yaml' && flags.src !== 'docker') throw new MirrorError('USAGE', `--src ${flags.src} is not supported: sync reads registries (--src docker, --src yaml)`);
+      if (flags.dest !== undefined && flags.dest !== 'docker') throw new MirrorError('USAGE', `--dest ${flags.dest} is not supported: sync writes to registries (--dest docker)`);
       const naming = { destination: args.destination, scoped: flags.scoped, appendSuffix: flags['append-suffix'] ?? '' };
       source = flags.src === 'yaml' ? { kind: 'skopeo-yaml', file: args.source, ...naming } : { kind: 'skopeo-docker', repository: args.source, ...naming };
     }
@@ -153,7 +153,8 @@ ${EXIT_CODE_HELP}`;
     const report = flags.report === undefined ? undefined : await ReportWriter.open(flags.report, {
       config: configName,
       format: config.format,
-      destination: destName,
+      // With its scheme when the config says it, so that `mirror config --from-report` writes the right endpoint.
+      destination: config.destination.explicitScheme ? `${config.destination.scheme}://${destName}` : destName,
       dryRun: flags['dry-run'],
       shard: shard ? `${shard.index}/${shard.count}` : undefined,
       started: new Date().toISOString(),
@@ -164,7 +165,7 @@ ${EXIT_CODE_HELP}`;
     const planned: ImageRecord[] = [];
     const onImage = (r: ImageRecord): void => {
       report?.image(r);
-      if (digestFile && r.digest !== undefined && r.destination !== undefined && (r.action === 'copied' || r.action === 'skipped')) digestFile.write(`${r.digest} ${r.destination}\n`);
+      if (digestFile && r.digest !== undefined && r.destination !== undefined && (r.action === 'copied' || r.action === 'skipped')) digestFile.write(`${r.digest} docker://${r.destination}\n`);
       if (json) {
         if (flags['dry-run']) planned.push(r);
         return;

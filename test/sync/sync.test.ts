@@ -426,15 +426,19 @@ ${dst.host}/keys/other:
     const db57 = layout.images.find((i) => i.ref === 'quay.io/other/db:5.7')!;
     const layer = db57.manifests[0]!.layers[0]!.digest.slice(7);
     rmSync(join(src.storageDir, 'docker/registry/v2/blobs/sha256', layer.slice(0, 2), layer), { recursive: true, force: true });
-    const file = nativeFile('failing', `${dst.host}/failing`, `  - repository: ${srcProxy.host}/other/db\n  - repository: ${srcProxy.host}/team/tool\n`);
+    const file = nativeFile('failing', `https://${dst.host}/failing`, `  - repository: ${srcProxy.host}/other/db\n  - repository: ${srcProxy.host}/team/tool\n`);
     const report = join(work, 'failing.json');
-    const r = await sync(['--config', file, '--retry-times', '0', '--report', report, ...destFlags()]);
+    const digests = join(work, 'failing.digests');
+    const r = await sync(['--config', file, '--retry-times', '0', '--report', report, '--digestfile', digests, ...destFlags()]);
     assert.equal(r.code, 7, r.stderr + r.stdout);
     assert.match(r.stdout, /failed \(1\):\n {2}\S+\/other\/db:5\.7 -> \S+\/failing\/other\/db:5\.7: /);
     assert.deepEqual(await tagsOf('failing/other/db'), ['8.0']);
     assert.deepEqual(await tagsOf('failing/team/tool'), ['dev', `sha256-${digestOf('quay.io/team/tool:v1').slice(7)}.sig`, 'v1', 'v2']);
-    const rep = JSON.parse(readFileSync(report, 'utf8')) as { summary: { status: string; exitCode: number; counts: { failed: number } }; images: Array<{ action: string; errorCode?: string }> };
+    const rep = JSON.parse(readFileSync(report, 'utf8')) as { header: { destination: string }; summary: { status: string; exitCode: number; counts: { failed: number } }; images: Array<{ action: string; errorCode?: string }> };
     assert.deepEqual([rep.summary.status, rep.summary.exitCode, rep.summary.counts.failed], ['partial', 7, 1]);
+    // The scheme the file gives is kept (mirror config writes the endpoint from it); digest lines as upstream skopeo writes them.
+    assert.equal(rep.header.destination, `https://${dst.host}/failing`);
+    assert.ok(readFileSync(digests, 'utf8').includes(`${digestOf('quay.io/team/tool:v1')} docker://${dst.host}/failing/team/tool:v1\n`));
     assert.ok(rep.images.some((i) => i.action === 'failed' && typeof i.errorCode === 'string'));
     // The referrers travelled (native files copy them by default): the cosign signature tag of tool:v1.
     const v1 = digestOf('quay.io/team/tool:v1');
@@ -660,6 +664,14 @@ ${dst.host}/keys/other:
     assert.match(r.stderr, /mirror: error: .*bad\.yaml:5:3: .*\(and 1 more mistake\)/);
     const usage = await sync(['--src', 'yaml', file]);
     assert.equal(usage.code, 2);
+    const kinds = await sync(['--src', 'dir', '--dest', 'docker', work, 'r.example/ns']);
+    assert.equal(kinds.code, 2, kinds.stderr);
+    const skopeoFile = join(work, 'dest-words.yaml');
+    writeFileSync(skopeoFile, 'quay.io:\n  images: {x: []}\n');
+    const badDest = await sync(['--src', 'yaml', '--dest', 'docker', skopeoFile, 'r.example/Bad Name']);
+    assert.equal(badDest.code, 2, badDest.stderr);
+    assert.match(badDest.stderr, /invalid DESTINATION/);
+    assert.doesNotMatch(badDest.stderr, /private-registry/);
     // Output files that cannot be written, and a time limit of nothing: said at once, no stack trace, no lock left.
     const good = nativeFile('outputs', `http://${plainProxy.host}/outputs`, `  - repository: ${srcProxy.host}/team/tool\n`);
     const lockFile = join(work, 'outputs.lock');

@@ -4,7 +4,7 @@
  * file mistakes name FILE:LINE:COLUMN.
  */
 import { readFile } from 'node:fs/promises';
-import { MirrorError } from '../../errors/index.js';
+import { isMirrorError, MirrorError } from '../../errors/index.js';
 import { parseTarget } from '../../reference/destination.js';
 import { parseReference } from '../../reference/reference.js';
 import type { DestinationConfig, RegistryConfig, SyncConfig } from './model.js';
@@ -42,7 +42,14 @@ async function readConfigFile(file: string): Promise<string> {
 
 /** skopeoDestination reads skopeo's DESTINATION argument (`HOST[:PORT][/NAMESPACE]`). */
 function skopeoDestination(text: string, scoped: boolean, appendSuffix: string): DestinationConfig {
-  const t = parseTarget(text);
+  let t;
+  try {
+    t = parseTarget(text);
+  } catch (e) {
+    // parseTarget speaks of push's flag; sync's destination is an argument.
+    if (isMirrorError(e)) throw new MirrorError('USAGE', e.message.replace(/^invalid --private-registry/, 'invalid DESTINATION'), { hint: e.hint });
+    throw e;
+  }
   if (t.kind !== 'registry') throw new MirrorError('UNSUPPORTED', `sync writes to registries only (--dest docker), not ${text.slice(0, 60)}`);
   return { host: t.host, namespace: t.namespace, scheme: t.scheme, explicitScheme: t.explicitScheme, naming: { kind: 'skopeo', scoped, appendSuffix } };
 }
