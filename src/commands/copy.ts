@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
 import { timeoutFlag } from '../cli/flags.js';
+import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
 import { formatBytes, formatDuration, formatRate, shortDigest } from '../cli/format.js';
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
@@ -11,6 +13,27 @@ import { exitCodeOf, writeReport } from '../copy/report.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
 import { copyConfigHint } from '../mirrorconfig/hint.js';
 import { parseTransportRef } from '../transport/refs.js';
+
+/**
+ * checkOutputFiles checks the files a copy writes beside its destination before anything is copied: each must be
+ * writable, and none may be a file the copy reads or writes (`--digestfile` naming the archive replaced it with a
+ * digest after the copy had written it).
+ */
+async function checkOutputFiles(source: string, destination: string, files: Record<string, string | undefined>): Promise<void> {
+  const ends = [source, destination].flatMap((a) => {
+    try {
+      const r = parseTransportRef(a);
+      return r.transport === 'docker' ? [] : [resolve(r.path)];
+    } catch {
+      return []; // Said by the copy itself.
+    }
+  });
+  for (const [flag, file] of Object.entries(files)) {
+    if (file === undefined || file === REPORT_STDOUT) continue;
+    if (ends.includes(resolve(file))) throw new MirrorError('USAGE', `${flag} ${file} is a file this copy reads or writes`, { file, hint: `name another file for ${flag}` });
+    await checkReportPath(file, flag);
+  }
+}
 
 /** Boolean flags that also take skopeo's `--flag=true|false` spelling. */
 const BOOLEAN_FLAGS = ['src-tls-verify', 'dest-tls-verify', 'referrers', 'preserve-digests', 'all', 'dry-run', 'quiet'];
@@ -74,6 +97,7 @@ ${EXIT_CODE_HELP}`;
     let platforms: PlatformSpec[] | undefined = flags.platform?.map(parsePlatform);
     if (flags['multi-arch'] === 'system') platforms = [systemPlatform()];
     if (platforms !== undefined && flags.all) throw new MirrorError('USAGE', '--all copies every platform; drop it or --platform');
+    await checkOutputFiles(args.source, args.destination, { '--digestfile': flags.digestfile, '--report': flags.report });
     const retry = { retries: flags['retry-times'] };
     let result: CopyImageResult;
     try {

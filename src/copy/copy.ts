@@ -829,7 +829,9 @@ class CopyEngine {
       return;
     }
     await this.putChildren(target, r.manifests, { report: false });
-    const image: DestinationImage = { ...target, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest) };
+    // Named after its own tag alone: the subject's recorded names (an OCI layout's ref.name, containerd's image name)
+    // stay the subject's, where a signature took the image's place in index.json.
+    const image: DestinationImage = { repository: target.repository, tag: r.referrer.tag, name: destRef(target.repository, r.referrer.tag, top.digest), refName: r.referrer.tag };
     const answer = await this.dest.putManifest(image, r.referrer.tag ?? top.digest, top.bytes, top.mediaType, { signal, root: r.referrer.via === 'tag' });
     this.events({ type: 'manifest', reference: image.name, digest: top.digest, action: 'pushed' });
     if (r.referrer.via === 'subject' && !(answer && answer.subjectIndexed)) await this.registerFor(target.repository, r.subject, referrerEntry(top, r.referrer.descriptor));

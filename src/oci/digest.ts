@@ -8,6 +8,20 @@ import { clipInput } from '../errors/quote.js';
  */
 export const DIGEST_ALGORITHMS: ReadonlySet<string> = new Set(['sha256', 'sha384', 'sha512']);
 
+/** HEX_LENGTH is the length of each algorithm's hex encoding. */
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+
+/**
+ * isContentDigest tells whether a reference is a digest this tool verifies (`sha256:` and 64 hex digits, or sha384,
+ * sha512), as opposed to a name: the OCI grammar takes `busybox:latest` for a digest of algorithm `busybox`, so a
+ * reference that may be either (an `oci:` REF, an archive's name) is told apart by this test.
+ */
+export function isContentDigest(reference: string): boolean {
+  const i = reference.indexOf(':');
+  const length = i < 0 ? undefined : HEX_LENGTH[reference.slice(0, i)];
+  return length !== undefined && reference.length === i + 1 + length && /^[a-f0-9]+$/.test(reference.slice(i + 1));
+}
+
 /** digestAlgorithm gives the algorithm of a digest (`sha512:abc` -> `sha512`); `sha256` when it names none. */
 export function digestAlgorithm(digest: string): string {
   const i = digest.indexOf(':');

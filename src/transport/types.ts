@@ -141,6 +141,11 @@ export interface DestinationImage {
   name: string;
   /** The name to record with the image where the destination keeps names (an OCI layout's index.json). */
   annotationName?: string | undefined;
+  /**
+   * The `org.opencontainers.image.ref.name` to record in an OCI layout, verbatim (`oci:DIR:REF` records REF as
+   * written, which is what skopeo looks up); default: `annotationName`, then `name`.
+   */
+  refName?: string | undefined;
 }
 
 /** MountResult is the outcome of a cross-repository mount. */

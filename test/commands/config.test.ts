@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -111,6 +112,14 @@ describe('mirror config (CLI, integration: docker-registry + skopeo)', function 
       const r = await cli(['copy', '--src-plain-http', '--dest-plain-http', '--report', copyReport, `docker://${src}`, `docker://${other.host}/copies/team/mirror/kubernetes-e2e-test-images/nautilus:1.0`]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim().split('\n').at(-1), `next: mirror config containerd|cri-o|rke2|k3s|openshift|bmctl|pull-secret --mirror ${other.host}/copies --source-registry ${plain.host}`);
+      // Output files are checked before anything is copied: a missing directory, or the very archive being written.
+      const missing = await cli(['copy', '--src-plain-http', '--digestfile', join(work, 'no-dir', 'd.txt'), `docker://${src}`, `oci-archive:${join(work, 'x.tar')}`]);
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /--digestfile \S+d\.txt: no such directory/);
+      const same = await cli(['copy', '--src-plain-http', '--digestfile', join(work, 'y.tar'), `docker://${src}`, `oci-archive:${join(work, 'y.tar')}`]);
+      assert.equal(same.code, 2, same.stderr);
+      assert.match(same.stderr, /--digestfile \S+y\.tar is a file this copy reads or writes/);
+      assert.ok(!existsSync(join(work, 'x.tar')) && !existsSync(join(work, 'y.tar')), 'nothing copied');
       // --quiet prints the final line alone, as push does: no hint after it.
       const quiet = await cli(['copy', '-q', '--src-plain-http', '--dest-plain-http', `docker://${src}`, `docker://${other.host}/copies/team/mirror/kubernetes-e2e-test-images/nautilus:1.0`]);
       assert.equal(quiet.code, 0, quiet.stderr);

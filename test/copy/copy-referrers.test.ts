@@ -14,7 +14,7 @@
  * skopeo reads back what was copied.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { anonymousResolver } from '../../src/auth/types.js';
@@ -252,6 +252,22 @@ describe('mirror copy with referrers (integration: docker-registry, referrers te
       const again = await copy([`docker://${srcProxy.host}/app/cosigned:v1`, `docker://${dstProxy.host}/mirror/cosigned:v1`]);
       assert.equal(again.code, 0, again.stderr + again.stdout);
       assert.deepEqual(dstProxy.requests.filter((q) => isWrite(q) || isBlob(q)), []);
+    });
+
+    it('into an OCI layout: the image keeps its name; a cosign tag is its own entry, an SBOM by subject is listed unnamed', async () => {
+      const dir = join(work, 'layout-referrers');
+      const r = await copy([`docker://${srcProxy.host}/app/cosigned:v1`, `oci:${dir}:v1`]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(await skopeoInspectRawDigest(`oci:${dir}:v1`), cosigned.digest, 'v1 names the image, not its signature');
+      const named = (JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> }).manifests;
+      const base = fallbackTag(cosigned.digest);
+      assert.deepEqual(named.filter((m) => m.digest !== cosigned.digest).map((m) => m.annotations?.['org.opencontainers.image.ref.name']).sort(), [`${base}.att`, `${base}.sig`]);
+      const sbomDir = join(work, 'layout-sbom');
+      const s = await copy([`docker://${srcProxy.host}/app/signed:v1`, `oci:${sbomDir}:v1`]);
+      assert.equal(s.code, 0, s.stderr + s.stdout);
+      const listed = (JSON.parse(readFileSync(join(sbomDir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest);
+      for (const a of [sbom, sig]) assert.ok(listed.includes(a.digest), `${a.digest} listed in index.json`);
+      assert.equal(await skopeoInspectRawDigest(`oci:${sbomDir}:v1`), image.digest);
     });
 
     it('a referrer the source lists but no longer has is left behind with a warning; the image and the others go', async () => {

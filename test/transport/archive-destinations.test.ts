@@ -146,6 +146,29 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       assert.deepEqual(index.manifests[0]!.annotations, { 'org.opencontainers.image.ref.name': 'v2' });
     });
 
+    it('a name:tag REF is a name, never a digest, in oci-archive: and oci: (busybox:latest, host:5000/app:1.0, app/web, as written)', async () => {
+      const small = layout.images[1]!;
+      const file = join(work, 'named.tar');
+      const a = await copy(`oci:${layoutDir}:2.0`, `oci-archive:${file}:busybox:latest`);
+      assert.equal(a.outcome.status, 'pushed', a.outcome.error);
+      const index = JSON.parse((await tarEntries(file))[1]!.data.toString()) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
+      assert.deepEqual(index.manifests.map((m) => [m.digest, m.annotations['org.opencontainers.image.ref.name']]), [[small.digest, 'busybox:latest']]);
+      const dir = join(work, 'named-layout');
+      for (const ref of ['busybox:1.36', 'registry.local:5000/app:1.0', 'app/web']) {
+        const r = await copy(`oci:${layoutDir}:2.0`, `oci:${dir}:${ref}`);
+        assert.equal(r.outcome.status, 'pushed', `${ref}: ${r.outcome.error}`);
+        // skopeo looks an image up by its ref.name as written.
+        const refs = (JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> }).manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']);
+        assert.ok(refs.includes(ref), `${ref} in ${refs.join(', ')}`);
+        assert.equal((await openLayoutSource(dir).then((s) => s.resolve({ repository: '', tag: ref }))).digest, small.digest);
+      }
+      // By digest alone (oci:DIR), an image stored only as another entry's is still recorded, as skopeo does.
+      const again = await copy(`oci:${layoutDir}:2.0`, `oci:${dir}`);
+      assert.equal(again.outcome.status, 'pushed', again.outcome.error);
+      const unnamed = (JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> }).manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] === undefined);
+      assert.deepEqual(unnamed.map((m) => m.digest), [small.digest]);
+    });
+
     it('a dry run writes nothing', async () => {
       const r = await copy(`oci:${layoutDir}:2.0`, `oci-archive:${join(work, 'dry.tar')}`, { dryRun: true });
       assert.equal(r.outcome.status, 'planned');

@@ -8,10 +8,9 @@
  * image reference; referrers of the image (signatures, SBOMs) are listed in `index.json` too.
  */
 import { DigestMismatchError, MirrorError } from '../../errors/index.js';
-import { sha256Digest, verifyingStream } from '../../oci/digest.js';
+import { isContentDigest, sha256Digest, verifyingStream } from '../../oci/digest.js';
 import { blobDescriptors, type Descriptor, parseManifest } from '../../oci/manifest.js';
 import { MediaType } from '../../oci/media-types.js';
-import { isValidDigest } from '../../reference/reference.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
 import type {
   BlobBody,
@@ -54,7 +53,7 @@ export class OciArchiveDestination extends TarDestination implements ImageDestin
   }
 
   async manifestDigest(_repository: string, reference: string): Promise<string | undefined> {
-    if (isValidDigest(reference)) return this.manifests.has(reference) ? reference : undefined;
+    if (isContentDigest(reference)) return this.manifests.has(reference) ? reference : undefined;
     return this.entries.find((e) => e.annotations?.[ANNOTATION_REF_NAME] === reference)?.digest;
   }
 
@@ -67,7 +66,8 @@ export class OciArchiveDestination extends TarDestination implements ImageDestin
   ): Promise<PutManifestResult> {
     return this.serialize(async () => {
       this.assertMetadataOpen(image.name);
-      const byDigest = isValidDigest(reference);
+      // A name such as `busybox:latest` is no digest, though the OCI grammar would take it for one.
+      const byDigest = isContentDigest(reference);
       if (byDigest && reference.startsWith('sha256:')) {
         const actual = sha256Digest(bytes);
         if (actual !== reference) throw new DigestMismatchError(reference, actual, { image: image.name, phase: 'manifest' });

@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { abortError, errorMessage, MirrorError } from '../../errors/index.js';
 import { clipInput } from '../../errors/quote.js';
-import { DigestCounter, sha256Digest, verifyBytes, verifyingStream } from '../../oci/digest.js';
+import { DigestCounter, isContentDigest, sha256Digest, verifyBytes, verifyingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import { type Descriptor, decodeJson, parseDescriptor } from '../../oci/manifest.js';
 import { isFullReference } from '../../reference/reference.js';
@@ -105,6 +105,11 @@ class LayoutIndex {
   /** removeDigestOnly drops the entries that record a digest without a ref.name. */
   removeDigestOnly(digest: string): void {
     for (const id of [...(this.byDigestOnly.get(digest) ?? [])]) this.remove(id);
+  }
+
+  /** listsDigestOnly tells whether an entry records the digest without a ref.name. */
+  listsDigestOnly(digest: string): boolean {
+    return this.byDigestOnly.has(digest);
   }
 
   /** find gives the digest of the first entry recorded under an image name, or under a ref.name. */
@@ -333,7 +338,9 @@ class LayoutDestination implements ImageDestination {
   }
 
   async manifestDigest(repository: string, reference: string): Promise<string | undefined> {
-    if (reference.includes(':')) return (await this.hasBlob(repository, reference)) ? reference : undefined;
+    // By digest (`oci:DIR` with no REF), an image is here when index.json lists it so, as skopeo records it: its
+    // manifest stored as the child of an index, or named by a tag, does not make it reachable by digest.
+    if (isContentDigest(reference)) return this.index.listsDigestOnly(reference) && (await this.hasBlob(repository, reference)) ? reference : undefined;
     // Pushed images are named `registry/repository:tag`; an image copied in as `oci:DIR:REF` by its ref.name alone.
     return this.index.find(`${repository}:${reference}`, repository === '' ? reference : undefined);
   }
@@ -345,11 +352,13 @@ class LayoutDestination implements ImageDestination {
     mediaType: string,
     options: { root?: boolean | undefined; descriptor?: Descriptor | undefined },
   ): Promise<void> {
-    const isDigest = reference.includes(':');
+    // A REF with ':' may be a name (`busybox:1.36`, `host:5000/app:1.0`): only a digest of a known algorithm is one.
+    const isDigest = isContentDigest(reference);
     const digest = isDigest ? reference : undefined;
     const written = await this.putBlob(image.repository, { digest, size: digest ? bytes.byteLength : undefined }, { kind: 'bytes', data: bytes }, {});
     if (isDigest && !options.root) return;
-    const name = image.annotationName ?? image.name;
+    const name = image.refName ?? image.annotationName ?? image.name;
+    const fullName = image.annotationName ?? name;
     // The source entry's annotations (creation time, title...), platform and artifactType are kept; the names are
     // this layout's own. org.opencontainers.image.ref.name holds the full reference, which skopeo accepts after
     // `oci:DIR:` and containerd and docker read as a full name, so two images that share a tag stay apart.
@@ -358,7 +367,7 @@ class LayoutDestination implements ImageDestination {
     delete annotations[ANNOTATION_REF_NAME];
     // An empty name (`oci:DIR` with no REF) records the image by digest alone, as skopeo does.
     // containerd's image-name annotation holds full references only (`oci:DIR:1.0` records ref.name `1.0` alone).
-    if (name !== '' && isFullReference(name)) annotations[ANNOTATION_IMAGE_NAME] = name;
+    if (fullName !== '' && isFullReference(fullName)) annotations[ANNOTATION_IMAGE_NAME] = fullName;
     if (!isDigest && name !== '') annotations[ANNOTATION_REF_NAME] = name;
     const entry: Descriptor = {
       mediaType,
@@ -372,6 +381,15 @@ class LayoutDestination implements ImageDestination {
     if (name === '') this.index.removeDigestOnly(written.digest);
     else this.index.removeNamed(name, isDigest);
     this.index.add(entry);
+  }
+
+  /**
+   * registerReferrer lists a referrer found by its subject (an SBOM, a signature of OCI 1.1) in index.json, unnamed,
+   * where OCI layout readers (oras, regctl, `mirror inspect`) look for it.
+   */
+  async registerReferrer(_repository: string, _subject: string, referrer: Descriptor): Promise<void> {
+    this.index.removeDigestOnly(referrer.digest);
+    this.index.add({ ...referrer });
   }
 
   async commit(): Promise<void> {

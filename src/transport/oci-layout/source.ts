@@ -360,8 +360,9 @@ export const OCI_LAYOUT_TRANSPORT: Transport = {
     const name = formatTransportRef(r);
     return {
       destination: await openLayoutDestination(r.path),
-      // The layout destination records an image name with every tagged image: the full reference when REF is one, else REF.
-      image: { repository: '', tag: r.ref, name, annotationName: r.ref === undefined ? '' : (fullNameOf(r.ref) ?? r.ref) },
+      // The layout records REF verbatim as ref.name (what skopeo and mirror look it up by), and the full reference
+      // when REF is one as containerd's image name.
+      image: { repository: '', tag: r.ref, name, refName: r.ref ?? '', annotationName: r.ref === undefined ? '' : (fullNameOf(r.ref) ?? r.ref) },
     };
   },
 };
