@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -167,6 +167,34 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       assert.equal(again.outcome.status, 'pushed', again.outcome.error);
       const unnamed = (JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> }).manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] === undefined);
       assert.deepEqual(unnamed.map((m) => m.digest), [small.digest]);
+    });
+
+    it('an archive behind a symbolic link is written through it, the link kept; a replaced archive keeps its mode', async () => {
+      const store = join(work, 'store');
+      mkdirSync(store);
+      const real = join(store, 'app.tar');
+      writeFileSync(real, 'old content', { mode: 0o600 });
+      chmodSync(real, 0o600);
+      const link = join(work, 'link.tar');
+      symlinkSync(real, link);
+      const r = await copy(`oci:${layoutDir}:2.0`, `oci-archive:${link}:v2`);
+      assert.equal(r.outcome.status, 'pushed', r.outcome.error);
+      assert.ok(lstatSync(link).isSymbolicLink(), 'the link stays a link');
+      assert.equal((await tarEntries(real))[0]!.name, 'oci-layout', 'the archive is where the link points');
+      assert.equal(statSync(real).mode & 0o777, 0o600, 'a private archive stays private');
+      assert.deepEqual(readdirSync(store), ['app.tar'], 'no temporary file left');
+    });
+
+    it('a layout index.json keeps its own annotations', async () => {
+      const dir = join(work, 'annotated');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [], annotations: { 'org.opencontainers.image.title': 'my bundle' } }));
+      const r = await copy(`oci:${layoutDir}:2.0`, `oci:${dir}:a`);
+      assert.equal(r.outcome.status, 'pushed', r.outcome.error);
+      const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: unknown[]; annotations?: Record<string, string> };
+      assert.deepEqual(index.annotations, { 'org.opencontainers.image.title': 'my bundle' });
+      assert.equal(index.manifests.length, 1);
     });
 
     it('a dry run writes nothing', async () => {

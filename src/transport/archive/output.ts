@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { errorMessage, MirrorError } from '../../errors/index.js';
 import { TarFileWriter } from './tar-writer.js';
@@ -82,11 +82,27 @@ export class ArchiveOutput {
     readonly tar: TarFileWriter,
     /** The final path. */
     readonly file: string,
+    /** Where the archive goes: FILE, or the file a symbolic link at FILE names. */
+    private readonly target: string,
+    /** The mode of the file replaced, kept (a private archive stays private); undefined for a new file. */
+    private readonly mode: number | undefined,
   ) {}
 
-  /** create starts `FILE.tmp-<random>` beside `file`. */
+  /**
+   * create starts `FILE.tmp-<random>` beside `file`, or beside the file a symbolic link at FILE names (the link is
+   * written through and stays a link, as skopeo writes through it).
+   */
   static async create(file: string, transport: string): Promise<ArchiveOutput> {
-    const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+    let target = file;
+    let mode: number | undefined;
+    try {
+      const link = await lstat(file).catch(() => undefined);
+      if (link?.isSymbolicLink()) target = await realpath(file).catch(async () => resolve(dirname(file), await readlink(file)));
+      mode = (await stat(target).catch(() => undefined))?.mode;
+    } catch (e) {
+      throw new MirrorError('BAD_INPUT', `cannot write ${transport}:${file}: ${errorMessage(e)}`, { file, cause: e });
+    }
+    const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
     let tar: TarFileWriter;
     try {
       tar = await TarFileWriter.create(tmp);
@@ -94,7 +110,7 @@ export class ArchiveOutput {
       throw new MirrorError('BAD_INPUT', `cannot write ${transport}:${file}: ${errorMessage(e)}`, { file, cause: e });
     }
     track(tmp);
-    return new ArchiveOutput(tar, file);
+    return new ArchiveOutput(tar, file, target, mode === undefined ? undefined : mode & 0o7777);
   }
 
   /** The temporary file's name, for messages and tests. */
@@ -107,7 +123,8 @@ export class ArchiveOutput {
     if (this.done) throw new MirrorError('INTERNAL', `${this.file} was already committed or discarded`);
     try {
       await this.tar.finish();
-      await rename(this.tar.path, this.file);
+      if (this.mode !== undefined) await chmod(this.tar.path, this.mode);
+      await rename(this.tar.path, this.target);
       this.done = true;
       untrack(this.tar.path);
     } catch (e) {

@@ -129,6 +129,8 @@ class LayoutIndex {
 class LayoutDestination implements ImageDestination {
   readonly blobScope = 'global' as const;
   private index = new LayoutIndex();
+  /** The annotations of the index.json found, written back. */
+  private indexAnnotations: Record<string, string> | undefined;
   /** The layout's real path (DIR with its links resolved). */
   private root = '';
   /** Blob directories checked (and made) so far, by algorithm. */
@@ -230,6 +232,10 @@ class LayoutDestination implements ImageDestination {
     if (o.schemaVersion !== 2) throw notIndex('schemaVersion is not 2');
     if (o.mediaType !== undefined && o.mediaType !== MediaType.OCI_INDEX) throw notIndex(`its mediaType is "${clipInput(o.mediaType)}"`);
     if (!Array.isArray(o.manifests)) throw notIndex('it has no manifests list');
+    // The index's own annotations (a title, a creation time another tool wrote) are kept, as skopeo keeps them.
+    if (typeof o.annotations === 'object' && o.annotations !== null && !Array.isArray(o.annotations)) {
+      this.indexAnnotations = Object.fromEntries(Object.entries(o.annotations).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    }
     return o.manifests.map((d, i) => {
       try {
         return parseDescriptor(d, `${path} manifests[${i}]`, { file: this.dir });
@@ -257,12 +263,13 @@ class LayoutDestination implements ImageDestination {
   /** writeAtomically writes a file of DIR through a temporary file renamed over it (a link there is replaced, never followed). */
   private async writeAtomically(rel: string, data: string): Promise<void> {
     const tmp = join(this.dir, `.${rel}.${randomBytes(6).toString('hex')}`);
-    await writeFile(tmp, data, { flag: 'wx' });
     try {
+      await writeFile(tmp, data, { flag: 'wx' });
       await rename(tmp, join(this.dir, rel));
     } catch (e) {
+      // A disk that filled up half-way leaves nothing behind; the error names the file.
       await rm(tmp, { force: true });
-      throw e;
+      throw new MirrorError('BAD_INPUT', `cannot write ${join(this.dir, rel)}: ${errorMessage(e)}`, { file: join(this.dir, rel), cause: e });
     }
   }
 
@@ -393,7 +400,12 @@ class LayoutDestination implements ImageDestination {
   }
 
   async commit(): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: this.index.list() };
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.OCI_INDEX,
+      manifests: this.index.list(),
+      ...(this.indexAnnotations !== undefined ? { annotations: this.indexAnnotations } : {}),
+    };
     await this.writeAtomically('index.json', JSON.stringify(index));
   }
 
