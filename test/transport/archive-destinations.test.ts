@@ -183,6 +183,12 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       assert.equal((await tarEntries(real))[0]!.name, 'oci-layout', 'the archive is where the link points');
       assert.equal(statSync(real).mode & 0o777, 0o600, 'a private archive stays private');
       assert.deepEqual(readdirSync(store), ['app.tar'], 'no temporary file left');
+      // A dangling link is replaced by the archive, never followed to create a file where it points.
+      const dangling = join(work, 'dangling.tar');
+      symlinkSync(join(store, 'elsewhere.tar'), dangling);
+      const d = await copy(`oci:${layoutDir}:2.0`, `oci-archive:${dangling}:v2`);
+      assert.equal(d.outcome.status, 'pushed', d.outcome.error);
+      assert.ok(lstatSync(dangling).isFile() && !existsSync(join(store, 'elsewhere.tar')));
     });
 
     it('a layout index.json keeps its own annotations', async () => {

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { chmod, lstat, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lstat, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { errorMessage, MirrorError } from '../../errors/index.js';
 import { TarFileWriter } from './tar-writer.js';
@@ -89,15 +89,17 @@ export class ArchiveOutput {
   ) {}
 
   /**
-   * create starts `FILE.tmp-<random>` beside `file`, or beside the file a symbolic link at FILE names (the link is
-   * written through and stays a link, as skopeo writes through it).
+   * create starts `FILE.tmp-<random>` beside `file`, or beside the existing file a symbolic link at FILE names (the
+   * link is written through and stays a link, as skopeo writes through it).
    */
   static async create(file: string, transport: string): Promise<ArchiveOutput> {
     let target = file;
     let mode: number | undefined;
     try {
       const link = await lstat(file).catch(() => undefined);
-      if (link?.isSymbolicLink()) target = await realpath(file).catch(async () => resolve(dirname(file), await readlink(file)));
+      // A link to a file that exists is written through; a dangling one is replaced, never followed to create a file
+      // wherever it points.
+      if (link?.isSymbolicLink()) target = await realpath(file).catch(() => file);
       mode = (await stat(target).catch(() => undefined))?.mode;
     } catch (e) {
       throw new MirrorError('BAD_INPUT', `cannot write ${transport}:${file}: ${errorMessage(e)}`, { file, cause: e });
