@@ -50,7 +50,7 @@ export async function copyImage(options: CopyImageOptions): Promise<CopyImageRes
   // A registry destination is reached while the source is opened (each a ping, https before http where allowed);
   // other destinations, which may create files, only once the source opened. The source's failure is the one told
   // when both fail, as when they were opened one after the other.
-  const openDestination = (): Promise<OpenedDestination> => openDestinationRef(dstRef, { ...options.dest, signal: options.signal });
+  const openDestination = (): Promise<OpenedDestination> => openDestinationRef(dstRef, { ...options.dest, signal: options.signal, dryRun: options.dryRun });
   const early = dstRef.transport === 'docker' ? openDestination() : undefined;
   early?.catch(() => {});
   const [opened, reached] = await Promise.allSettled([

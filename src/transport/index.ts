@@ -57,6 +57,8 @@ export interface SideContext extends RegistrySide {
    * destination wants (skopeo and containerd find only OCI manifests in one by name). Default: false (Docker schema 2).
    */
   ociManifest?: boolean | undefined;
+  /** Destination side: a dry run, which opens what is there to read it and creates nothing. Default: false. */
+  dryRun?: boolean | undefined;
 }
 
 /** OpenedSource is a source and the image named in it. */

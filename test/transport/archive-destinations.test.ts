@@ -207,6 +207,15 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       const r = await copy(`oci:${layoutDir}:2.0`, `oci-archive:${join(work, 'dry.tar')}`, { dryRun: true });
       assert.equal(r.outcome.status, 'planned');
       assert.deepEqual(leftovers(work, 'dry.tar'), []);
+      // Nor into a layout: no directory, oci-layout or blobs/ is made; one that is there is read, not touched.
+      const deep = join(work, 'dry-new', 'deep', 'layout');
+      const l = await copy(`oci:${layoutDir}:2.0`, `oci:${deep}:v1`, { dryRun: true });
+      assert.equal(l.outcome.status, 'planned', l.outcome.error);
+      assert.ok(!existsSync(join(work, 'dry-new')), 'nothing made');
+      const empty = join(work, 'dry-empty');
+      mkdirSync(empty);
+      assert.equal((await copy(`oci:${layoutDir}:2.0`, `oci:${empty}:v1`, { dryRun: true })).outcome.status, 'planned');
+      assert.deepEqual(readdirSync(empty), []);
     });
 
     it('a blob that does not match its digest fails the copy and leaves neither FILE nor a temporary file', async () => {

@@ -25,9 +25,9 @@ import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-sta
 import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
 
 /** openLayoutDestination opens (creating when missing) an OCI image layout directory. */
-export async function openLayoutDestination(dir: string): Promise<ImageDestination> {
+export async function openLayoutDestination(dir: string, options: { dryRun?: boolean | undefined } = {}): Promise<ImageDestination> {
   const d = new LayoutDestination(dir);
-  await d.init();
+  await d.init(options.dryRun === true);
   return d;
 }
 
@@ -180,9 +180,12 @@ class LayoutDestination implements ImageDestination {
     return { path, exists: true };
   }
 
-  async init(): Promise<void> {
+  /** init checks DIR and reads its index.json; it makes the layout (directory, oci-layout, blobs/) unless `dryRun`. */
+  async init(dryRun = false): Promise<void> {
     try {
-      await mkdir(this.dir, { recursive: true });
+      // A dry run reads a layout that is there and makes none: a new one has nothing to read.
+      if (dryRun && !(await stat(this.dir).then((s) => s.isDirectory(), () => false))) return;
+      if (!dryRun) await mkdir(this.dir, { recursive: true });
       this.root = await realpath(this.dir);
       const marker = await this.checkedPath('oci-layout', 'file');
       const indexFile = await this.checkedPath('index.json', 'file');
@@ -209,6 +212,7 @@ class LayoutDestination implements ImageDestination {
         }
       }
       if (indexFile.exists) this.index = new LayoutIndex(this.readIndex(indexFile.path, await readFile(indexFile.path)));
+      if (dryRun) return;
       await this.blobDir('sha256');
       if (!marker.exists) await this.writeAtomically('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     } catch (e) {

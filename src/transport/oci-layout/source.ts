@@ -354,12 +354,12 @@ export const OCI_LAYOUT_TRANSPORT: Transport = {
     if (r.transport !== 'oci') throw new MirrorError('INTERNAL', `not an oci: location: ${r.transport}`);
     return { source: await openLayoutSource(r.path), image: layoutImageName(r.ref), name: formatTransportRef(r) };
   },
-  async destination(r: TransportRef): Promise<OpenedDestination> {
+  async destination(r: TransportRef, ctx?: { dryRun?: boolean | undefined }): Promise<OpenedDestination> {
     if (r.transport !== 'oci') throw new MirrorError('INTERNAL', `not an oci: location: ${r.transport}`);
     if (r.ref?.startsWith('@')) throw new MirrorError('USAGE', `oci:${r.path}:${clipInput(r.ref)}: a destination is named by a tag or reference, not by a digest or position`);
     const name = formatTransportRef(r);
     return {
-      destination: await openLayoutDestination(r.path),
+      destination: await openLayoutDestination(r.path, { dryRun: ctx?.dryRun }),
       // The layout records REF verbatim as ref.name (what skopeo and mirror look it up by), and the full reference
       // when REF is one as containerd's image name.
       image: { repository: '', tag: r.ref, name, refName: r.ref ?? '', annotationName: r.ref === undefined ? '' : (fullNameOf(r.ref) ?? r.ref) },
