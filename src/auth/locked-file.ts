@@ -42,6 +42,8 @@ export interface LockedFileOptions {
   staleMs?: number | undefined;
   /** Cancels the wait. */
   signal?: AbortSignal | undefined;
+  /** The mode of the file written. Default: 0600 (credentials); an OCI layout's index.json is 0644. */
+  mode?: number | undefined;
 }
 
 /** LockInfo is what a lock file says about its holder. */
@@ -326,7 +328,7 @@ export async function updateLockedFile(
       const temp = join(dir, tempName(base, ''));
       try {
         await writeNew(temp, next, true);
-        await chmod(temp, 0o600);
+        await chmod(temp, options.mode ?? 0o600);
         if (!(await lock.held())) {
           await unlink(temp).catch(() => {});
           continue;

@@ -191,6 +191,17 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       assert.ok(lstatSync(dangling).isFile() && !existsSync(join(store, 'elsewhere.tar')));
     });
 
+    it('copies into one layout at the same time keep each other\'s entries', async () => {
+      const dir = join(work, 'concurrent');
+      const tags = ['t1', 't2', 't3', 't4', 't5', 't6'];
+      const results = await Promise.all(tags.map((t, i) => copy(`oci:${layoutDir}:${i % 2 === 0 ? '2.0' : '1.0'}`, `oci:${dir}:${t}`)));
+      for (const r of results) assert.equal(r.outcome.status, 'pushed', r.outcome.error);
+      const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> };
+      assert.deepEqual(index.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).sort(), tags);
+      assert.equal(statSync(join(dir, 'index.json')).mode & 0o777, 0o644);
+      assert.deepEqual(readdirSync(dir).sort(), ['blobs', 'index.json', 'oci-layout'], 'no lock or temporary file left');
+    });
+
     it('a layout index.json keeps its own annotations', async () => {
       const dir = join(work, 'annotated');
       mkdirSync(dir);

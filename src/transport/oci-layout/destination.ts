@@ -22,6 +22,7 @@ import { MediaType } from '../../oci/media-types.js';
 import { type Descriptor, decodeJson, parseDescriptor } from '../../oci/manifest.js';
 import { isFullReference } from '../../reference/reference.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
+import { updateLockedFile } from '../../auth/locked-file.js';
 import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
 
 /** openLayoutDestination opens (creating when missing) an OCI image layout directory. */
@@ -52,6 +53,9 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
  * LayoutIndex is the layout's index.json entries in order, with the names they are recorded under indexed, so that
  * finding or replacing an image's entry does not walk every entry (a push of 6,000 images into one layout).
  */
+/** IndexChange is one change this run made to index.json. */
+type IndexChange = { op: 'add'; entry: Descriptor } | { op: 'removeNamed'; name: string; keepRefName: boolean } | { op: 'removeDigestOnly'; digest: string };
+
 class LayoutIndex {
   private readonly entries = new Map<number, Descriptor>();
   private readonly byImage = new Map<string, Set<number>>();
@@ -60,8 +64,21 @@ class LayoutIndex {
   private readonly byDigestOnly = new Map<string, Set<number>>();
   private next = 0;
 
+  /** What this run changed, in order, to be replayed on index.json as another writer may have left it. */
+  log: IndexChange[] | undefined;
+
   constructor(initial: Descriptor[] = []) {
     for (const e of initial) this.add(e);
+    this.log = [];
+  }
+
+  /** replay applies changes recorded by another index (see {@link log}). */
+  replay(changes: readonly IndexChange[]): void {
+    for (const c of changes) {
+      if (c.op === 'add') this.add(c.entry);
+      else if (c.op === 'removeNamed') this.removeNamed(c.name, c.keepRefName);
+      else this.removeDigestOnly(c.digest);
+    }
   }
 
   private static put(map: Map<string, Set<number>>, key: string | undefined, id: number): void {
@@ -80,6 +97,7 @@ class LayoutIndex {
 
   /** add appends an entry. */
   add(e: Descriptor): void {
+    this.log?.push({ op: 'add', entry: e });
     const id = this.next++;
     this.entries.set(id, e);
     LayoutIndex.put(this.byImage, e.annotations?.[ANNOTATION_IMAGE_NAME], id);
@@ -98,12 +116,14 @@ class LayoutIndex {
 
   /** removeNamed drops the entries recorded under an image name (and, unless `keepRefName`, under that ref.name). */
   removeNamed(name: string, keepRefName: boolean): void {
+    this.log?.push({ op: 'removeNamed', name, keepRefName });
     for (const id of [...(this.byImage.get(name) ?? [])]) this.remove(id);
     if (!keepRefName) for (const id of [...(this.byRef.get(name) ?? [])]) this.remove(id);
   }
 
   /** removeDigestOnly drops the entries that record a digest without a ref.name. */
   removeDigestOnly(digest: string): void {
+    this.log?.push({ op: 'removeDigestOnly', digest });
     for (const id of [...(this.byDigestOnly.get(digest) ?? [])]) this.remove(id);
   }
 
@@ -403,14 +423,33 @@ class LayoutDestination implements ImageDestination {
     this.index.add({ ...referrer });
   }
 
+  /**
+   * commit writes index.json under a lock (`index.json.lock`), replaying this run's changes on the file as it is
+   * then: two runs writing into one layout at once each keep the other's entries (reading it once at the start and
+   * writing it whole at the end lost them).
+   */
   async commit(): Promise<void> {
-    const index = {
-      schemaVersion: 2,
-      mediaType: MediaType.OCI_INDEX,
-      manifests: this.index.list(),
-      ...(this.indexAnnotations !== undefined ? { annotations: this.indexAnnotations } : {}),
-    };
-    await this.writeAtomically('index.json', JSON.stringify(index));
+    const path = join(this.dir, 'index.json');
+    const changes = this.index.log ?? [];
+    try {
+      await updateLockedFile(
+        path,
+        (current) => {
+          const now = current === undefined ? this.index : new LayoutIndex(this.readIndex(path, Buffer.from(current, 'utf8')));
+          if (now !== this.index) now.replay(changes);
+          return JSON.stringify({
+            schemaVersion: 2,
+            mediaType: MediaType.OCI_INDEX,
+            manifests: now.list(),
+            ...(this.indexAnnotations !== undefined ? { annotations: this.indexAnnotations } : {}),
+          });
+        },
+        { mode: 0o644 },
+      );
+    } catch (e) {
+      if (e instanceof MirrorError) throw e;
+      throw new MirrorError('BAD_INPUT', `cannot write ${path}: ${errorMessage(e)}`, { file: path, cause: e });
+    }
   }
 
   async close(): Promise<void> {}
