@@ -67,13 +67,12 @@ export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
 /**
  * sparseEntryName gives the real name of a sparse file entry (GNU tar --sparse: type S, or the GNU.sparse.* PAX keys,
- * whose entry name is a stand-in), or undefined for any other entry. A sparse entry stores a map of its holes, not
+ * whose entry name is a stand-in; `paxSparseName` is GNU.sparse.name), or undefined for any other entry. A sparse entry stores a map of its holes, not
  * its bytes: the readers refuse it by name rather than read it as a different file or as bytes that do not verify.
  */
-export function sparseEntryName(flag: string, pax: ReadonlyMap<string, string> | Readonly<Record<string, string>> | undefined, name: string): string | undefined {
-  const keys = pax === undefined ? [] : pax instanceof Map ? [...pax.keys()] : Object.keys(pax);
-  if (flag !== 'S' && !keys.some((k) => k.startsWith('GNU.sparse.'))) return undefined;
-  return (pax instanceof Map ? pax.get('GNU.sparse.name') : (pax as Readonly<Record<string, string>> | undefined)?.['GNU.sparse.name']) ?? name;
+export function sparseEntryName(flag: string, paxKeys: Iterable<string>, paxSparseName: string | undefined, name: string): string | undefined {
+  if (flag !== 'S' && ![...paxKeys].some((k) => k.startsWith('GNU.sparse.'))) return undefined;
+  return paxSparseName ?? name;
 }
 
 /** NameCheck is the outcome of {@link normalizeEntryName}. */
@@ -492,7 +491,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, options: ReadT
         }
       }
       position++;
-      const sparseName = sparseEntryName(raw.flag, ext, rawName);
+      const sparseName = sparseEntryName(raw.flag, Object.keys(ext ?? {}), ext?.['GNU.sparse.name'], rawName);
       if (sparseName !== undefined) {
         throw new MirrorError(
           'UNSUPPORTED',

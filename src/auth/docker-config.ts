@@ -9,7 +9,7 @@ import { MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
 import { noEvents } from '../events/index.js';
 import { type CredentialHelperOptions, TOKEN_USERNAME, helperGet } from './cred-helper.js';
-import { type LockedFileOptions, updateLockedFile } from './locked-file.js';
+import { type LockedFileOptions, updateLockedFile } from '../files/locked-file.js';
 import type { Credential, CredentialSource, ResolvedCredential } from './types.js';
 
 /** DOCKER_HUB_HOST is the one name Docker Hub's aliases normalize to. */

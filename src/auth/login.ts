@@ -26,7 +26,7 @@ import {
   storeDockerConfigEntry,
 } from './docker-config.js';
 import { type Keychain, createKeychain } from './keychain.js';
-import type { LockedFileOptions } from './locked-file.js';
+import type { LockedFileOptions } from '../files/locked-file.js';
 import { findAddressCredentials, USERINFO_REFUSED } from '../reference/destination.js';
 import type { Credential } from './types.js';
 
@@ -61,7 +61,7 @@ export interface LoginLocationOptions {
   keychain?: Keychain | undefined;
   /** Bound on one credential helper run, in ms. Default: 30000. */
   helperTimeoutMs?: number | undefined;
-  /** The config file lock (wait, stale age). Default: see `src/auth/locked-file.ts`. */
+  /** The config file lock (wait, stale age). Default: see `src/files/locked-file.ts`. */
   lock?: LockedFileOptions | undefined;
 }
 

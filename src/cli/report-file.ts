@@ -11,12 +11,12 @@ import { MirrorError } from '../errors/index.js';
 export const REPORT_STDOUT = '-';
 
 /**
- * checkReportPath fails with a USAGE error naming the file when `--report FILE` (or another output file `flag`
- * names) could not be written: a directory,
- * a file without write permission, a directory that does not exist or cannot be written (the report is written to a
- * temporary file beside it, then renamed). Nothing is created.
+ * checkOutputPath fails with a USAGE error naming the file when an output file (`--report FILE`, or the one `flag`
+ * names: `--digestfile`) could not be written: a directory, a file without write permission, a directory that does
+ * not exist or cannot be written (a report is written to a temporary file beside it, then renamed). Nothing is
+ * created.
  */
-export async function checkReportPath(file: string | undefined, flag = '--report'): Promise<void> {
+export async function checkOutputPath(file: string | undefined, flag = '--report'): Promise<void> {
   if (file === undefined || (file === REPORT_STDOUT && flag === '--report')) return;
   const bad = (why: string): MirrorError =>
     new MirrorError('USAGE', `${flag} ${file}: ${why}`, { file, hint: `name a file in a writable directory${flag === '--report' ? ', or --report - for stdout' : ''}` });

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
 import { timeoutFlag } from '../cli/flags.js';
-import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
+import { checkOutputPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
 import { formatBytes, formatDuration, formatRate, shortDigest } from '../cli/format.js';
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
@@ -31,7 +31,7 @@ async function checkOutputFiles(source: string, destination: string, files: Reco
   for (const [flag, file] of Object.entries(files)) {
     if (file === undefined || file === REPORT_STDOUT) continue;
     if (ends.includes(resolve(file))) throw new MirrorError('USAGE', `${flag} ${file} is a file this copy reads or writes`, { file, hint: `name another file for ${flag}` });
-    await checkReportPath(file, flag);
+    await checkOutputPath(file, flag);
   }
 }
 

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { MirrorCommand } from '../cli/base.js';
 import { buildConnection, connectionFlags, timeoutFlag, timeoutsOf } from '../cli/flags.js';
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
-import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
+import { checkOutputPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { blobLine, conflictSkipLine, countLine, dryRunLines, listedImages, listingLines, nextStepsLines, stagingLine } from '../cli/summary.js';
 import { statusText } from '../cli/format.js';
 import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from '../copy/conflicts.js';
@@ -111,7 +111,7 @@ ${EXIT_CODE_HELP}`;
       throw new MirrorError('USAGE', 'missing --private-registry (where to push)', { hint: `usage: ${USAGE}, or --dry-run to list the bundle` });
     }
     const target = registry === undefined ? undefined : parseTarget(registry, { plainHttp: flags['plain-http'] });
-    await checkReportPath(flags.report);
+    await checkOutputPath(flags.report);
     const quiet = flags.quiet || flags.json;
     const renderer = new ProgressRenderer({ quiet, debug: flags.debug, tty: canDrawBar(process.stderr) });
     // With --report - the report is standard output, so the human summary goes to standard error.

@@ -7,7 +7,7 @@ import { MirrorCommand } from '../cli/base.js';
 import { timeoutFlag } from '../cli/flags.js';
 import { formatBytes, formatDuration, shortDigest } from '../cli/format.js';
 import { buildSideContext, normalizeBooleanArgs, sideFlags } from '../cli/side-flags.js';
-import { checkReportPath, REPORT_STDOUT } from '../cli/report-file.js';
+import { checkOutputPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { parsePlatform } from '../copy/platform.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
 import type { EventSink } from '../events/index.js';
@@ -148,8 +148,8 @@ ${EXIT_CODE_HELP}`;
     if (flags.report === REPORT_STDOUT) {
       throw new MirrorError('USAGE', '--report - is not taken by sync, which writes its report as the run goes', { hint: 'name a file, or use --json (the run as one document on stdout) or --log-format json (a line per image)' });
     }
-    await checkReportPath(flags.report);
-    if (!flags['dry-run']) await checkReportPath(flags.digestfile, '--digestfile');
+    await checkOutputPath(flags.report);
+    if (!flags['dry-run']) await checkOutputPath(flags.digestfile, '--digestfile');
     const report = flags.report === undefined ? undefined : await ReportWriter.open(flags.report, {
       config: configName,
       format: config.format,

@@ -142,7 +142,7 @@ async function* repositoryPlans(ctx: PlanContext): AsyncGenerator<AsyncGenerator
                 hint: 'name each repository in a "repository:" entry instead',
               });
         ctx.onProblem({ entry, error });
-        ctx.onUnlisted?.(entry, error);
+        unlisted(ctx, entry, error);
         failed = true;
         break;
       }

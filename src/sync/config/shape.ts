@@ -92,9 +92,10 @@ export interface Located {
 const MAX_ALIASES = 1000;
 
 /** YAML11_BOOLEANS are YAML 1.1's words for true and false. */
-const YAML11_BOOLEANS = new Map<string, boolean>(
-  ['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON'].map((w) => [w, true] as [string, boolean]).concat(['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF'].map((w) => [w, false])),
-);
+const YAML11_BOOLEANS = new Map<string, boolean>([
+  ...['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON'].map((w): [string, boolean] => [w, true]),
+  ...['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF'].map((w): [string, boolean] => [w, false]),
+]);
 
 /** MAX_ISSUES bounds how many mistakes are collected. */
 const MAX_ISSUES = 20;

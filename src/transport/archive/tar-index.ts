@@ -238,7 +238,7 @@ async function scan(handle: FileHandle, fileSize: number, display: string, signa
     const prefix = magic === 'ustar' ? cString(header, 345, 155) : '';
     const rawName = pax?.get('path') ?? longName ?? (prefix !== '' ? `${prefix}/${cString(header, 0, 100)}` : cString(header, 0, 100));
     const rawLink = pax?.get('linkpath') ?? longLink ?? cString(header, 157, 100);
-    const sparseName = sparseEntryName(typeflag, pax, rawName);
+    const sparseName = sparseEntryName(typeflag, pax?.keys() ?? [], pax?.get('GNU.sparse.name'), rawName);
     if (sparseName !== undefined) {
       throw new MirrorError('UNSUPPORTED', `${display}: entry ${JSON.stringify(sparseName.slice(0, 100))} is a sparse file (tar --sparse), which is not read here; create the archive without --sparse`, {
         file: display,

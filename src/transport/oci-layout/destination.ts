@@ -22,7 +22,7 @@ import { MediaType } from '../../oci/media-types.js';
 import { type Descriptor, decodeJson, parseDescriptor } from '../../oci/manifest.js';
 import { isFullReference } from '../../reference/reference.js';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../bundle/layout-state.js';
-import { updateLockedFile } from '../../auth/locked-file.js';
+import { updateLockedFile } from '../../files/locked-file.js';
 import type { BlobBody, BlobResult, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
 
 /** openLayoutDestination opens (creating when missing) an OCI image layout directory. */

@@ -1,6 +1,6 @@
 /**
- * Replacing a file that holds credentials (Docker's `config.json`) safely when several processes do it at once and
- * any of them may be killed:
+ * Replacing a file (Docker's `config.json`, which holds credentials; an OCI layout's `index.json`) safely when several
+ * processes do it at once and any of them may be killed:
  *
  * - a lock file next to it (`config.json.lock`), created exclusively (written aside, then hard-linked into place,
  *   so it is never seen empty), held while the file is read, changed and replaced, waited for a bounded time;

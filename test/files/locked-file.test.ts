@@ -9,9 +9,9 @@ import { readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/prom
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storeDockerConfigAuth } from '../../src/auth/docker-config.js';
-import { HOST_TAG, removeLeftovers, updateLockedFile } from '../../src/auth/locked-file.js';
+import { HOST_TAG, removeLeftovers, updateLockedFile } from '../../src/files/locked-file.js';
 import { MirrorError } from '../../src/errors/index.js';
-import { tempDir } from './support.js';
+import { tempDir } from '../auth/support.js';
 
 /** deadPid gives the pid of a process that has exited. */
 async function deadPid(): Promise<number> {
@@ -25,7 +25,7 @@ async function deadPid(): Promise<number> {
 const SECRET = 'Locked-S3cret';
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 
-describe('auth/locked-file', function () {
+describe('files/locked-file', function () {
   this.timeout(30_000);
   let dir: string;
   let cleanup: () => Promise<void>;
