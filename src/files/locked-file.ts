@@ -18,6 +18,7 @@ import { chmod, link, lstat, mkdir, open, readdir, readFile, realpath, rename, u
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { abortError, MirrorError } from '../errors/index.js';
+import { sleep } from '../net/retry.js';
 
 /** LOCK_WAIT_MS bounds how long an update waits for another process's lock. */
 export const LOCK_WAIT_MS = 10_000;
@@ -114,24 +115,6 @@ async function ageMs(path: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortError(signal));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function fileError(path: string, why: string, cause?: unknown, hint?: string): MirrorError {

@@ -7,7 +7,7 @@
  * can never wait on itself.
  */
 import { abortError } from '../errors/index.js';
-import { parseRetryAfter } from '../net/retry.js';
+import { parseRetryAfter, sleep } from '../net/retry.js';
 
 /** RequestLimits bound the requests sent to one registry host. Every field is optional; absent means unbounded. */
 export interface RequestLimits {
@@ -76,7 +76,7 @@ export class RequestLimiter {
     this.nextStart = start + this.spacingMs;
     if (start > now) {
       try {
-        await delay(start - now, signal);
+        await sleep(start - now, signal);
       } catch (e) {
         this.release();
         throw e;
@@ -91,17 +91,3 @@ export class RequestLimiter {
   }
 }
 
-/** delay waits `ms`, or rejects when `signal` aborts. */
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
