@@ -7,7 +7,8 @@
  * - *commit* writes children before parents, the tag last, and referrers after their subject (the referrers API where
  *   the destination indexes subjects, else merged into the fallback tag).
  * Jobs come in as an async iterable and outcomes go out as they finish, so a plan of 10,000 tags never sits in memory:
- * at most `jobs` images are in flight. A destination that must see metadata before blobs (a tar stream: its
+ * at most `jobs` images are planned and `jobs` written at once, and at most `ahead` more wait planned (a write slot
+ * takes the largest waiting image first). A destination that must see metadata before blobs (a tar stream: its
  * capabilities say `writeOrder: 'metadata-first'`) is served differently: every image is planned first, then every
  * manifest is put, then the blobs (see `runMetadataFirst`); its plans are held in memory, which that order needs.
  * A failure that concerns the whole run (authentication, TLS, the network after retries, an interrupt) stops
@@ -69,6 +70,11 @@ export interface CopyJob {
 export interface CopyEngineOptions {
   /** Images planned and committed at once. Default {@link DEFAULT_COPY_JOBS}. */
   jobs?: number | undefined;
+  /**
+   * Images held planned beyond the `jobs` being written, the one with the most bytes to place written first. Their
+   * manifests are held in memory. Default: 0 (an image is written as soon as it is planned, in the order planned).
+   */
+  ahead?: number | undefined;
   /** Blob operations (HEAD, mount, upload) at once. Default: `jobs`. */
   transfers?: number | undefined;
   /**
@@ -139,7 +145,7 @@ interface Plan {
   skipped?: Omit<CopyOutcome, 'job' | 'seconds' | 'bytes'> | undefined;
 }
 
-/** Slot is one job of a metadata-first run, from planning to its outcome. */
+/** Slot is one job, from planning to its outcome. */
 interface Slot {
   job: CopyJob;
   t0: number;
@@ -218,6 +224,11 @@ export class ManifestCache {
 
   constructor(private readonly maxBytes: number) {}
 
+  /** put holds a manifest read otherwise (by tag), so the next `get` of its digest does not read it again. */
+  put(source: ImageSource, repository: string, manifest: ManifestBytes): void {
+    void this.get(source, repository, manifest.digest, () => Promise.resolve(manifest));
+  }
+
   /** get gives the manifest `digest` of `repository` at `source`, from `read()` only when not read (or being read) already. */
   get(source: ImageSource, repository: string, digest: string, read: () => Promise<ManifestBytes>): Promise<ManifestBytes> {
     let id = this.ids.get(source);
@@ -277,6 +288,8 @@ class CopyEngine {
   private readonly caps: DestinationCapabilities;
   private readonly scheduler: BlobScheduler;
   private readonly jobs: number;
+  /** Images held planned beyond those being written. */
+  private readonly ahead: number;
   private readonly started = Date.now();
   /** Destination references claimed in this run: what digest and which source. */
   private readonly claims = new Map<string, { digest: string; name: string }>();
@@ -307,6 +320,7 @@ class CopyEngine {
     setMaxListeners(0, this.signal);
     this.caps = dest.capabilities ?? { blobScope: dest.blobScope, writeOrder: 'blobs-first', parallelBlobWrites: true };
     this.jobs = Math.max(1, options.jobs ?? DEFAULT_COPY_JOBS);
+    this.ahead = Math.max(0, options.ahead ?? 0);
     this.metadataFirst = this.caps.writeOrder === 'metadata-first' && !options.dryRun;
     this.wantReferrers = options.referrers !== false && this.caps.referrers !== false;
     this.scheduler = new BlobScheduler(dest, this.caps, {
@@ -326,65 +340,141 @@ class CopyEngine {
     return { blobs: { ...this.scheduler.stats, failed: this.failedBlobs }, durationMs: Date.now() - this.started };
   }
 
-  /** run takes jobs as they come, at most `jobs` in flight, and yields each outcome as it is known. */
+  /**
+   * run takes jobs as they come and yields each outcome as it is known. At most `jobs` images are planned at once and
+   * at most `jobs` are written at once; with `ahead`, up to that many more images wait planned, and a free write slot
+   * takes the one with the most bytes still to place (the largest first: a long transfer started late is what keeps
+   * the others waiting at the end of a run). Without it, an image is written as soon as it is planned.
+   */
   async *run(jobs: AsyncIterable<CopyJob> | Iterable<CopyJob>): AsyncGenerator<CopyOutcome, void, undefined> {
     if (this.metadataFirst) {
       yield* this.runMetadataFirst(jobs);
       return;
     }
-    const inflight = new Set<Promise<void>>();
+    const source: AsyncIterator<CopyJob> | Iterator<CopyJob> = Symbol.asyncIterator in jobs ? jobs[Symbol.asyncIterator]() : jobs[Symbol.iterator]();
+    const window = this.jobs + this.ahead;
+    const planning = new Set<Promise<void>>();
+    const writing = new Set<Promise<void>>();
+    const waiting: { slot: Slot; plan: Plan }[] = [];
     const ready: CopyOutcome[] = [];
     let fatal: unknown;
-    const start = (job: CopyJob): void => {
-      const p = this.one(job).then(
-        (o) => {
-          ready.push(o);
+    let pulling = false;
+    let exhausted = false;
+    let pullError: { error: unknown } | undefined;
+    // Resolved whenever something changes (a job pulled, a plan or a write done); the loop then looks again.
+    let wake!: () => void;
+    let changed = new Promise<void>((r) => (wake = r));
+    const notify = (): void => {
+      wake();
+      changed = new Promise<void>((r) => (wake = r));
+    };
+    const stopRun = (e: unknown): void => {
+      // A failure of the whole run: stop everything in flight now, report it once the others have stopped.
+      if (fatal === undefined) fatal = e;
+      this.abort.abort(e);
+    };
+    const track = (set: Set<Promise<void>>, task: Promise<void>): void => {
+      const tracked = task.catch(stopRun).finally(() => {
+        set.delete(tracked);
+        notify();
+      });
+      set.add(tracked);
+    };
+    const startWrite = (slot: Slot, plan: Plan): void => {
+      track(writing, this.writeOne(slot, plan).then((o) => void ready.push(o)));
+    };
+    const startPlan = (job: CopyJob): void => {
+      const slot: Slot = { job, t0: Date.now() };
+      track(
+        planning,
+        this.planOne(slot).then((r) => {
+          if ('outcome' in r) ready.push(r.outcome);
+          else waiting.push({ slot, plan: r.plan });
+        }),
+      );
+    };
+    const pull = (): void => {
+      pulling = true;
+      Promise.resolve(source.next()).then(
+        (r) => {
+          pulling = false;
+          if (r.done) exhausted = true;
+          else if (fatal === undefined && !this.signal.aborted) startPlan(r.value);
+          notify();
         },
         (e: unknown) => {
-          // A failure of the whole run: stop everything in flight now, report it once the others have stopped.
-          if (fatal === undefined) fatal = e;
-          this.abort.abort(e);
+          // The jobs themselves failed (a sync's plan stopped): what is in flight stops too.
+          pulling = false;
+          exhausted = true;
+          pullError = { error: e };
+          if (planning.size + writing.size > 0) this.abort.abort(new MirrorError('INTERRUPTED', 'copy stopped'));
+          notify();
         },
       );
-      const tracked = p.finally(() => inflight.delete(tracked));
-      inflight.add(tracked);
     };
+    const stopped = (): boolean => fatal !== undefined || pullError !== undefined || this.signal.aborted;
     try {
-      for await (const job of jobs) {
-        while (inflight.size >= this.jobs) {
-          await Promise.race(inflight);
-          yield* ready.splice(0);
+      for (;;) {
+        while (!stopped() && writing.size < this.jobs && waiting.length > 0) {
+          const next = this.largest(waiting);
+          startWrite(next.slot, next.plan);
         }
-        if (fatal !== undefined || this.signal.aborted) break;
-        start(job);
+        if (!stopped() && !exhausted && !pulling && planning.size < this.jobs && planning.size + waiting.length + writing.size < window) pull();
         yield* ready.splice(0);
-      }
-      while (inflight.size > 0) {
-        await Promise.race(inflight);
-        yield* ready.splice(0);
+        if (planning.size === 0 && writing.size === 0 && !pulling && (exhausted || stopped())) break;
+        await changed;
       }
     } finally {
-      if (inflight.size > 0) {
+      if (planning.size + writing.size > 0 || pulling) {
         // The consumer stopped early (or threw): stop the rest.
         this.abort.abort(new MirrorError('INTERRUPTED', 'copy stopped'));
-        await Promise.allSettled([...inflight]);
+        await Promise.allSettled([...planning, ...writing]);
       }
+      if (!exhausted) await Promise.resolve(source.return?.(undefined)).catch(() => {});
     }
+    if (pullError !== undefined) throw pullError.error;
     if (fatal !== undefined) throw fatal;
     if (this.signal.aborted) throw this.signal.reason instanceof Error ? this.signal.reason : new MirrorError('INTERRUPTED', 'interrupted');
     yield* ready.splice(0);
   }
 
-  /** one copies one job: plan, transfer, commit. Per-image failures become a failed outcome; run-wide ones throw. */
-  private async one(job: CopyJob): Promise<CopyOutcome> {
-    const slot: Slot = { job, t0: Date.now() };
+  /** largest takes out of `waiting` the plan with the most blob bytes its destination repository does not hold yet (the first of equals). */
+  private largest(waiting: { slot: Slot; plan: Plan }[]): { slot: Slot; plan: Plan } {
+    let best = 0;
+    let most = -1;
+    for (let i = 0; i < waiting.length; i++) {
+      const { plan } = waiting[i]!;
+      const repo = plan.job.destination.repository;
+      let bytes = 0;
+      for (const b of plan.blobs) if (!this.scheduler.holds(repo, b.digest)) bytes += b.size;
+      if (bytes > most) {
+        most = bytes;
+        best = i;
+      }
+    }
+    return waiting.splice(best, 1)[0]!;
+  }
+
+  /** planOne plans a job: an unchanged, failed or dry-run image comes back as its outcome; run-wide failures throw. */
+  private async planOne(slot: Slot): Promise<{ plan: Plan } | { outcome: CopyOutcome }> {
+    const { job } = slot;
     const bytes0 = this.scheduler.stats.bytesUploaded;
     // Bytes this image's own uploads send (other images' uploads run at the same time).
     this.sent.set(job, { bytes: 0 });
     try {
       const plan = await this.plan(job);
-      if ('status' in plan) return this.finish(slot, plan, bytes0);
-      if (this.options.dryRun) return this.finish(slot, this.outcomeOf(plan, 'planned'), bytes0);
+      if ('status' in plan) return { outcome: this.finish(slot, plan, bytes0) };
+      if (this.options.dryRun) return { outcome: this.finish(slot, this.outcomeOf(plan, 'planned'), bytes0) };
+      return { plan };
+    } catch (e) {
+      return { outcome: this.failed(slot, e, bytes0) };
+    }
+  }
+
+  /** writeOne writes a planned image: transfer, then commit. Per-image failures become a failed outcome; run-wide ones throw. */
+  private async writeOne(slot: Slot, plan: Plan): Promise<CopyOutcome> {
+    const bytes0 = this.scheduler.stats.bytesUploaded;
+    try {
       await this.write(plan);
       return this.finish(slot, this.outcomeOf(plan, 'pushed'), bytes0);
     } catch (e) {
@@ -498,10 +588,19 @@ class CopyEngine {
     const platforms = job.platforms ?? this.options.platforms;
     const selecting = platforms !== undefined && platforms.length > 0;
     const comparing = !selecting && !this.options.indexOnly;
+    // A tag the destination most likely lacks is read at once (its digest is that of the bytes): the image is about
+    // to be copied, and a HEAD and then a GET would take two requests.
+    const readNow =
+      comparing && image.tag !== undefined && image.digest === undefined && target.tag !== undefined && source.resolveRead !== undefined && this.dest.likelyMissing?.(target.repository, target.tag) === true;
     // A destination tag is asked for while the source resolves (one round trip per image instead of two).
     const tagged = comparing && target.tag !== undefined ? this.dest.manifestDigest(target.repository, target.tag, { signal }) : undefined;
     tagged?.catch(() => {});
-    const root = await source.resolve(image, { signal });
+    let root: Descriptor;
+    if (readNow) {
+      const read = await source.resolveRead!(image, { signal });
+      root = read.descriptor;
+      if (source.manifestsInMemory !== true) this.manifestCache.put(source, image.repository, read.manifest);
+    } else root = await source.resolve(image, { signal });
     // Unchanged at the destination: nothing else is read (the referrers of an unchanged image still travel).
     if (comparing) {
       const have = await (tagged ?? this.dest.manifestDigest(target.repository, target.tag ?? root.digest, { signal }));

@@ -191,6 +191,12 @@ export interface ImageDestination {
     body: BlobBody,
     options: PutBlobOptions,
   ): Promise<BlobResult>;
+  /**
+   * likelyMissing tells, without a request, that the tag is most likely not at the destination (the repository's tag
+   * list read this run lacks it). A copy then reads the source's manifest by its tag at once (one request where a
+   * HEAD and a GET take two). Optional: false when absent.
+   */
+  likelyMissing?(repository: string, tag: string): boolean;
   /** manifestDigest gives the digest a manifest reference (tag or digest) points at, or undefined. */
   manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined>;
   /**
@@ -267,6 +273,11 @@ export interface ImageSource {
   readonly registry?: string | undefined;
   /** resolve gives the root descriptor an image name points at (a HEAD on a registry); NOT_FOUND when absent. */
   resolve(name: ImageName, options: SourceOpOptions): Promise<Descriptor>;
+  /**
+   * resolveRead resolves a name by reading its manifest (a GET by tag): the descriptor and the verified bytes in one
+   * request, for an image about to be copied. Optional: `resolve` then `manifest` when absent.
+   */
+  resolveRead?(name: ImageName, options: SourceOpOptions): Promise<{ descriptor: Descriptor; manifest: ManifestBytes }>;
   /** manifest gives a manifest's bytes by digest, verified. */
   manifest(repository: string, digest: string, options: SourceOpOptions): Promise<ManifestBytes>;
   /**

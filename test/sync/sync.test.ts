@@ -298,6 +298,27 @@ ${dst.host}/keys/other:
     assert.ok(srcManifests.every((q) => q.method === 'HEAD'));
   });
 
+  it('into a new repository, a tag its destination tag list lacks is read by one GET at the source, no HEAD', async () => {
+    const yaml = join(work, 'read-now.yaml');
+    writeFileSync(yaml, `${srcProxy.host}:\n  tls-verify: false\n  images:\n    team/app: []\n`);
+    srcProxy.reset();
+    // One image at a time: the first tag finds the repository missing and its tag list read; the others are known
+    // to be missing when they are planned.
+    const r = await sync(['--src', 'yaml', '--dest', 'docker', '--dest-tls-verify=false', '--jobs', '1', '--log-format', 'json', yaml, `${plainProxy.host}/read-now`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    // Every tag of team/app (its referrers' fallback tag too, as skopeo takes them), each copied.
+    const copied = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; action?: string; destination?: string }).filter((l) => l.event === 'image');
+    assert.ok(copied.length >= 4 && copied.every((l) => l.action === 'copied'), r.stdout);
+    const tags = copied.map((l) => l.destination!.split(':').at(-1)!);
+    const manifests = srcProxy.requests.filter((q) => q.path.includes('/manifests/')).map((q) => ({ method: q.method, ref: q.path.split('/manifests/')[1]! }));
+    const byTag = manifests.filter((q) => !q.ref.startsWith('sha256:'));
+    // The first tag planned: a HEAD (then its manifest by digest); every other tag: one GET by tag, no HEAD.
+    const heads = byTag.filter((q) => q.method === 'HEAD');
+    assert.equal(heads.length, 1, JSON.stringify(manifests));
+    assert.deepEqual(byTag.filter((q) => q.method === 'GET').map((q) => q.ref).sort(), tags.filter((t) => t !== heads[0]!.ref).sort());
+    assert.equal(await sameDigests('read-now', { 'team/app': 'app' }), tags.length);
+  });
+
   /** sameDigests checks with skopeo that every tag of `repos` at the plain destination has its source digest. */
   async function sameDigests(ns: string, repos: Record<string, string>): Promise<number> {
     const plainRead: SkopeoOptions = { tlsVerify: false };

@@ -151,6 +151,16 @@ class RegistryDestination implements ImageDestination {
     return head();
   }
 
+  /**
+   * likelyMissing: with `learnTags`, a tag the repository's tag list read this run lacks. A repository not asked yet
+   * is not guessed at: an unchanged run resolves every source tag with a HEAD (Docker Hub counts a GET as a pull).
+   */
+  likelyMissing(repository: string, tag: string): boolean {
+    if (this.options.learnTags !== true) return false;
+    const tags = this.listed.get(repository);
+    return tags !== undefined && !tags.has(tag);
+  }
+
   /** untagged tells whether the repository's tag list was read empty this run (a new repository, most often). */
   async untagged(repository: string): Promise<boolean> {
     const ahead = this.firstLook.get(repository);

@@ -1,5 +1,6 @@
 /**
- * A registry as a source (`docker://HOST/REPO:TAG`): names resolved with a manifest HEAD, manifests read and
+ * A registry as a source (`docker://HOST/REPO:TAG`): names resolved with a manifest HEAD (or a GET, for an image
+ * about to be copied), manifests read and
  * verified by digest, blobs streamed (a cut download resumes with `Range` at the byte reached), referrers found
  * through the referrers API or its fallback tag and through cosign's `<alg>-<hex>.sig|.att|.sbom` tags, and tags
  * listed page by page.
@@ -36,15 +37,27 @@ class RegistrySource implements ImageSource {
     const reference = name.digest ?? name.tag;
     if (reference === undefined) throw new MirrorError('USAGE', `${name.repository} names no tag or digest`);
     const info = await this.client.headManifest(name.repository, reference, { signal: options.signal });
-    if (info === undefined) {
-      throw new MirrorError('NOT_FOUND', `${this.client.host}/${name.repository}${name.digest ? `@${name.digest}` : `:${name.tag}`} was not found`, {
-        image: `${this.client.host}/${name.repository}`,
-      });
-    }
+    if (info === undefined) throw this.notFound(name);
     if (name.digest !== undefined && info.digest !== name.digest) {
       throw new MirrorError('DIGEST_MISMATCH', `${this.client.host}/${name.repository}@${name.digest} answered with digest ${info.digest}`, { digest: name.digest });
     }
     return { mediaType: info.mediaType, digest: info.digest, size: info.size };
+  }
+
+  private notFound(name: ImageName): MirrorError {
+    return new MirrorError('NOT_FOUND', `${this.client.host}/${name.repository}${name.digest ? `@${name.digest}` : `:${name.tag}`} was not found`, {
+      image: `${this.client.host}/${name.repository}`,
+    });
+  }
+
+  async resolveRead(name: ImageName, options: SourceOpOptions): Promise<{ descriptor: Descriptor; manifest: ManifestBytes }> {
+    const reference = name.digest ?? name.tag;
+    if (reference === undefined) throw new MirrorError('USAGE', `${name.repository} names no tag or digest`);
+    // By digest, the bytes are checked against it; by tag, the digest is that of the bytes read.
+    const m = await this.client.getManifest(name.repository, reference, { signal: options.signal }).catch((e: unknown) => {
+      throw e instanceof MirrorError && e.context.status === 404 ? this.notFound(name) : e;
+    });
+    return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.byteLength }, manifest: { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes } };
   }
 
   async manifest(repository: string, digest: string, options: SourceOpOptions): Promise<ManifestBytes> {
