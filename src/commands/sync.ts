@@ -68,7 +68,7 @@ ${EXIT_CODE_HELP}`;
     referrers: Flags.boolean({ summary: 'Copy signatures, SBOMs and attestations (default: on for a mirror/v1 file, off for skopeo YAML).', allowNo: true, helpGroup: 'WHAT' }),
     'dry-run': Flags.boolean({ summary: 'Print the plan (copy, skip, prune) and write nothing.' }),
     prune: Flags.boolean({ summary: 'Delete destination tags of synced repositories that are no longer selected upstream.' }),
-    jobs: Flags.integer({ char: 'j', summary: `Images in flight (default: the file's, else ${DEFAULT_SYNC_JOBS}).`, min: 1, max: 64 }),
+    jobs: Flags.integer({ char: 'j', summary: `Images planned, and images written, at once (default: the file's, else ${DEFAULT_SYNC_JOBS}).`, min: 1, max: 64 }),
     'retry-times': Flags.integer({ summary: 'Retries per request on 408/429/5xx and cut connections (default 5).', min: 0, max: 100 }),
     timeout: timeoutFlag,
     'lock-file': Flags.string({ summary: 'The run lock (default: one per config, destination and shard in the temp directory).', helpGroup: 'CRON' }),

@@ -438,7 +438,11 @@ class CopyEngine {
     yield* ready.splice(0);
   }
 
-  /** largest takes out of `waiting` the plan with the most blob bytes its destination repository does not hold yet (the first of equals). */
+  /**
+   * largest takes out of `waiting` the plan with the most blob bytes still to send: not held by its destination
+   * repository, nor being placed already (another tag of the same image would only wait for that transfer, holding a
+   * write slot). The first of equals.
+   */
   private largest(waiting: { slot: Slot; plan: Plan }[]): { slot: Slot; plan: Plan } {
     let best = 0;
     let most = -1;
@@ -446,7 +450,7 @@ class CopyEngine {
       const { plan } = waiting[i]!;
       const repo = plan.job.destination.repository;
       let bytes = 0;
-      for (const b of plan.blobs) if (!this.scheduler.holds(repo, b.digest)) bytes += b.size;
+      for (const b of plan.blobs) if (!this.scheduler.holds(repo, b.digest) && !this.scheduler.inFlight(b.digest)) bytes += b.size;
       if (bytes > most) {
         most = bytes;
         best = i;

@@ -75,6 +75,11 @@ export class BlobScheduler {
     return (this.located.get(digest)?.has(key) ?? false) || (this.known?.get(digest)?.has(key) ?? false);
   }
 
+  /** inFlight tells whether a placement of the blob (into any repository) is under way. */
+  inFlight(digest: string): boolean {
+    return this.placing.has(digest);
+  }
+
   /** locate records that a repository holds a blob. */
   locate(repo: string, digest: string): void {
     let set = this.located.get(digest);

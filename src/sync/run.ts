@@ -69,7 +69,7 @@ export interface SyncRunOptions {
   src: SideContext;
   /** How the destination is reached (the `--dest-*` flags); its settings in the file win. */
   dest: SideContext;
-  /** Images in flight. Default: the file's `defaults.jobs`, else {@link DEFAULT_SYNC_JOBS}. */
+  /** Images planned, and images written, at once (up to {@link SYNC_AHEAD} more wait planned). Default: the file's `defaults.jobs`, else {@link DEFAULT_SYNC_JOBS}. */
   jobs?: number | undefined;
   /** Retries per request. Default: the file's, else {@link DEFAULT_RETRY_TIMES}. */
   retries?: number | undefined;

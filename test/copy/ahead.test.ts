@@ -1,8 +1,9 @@
 /**
  * The copy engine's `ahead`: planned images wait for a write slot, and a free slot takes the one with the most bytes
- * to place. Source: an OCI layout made by the fixture script (small images first, the large one last); destination:
- * a recorder that holds its first write until every image is planned (or 300 ms have passed), so which image is
- * written next is not a race. Also checked: the bounds (images planned at once, written at once, held planned).
+ * still to send. Source: an OCI layout made by the fixture script (small images first, the large one last);
+ * destination: a recorder that holds every blob write until every image is planned (or 300 ms have passed), so which
+ * image is written next is not a race. Also checked: the bounds (images planned at once, written at once, held
+ * planned), and that a second tag of an image whose blobs are being sent waits for the others.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,9 +33,8 @@ class Recorder implements ImageDestination {
   readonly held = new Set<string>();
   writing = 0;
   maxWriting = 0;
-  private first = true;
 
-  constructor(private readonly gate: () => Promise<void>) {}
+  constructor(private readonly gate: Promise<void>) {}
 
   async hasBlob(_r: string, digest: string): Promise<boolean> {
     return this.held.has(digest);
@@ -47,10 +47,7 @@ class Recorder implements ImageDestination {
     this.writing++;
     this.maxWriting = Math.max(this.maxWriting, this.writing);
     try {
-      if (this.first) {
-        this.first = false;
-        await this.gate();
-      }
+      await this.gate;
       let size = 0;
       if (body.kind === 'stream') for await (const c of body.open()) size += c.byteLength;
       else size = body.data.byteLength;
@@ -82,8 +79,11 @@ describe('copy engine: images planned ahead, the largest written first', () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  /** run copies every image with `jobs` and `ahead`; the recorder's first write waits until all are planned (at most 300 ms). */
-  async function run(jobs: number, ahead: number): Promise<{ dest: Recorder; outcomes: CopyOutcome[]; maxPlanning: number }> {
+  /**
+   * run copies every image with `jobs` and `ahead` (the large one under `largeTags`); the recorder's writes wait until
+   * all are planned (at most 300 ms).
+   */
+  async function run(jobs: number, ahead: number, largeTags = ['v']): Promise<{ dest: Recorder; outcomes: CopyOutcome[]; maxPlanning: number }> {
     const layout = await openLayoutSource(dir);
     let resolved = 0;
     let planning = 0;
@@ -98,16 +98,16 @@ describe('copy engine: images planned ahead, the largest written first', () => {
           return await layout.resolve(name);
         } finally {
           planning--;
-          if (++resolved === TAGS.length) allPlanned();
+          if (++resolved === SMALL + largeTags.length) allPlanned();
         }
       },
     });
-    const dest = new Recorder(() => Promise.race([planned, new Promise<void>((r) => setTimeout(r, 300))]));
+    const dest = new Recorder(Promise.race([planned, new Promise<void>((r) => setTimeout(r, 300))]));
     // Each image has a repository of its own; the large one is last in the plan.
-    const jobList: CopyJob[] = TAGS.map((tag, i) => {
-      const repository = i < SMALL ? `small-${tag}` : 'large';
-      return { source, image: { repository: '', tag }, name: repository, destination: { repository, tag: 'v', name: repository } };
-    });
+    const jobList: CopyJob[] = [
+      ...TAGS.slice(0, SMALL).map((tag) => ({ source, image: { repository: '', tag }, name: `small-${tag}`, destination: { repository: `small-${tag}`, tag: 'v', name: `small-${tag}` } })),
+      ...largeTags.map((t) => ({ source, image: { repository: '', tag: 'big' }, name: `large:${t}`, destination: { repository: 'large', tag: t, name: `large:${t}` } })),
+    ];
     const outcomes: CopyOutcome[] = [];
     for await (const o of copyImagesFrom(jobList, dest, { jobs, ahead }).outcomes) outcomes.push(o);
     return { dest, outcomes, maxPlanning };
@@ -135,5 +135,16 @@ describe('copy engine: images planned ahead, the largest written first', () => {
     // they go, so it is not second.
     assert.notEqual(dest.roots[1], 'large');
     assert.equal(dest.roots.length, TAGS.length);
+  });
+
+  it('a second tag of the large image, whose blobs are being sent, waits behind the small images', async () => {
+    const { dest, outcomes } = await run(2, 8, ['v', 'w']);
+    assert.equal(outcomes.filter((o) => o.status === 'pushed').length, SMALL + 2, JSON.stringify(outcomes.map((o) => o.error)));
+    // Written first: the two planned first (their writes were under way), then the large image; its second tag has
+    // nothing left to send once that started, so every small image goes before it (at most one write beside it).
+    const second = dest.roots.lastIndexOf('large');
+    assert.notEqual(dest.roots.indexOf('large'), second);
+    assert.ok(second >= dest.roots.length - 2, dest.roots.join(' '));
+    assert.equal(dest.maxWriting <= 2, true);
   });
 });
