@@ -415,14 +415,17 @@ class CopyEngine {
     const stopped = (): boolean => fatal !== undefined || pullError !== undefined || this.signal.aborted;
     try {
       for (;;) {
+        // Taken before the state is looked at: a change from here on (one may come while an outcome is handed out
+        // below) wakes the wait at the end of this turn instead of being missed.
+        const next = changed;
         while (!stopped() && writing.size < this.jobs && waiting.length > 0) {
-          const next = this.largest(waiting);
-          startWrite(next.slot, next.plan);
+          const chosen = this.largest(waiting);
+          startWrite(chosen.slot, chosen.plan);
         }
         if (!stopped() && !exhausted && !pulling && planning.size < this.jobs && planning.size + waiting.length + writing.size < window) pull();
         yield* ready.splice(0);
         if (planning.size === 0 && writing.size === 0 && !pulling && (exhausted || stopped())) break;
-        await changed;
+        await next;
       }
     } finally {
       if (planning.size + writing.size > 0 || pulling) {

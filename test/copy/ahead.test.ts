@@ -147,4 +147,28 @@ describe('copy engine: images planned ahead, the largest written first', () => {
     assert.ok(second >= dest.roots.length - 2, dest.roots.join(' '));
     assert.equal(dest.maxWriting <= 2, true);
   });
+
+  it('a consumer that takes its time with each outcome: what finished meanwhile is not missed (no hang)', async () => {
+    const layout = await openLayoutSource(dir);
+    const dest = new Recorder(Promise.resolve());
+    const jobList: CopyJob[] = TAGS.map((tag) => ({ source: layout, image: { repository: '', tag }, name: tag, destination: { repository: `r-${tag}`, tag: 'v', name: tag } }));
+    for (const ahead of [0, 8]) {
+      const seen: string[] = [];
+      const consume = (async (): Promise<void> => {
+        for await (const o of copyImagesFrom(jobList, dest, { jobs: 1, ahead }).outcomes) {
+          seen.push(o.job.name);
+          // Meanwhile the next image is pulled and planned (and, without ahead, nothing else is in flight).
+          await new Promise((r) => setTimeout(r, 30));
+        }
+      })();
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`ahead ${ahead}: stuck after ${seen.join(' ')}`)), 10_000)));
+      try {
+        await Promise.race([consume, limit]);
+      } finally {
+        clearTimeout(timer);
+      }
+      assert.deepEqual([...seen].sort(), [...TAGS].sort(), `ahead ${ahead}`);
+    }
+  });
 });
