@@ -181,6 +181,11 @@ docker.io:
     assert.match(skipped.warnings.join('\n'), /s\.yaml:3:15: .*not a tag or a digest.*\(skopeo skips it too\)/);
     assert.match(skipped.warnings.join('\n'), /"App" is not a repository name.*\(skopeo skips it too\)/);
     assert.match(skipped.warnings.join('\n'), /s\.yaml:6:1: .*https:\/\/quay\.io.*\(skopeo skips it too\)/);
+    // An empty tag item (go-yaml reads it as "", which skopeo cannot use): left out with a warning naming its place.
+    const empty = parseSkopeoYaml('quay.io:\n  images:\n    app: ["1.0", ~]\n    tool:\n      - \n', 's.yaml');
+    assert.deepEqual(empty.entries.map((e) => [e.path, e.tags]), [['app', ['1.0']]]);
+    assert.match(empty.warnings.join('\n'), /s\.yaml:3:\d+: .*app\[1\].*got nothing.*\(skopeo skips it too\)/);
+    assert.match(empty.warnings.join('\n'), /tool\[0\].*got nothing/);
     const noCerts = parseSkopeoYaml('quay.io:\n  cert-dir: /nonexistent/certs\n  images: {x: []}\n', 's.yaml');
     assert.deepEqual(noCerts.registries.get('quay.io')?.tls, { certDir: undefined, verify: undefined });
     assert.match(noCerts.warnings.join('\n'), /s\.yaml:\d+:\d+: .*cert-dir: \/nonexistent\/certs is not a directory/);

@@ -287,7 +287,16 @@ export function parseYaml(text: string, file: string, shape: Shape, options: Par
         }
         positions.set(path, `${file}:${at(node, here).line}:${at(node, here).column}`);
         if (s.minItems !== undefined && node.items.length < s.minItems) report(issues, node, path, `expected at least ${s.minItems} item${s.minItems > 1 ? 's' : ''}`);
-        return node.items.map((item, i) => walk(item as Node, s.items, `${path}[${i}]`, here));
+        return node.items.map((item, i) => {
+          const it = deref(item as Node, `${path}[${i}]`);
+          // An empty item (`- ~`) where a value is wanted: with skipInvalid it is left out, as skopeo leaves out what it
+          // cannot use.
+          if (options.skipInvalid && !s.items.nullable && (it === null || it === undefined || (isScalar(it) && it.value === null))) {
+            invalid(isScalar(it) ? it : node, `${path}[${i}]`, `expected ${expected(s.items)}, got nothing`);
+            return undefined;
+          }
+          return walk(it, s.items, `${path}[${i}]`, here);
+        });
       }
       case 'object':
       case 'map': {
