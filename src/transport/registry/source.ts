@@ -1,9 +1,8 @@
 /**
- * A registry as a source (`docker://HOST/REPO:TAG`): names resolved with a manifest HEAD (or a GET, for an image
- * about to be copied), manifests read and
- * verified by digest, blobs streamed (a cut download resumes with `Range` at the byte reached), referrers found
- * through the referrers API or its fallback tag and through cosign's `<alg>-<hex>.sig|.att|.sbom` tags, and tags
- * listed page by page.
+ * A registry as a source (`docker://HOST/REPO:TAG`): names resolved with a manifest HEAD (or a GET by tag, for an
+ * image about to be copied), manifests read and verified by digest, blobs streamed (a cut download resumes with
+ * `Range` at the byte reached), referrers found through the referrers API or its fallback tag and through cosign's
+ * `<alg>-<hex>.sig|.att|.sbom` tags, and tags listed page by page.
  */
 import { MirrorError } from '../../errors/index.js';
 import type { Descriptor } from '../../oci/manifest.js';
