@@ -1,9 +1,10 @@
 /**
  * The copy engine's `ahead`: planned images wait for a write slot, and a free slot takes the one with the most bytes
  * still to send. Source: an OCI layout made by the fixture script (small images first, the large one last);
- * destination: a recorder that holds every blob write until every image is planned (or 300 ms have passed), so which
- * image is written next is not a race. Also checked: the bounds (images planned at once, written at once, held
- * planned), and that a second tag of an image whose blobs are being sent waits for the others.
+ * destination: a recorder that holds every blob write until the engine has asked for every job (with one job planned
+ * at a time, every image is then planned), or 300 ms have passed, so which image is written next is not a race.
+ * Also checked: the bounds (images planned at once, written at once, held planned), that a second tag of an image
+ * whose blobs are being sent waits for the others, and that no outcome is missed by a slow consumer.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,15 +82,12 @@ describe('copy engine: images planned ahead, the largest written first', () => {
 
   /**
    * run copies every image with `jobs` and `ahead` (the large one under `largeTags`); the recorder's writes wait until
-   * all are planned (at most 300 ms).
+   * every job has been asked for (at most 300 ms).
    */
   async function run(jobs: number, ahead: number, largeTags = ['v']): Promise<{ dest: Recorder; outcomes: CopyOutcome[]; maxPlanning: number }> {
     const layout = await openLayoutSource(dir);
-    let resolved = 0;
     let planning = 0;
     let maxPlanning = 0;
-    let allPlanned!: () => void;
-    const planned = new Promise<void>((r) => (allPlanned = r));
     const source: ImageSource = Object.assign(Object.create(layout) as ImageSource, {
       resolve: async (name: ImageName) => {
         planning++;
@@ -98,20 +96,28 @@ describe('copy engine: images planned ahead, the largest written first', () => {
           return await layout.resolve(name);
         } finally {
           planning--;
-          if (++resolved === SMALL + largeTags.length) allPlanned();
         }
       },
     });
-    const dest = new Recorder(Promise.race([planned, new Promise<void>((r) => setTimeout(r, 300))]));
     // Each image has a repository of its own; the large one is last in the plan.
     const jobList: CopyJob[] = [
       ...TAGS.slice(0, SMALL).map((tag) => ({ source, image: { repository: '', tag }, name: `small-${tag}`, destination: { repository: `small-${tag}`, tag: 'v', name: `small-${tag}` } })),
       ...largeTags.map((t) => ({ source, image: { repository: '', tag: 'big' }, name: `large:${t}`, destination: { repository: 'large', tag: t, name: `large:${t}` } })),
     ];
+    // The engine asks for a job only when fewer than `jobs` are being planned: asked for one more after the last, it
+    // has planned all but at most jobs - 1 of them (with jobs 1, every one). The writes wait for that (or 300 ms).
+    let allPulled!: () => void;
+    const pulled = new Promise<void>((r) => (allPulled = r));
+    async function* handOut(): AsyncGenerator<CopyJob, void, undefined> {
+      yield* jobList;
+      allPulled();
+    }
+    const dest = new Recorder(Promise.race([pulled, new Promise<void>((r) => setTimeout(r, 300))]));
     const outcomes: CopyOutcome[] = [];
-    for await (const o of copyImagesFrom(jobList, dest, { jobs, ahead }).outcomes) outcomes.push(o);
+    for await (const o of copyImagesFrom(handOut(), dest, { jobs, ahead }).outcomes) outcomes.push(o);
     return { dest, outcomes, maxPlanning };
   }
+
 
   it('without ahead, images are written in the order planned', async () => {
     const { dest, outcomes } = await run(1, 0);
