@@ -118,7 +118,6 @@ describe('copy engine: images planned ahead, the largest written first', () => {
     return { dest, outcomes, maxPlanning };
   }
 
-
   it('without ahead, images are written in the order planned', async () => {
     const { dest, outcomes } = await run(1, 0);
     assert.equal(outcomes.filter((o) => o.status === 'pushed').length, TAGS.length, JSON.stringify(outcomes.map((o) => o.error)));
@@ -137,7 +136,7 @@ describe('copy engine: images planned ahead, the largest written first', () => {
 
   it('ahead bounds the images held planned: with ahead 2 the large image is not planned before a write slot frees', async () => {
     const { dest } = await run(1, 2);
-    // Planned at most 1 + 2 at once: small-0 written, small-1 and small-2 waiting; the large one is planned only as
+    // Planned at most 1 + 2 at once: small-s0 written, small-s1 and small-s2 waiting; the large one is planned only as
     // they go, so it is not second.
     assert.notEqual(dest.roots[1], 'large');
     assert.equal(dest.roots.length, TAGS.length);
