@@ -67,12 +67,14 @@ export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
 /**
  * sparseEntryName gives the real name of a sparse file entry (GNU tar --sparse: type S, or the GNU.sparse.* PAX keys,
- * whose entry name is a stand-in; `paxSparseName` is GNU.sparse.name), or undefined for any other entry. A sparse entry stores a map of its holes, not
- * its bytes: the readers refuse it by name rather than read it as a different file or as bytes that do not verify.
+ * whose entry name is a stand-in; `paxSparseName` is GNU.sparse.name), or undefined for any other entry. A sparse
+ * entry stores a map of its holes, not its bytes: the readers refuse it by name rather than read it as a different
+ * file or as bytes that do not verify.
  */
 export function sparseEntryName(flag: string, paxKeys: Iterable<string>, paxSparseName: string | undefined, name: string): string | undefined {
-  if (flag !== 'S' && ![...paxKeys].some((k) => k.startsWith('GNU.sparse.'))) return undefined;
-  return paxSparseName ?? name;
+  if (flag === 'S') return paxSparseName ?? name;
+  for (const k of paxKeys) if (k.startsWith('GNU.sparse.')) return paxSparseName ?? name;
+  return undefined;
 }
 
 /** NameCheck is the outcome of {@link normalizeEntryName}. */
@@ -491,7 +493,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, options: ReadT
         }
       }
       position++;
-      const sparseName = sparseEntryName(raw.flag, Object.keys(ext ?? {}), ext?.['GNU.sparse.name'], rawName);
+      const sparseName = sparseEntryName(raw.flag, ext === undefined ? [] : Object.keys(ext), ext?.['GNU.sparse.name'], rawName);
       if (sparseName !== undefined) {
         throw new MirrorError(
           'UNSUPPORTED',

@@ -45,6 +45,10 @@ export interface LockedFileOptions {
   signal?: AbortSignal | undefined;
   /** The mode of the file written. Default: 0600 (credentials); an OCI layout's index.json is 0644. */
   mode?: number | undefined;
+  /** The phase its errors name. Default: `auth` (a Docker config file). */
+  phase?: string | undefined;
+  /** What writes the file, for the hint on a lock held too long. Default: `mirror login or logout`. */
+  writers?: string | undefined;
 }
 
 /** LockInfo is what a lock file says about its holder. */
@@ -117,8 +121,8 @@ async function ageMs(path: string): Promise<number | undefined> {
   }
 }
 
-function fileError(path: string, why: string, cause?: unknown, hint?: string): MirrorError {
-  return new MirrorError('BAD_INPUT', `cannot update ${path}: ${why}`, { phase: 'auth', file: path, cause, hint });
+function fileError(options: LockedFileOptions, path: string, why: string, cause?: unknown, hint?: string): MirrorError {
+  return new MirrorError('BAD_INPUT', `cannot update ${path}: ${why}`, { phase: options.phase ?? 'auth', file: path, cause, hint });
 }
 
 /** writeNew writes `text` to a new file (mode 0600), synced when asked; EEXIST when it is there already. */
@@ -203,7 +207,7 @@ async function acquireLock(lockPath: string, target: string, options: LockedFile
     await sleep(Math.min(left, 5 + Math.floor(Math.random() * LOCK_POLL_MS)), options.signal);
   }
   const who = holder ? `process ${holder.pid} on ${holder.host}` : 'another process';
-  throw fileError(target, `${lockPath} is held by ${who} for more than ${Math.round(waitMs / 1000)} s`, undefined, `if no mirror login or logout is running, delete ${lockPath}`);
+  throw fileError(options, target, `${lockPath} is held by ${who} for more than ${Math.round(waitMs / 1000)} s`, undefined, `if no ${options.writers ?? 'mirror login or logout'} is running, delete ${lockPath}`);
 }
 
 /**
@@ -287,7 +291,7 @@ export async function updateLockedFile(
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw fileError(target, 'cannot create its directory', e);
+    throw fileError(options, target, 'cannot create its directory', e);
   }
   const lockPath = `${target}.lock`;
   for (let losses = 0; losses < MAX_LOCK_LOSSES; losses++) {
@@ -296,7 +300,7 @@ export async function updateLockedFile(
       lock = await acquireLock(lockPath, target, options);
     } catch (e) {
       if (e instanceof MirrorError) throw e;
-      throw fileError(target, lockProblem(e), e);
+      throw fileError(options, target, lockProblem(e), e);
     }
     try {
       await removeLeftovers(dir, base, options.staleMs);
@@ -304,7 +308,7 @@ export async function updateLockedFile(
       try {
         current = await readText(target);
       } catch (e) {
-        throw fileError(target, (e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : 'unreadable', e);
+        throw fileError(options, target, (e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : 'unreadable', e);
       }
       const next = change(current);
       if (next === undefined) return;
@@ -320,7 +324,7 @@ export async function updateLockedFile(
       } catch (e) {
         await unlink(temp).catch(() => {});
         const code = (e as NodeJS.ErrnoException).code;
-        throw fileError(target, code === 'EACCES' ? 'permission denied when writing' : 'cannot write it', e);
+        throw fileError(options, target, code === 'EACCES' ? 'permission denied when writing' : 'cannot write it', e);
       }
       await syncDir(dir);
       return;
@@ -328,7 +332,7 @@ export async function updateLockedFile(
       await lock.release();
     }
   }
-  throw fileError(target, `its lock ${lockPath} was taken over by other processes ${MAX_LOCK_LOSSES} times`);
+  throw fileError(options, target, `its lock ${lockPath} was taken over by other processes ${MAX_LOCK_LOSSES} times`);
 }
 
 function lockProblem(e: unknown): string {

@@ -93,17 +93,11 @@ export class ArchiveOutput {
    * link is written through and stays a link, as skopeo writes through it).
    */
   static async create(file: string, transport: string): Promise<ArchiveOutput> {
-    let target = file;
-    let mode: number | undefined;
-    try {
-      const link = await lstat(file).catch(() => undefined);
-      // A link to a file that exists is written through; a dangling one is replaced, never followed to create a file
-      // wherever it points.
-      if (link?.isSymbolicLink()) target = await realpath(file).catch(() => file);
-      mode = (await stat(target).catch(() => undefined))?.mode;
-    } catch (e) {
-      throw new MirrorError('BAD_INPUT', `cannot write ${transport}:${file}: ${errorMessage(e)}`, { file, cause: e });
-    }
+    // A link to a file that exists is written through; a dangling one is replaced, never followed to create a file
+    // wherever it points.
+    const link = await lstat(file).catch(() => undefined);
+    const target = link?.isSymbolicLink() ? await realpath(file).catch(() => file) : file;
+    const mode = (await stat(target).catch(() => undefined))?.mode;
     const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
     let tar: TarFileWriter;
     try {

@@ -49,13 +49,14 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
-/**
- * LayoutIndex is the layout's index.json entries in order, with the names they are recorded under indexed, so that
- * finding or replacing an image's entry does not walk every entry (a push of 6,000 images into one layout).
- */
-/** IndexChange is one change this run made to index.json. */
+/** IndexChange is one change a run made to index.json. */
 type IndexChange = { op: 'add'; entry: Descriptor } | { op: 'removeNamed'; name: string; keepRefName: boolean } | { op: 'removeDigestOnly'; digest: string };
 
+/**
+ * LayoutIndex is the layout's index.json entries in order, with the names they are recorded under indexed, so that
+ * finding or replacing an image's entry does not walk every entry (a push of 6,000 images into one layout). Every
+ * change after the entries read is logged, to be replayed on index.json as another writer may have left it.
+ */
 class LayoutIndex {
   private readonly entries = new Map<number, Descriptor>();
   private readonly byImage = new Map<string, Set<number>>();
@@ -64,21 +65,40 @@ class LayoutIndex {
   private readonly byDigestOnly = new Map<string, Set<number>>();
   private next = 0;
 
-  /** What this run changed, in order, to be replayed on index.json as another writer may have left it. */
-  log: IndexChange[] | undefined;
+  /** The changes made since the entries read, in order. */
+  readonly log: IndexChange[] = [];
 
   constructor(initial: Descriptor[] = []) {
-    for (const e of initial) this.add(e);
-    this.log = [];
+    for (const e of initial) this.insert(e);
   }
 
-  /** replay applies changes recorded by another index (see {@link log}). */
+  /** add appends an entry. */
+  add(entry: Descriptor): void {
+    this.apply({ op: 'add', entry });
+  }
+
+  /** removeNamed drops the entries recorded under an image name (and, unless `keepRefName`, under that ref.name). */
+  removeNamed(name: string, keepRefName: boolean): void {
+    this.apply({ op: 'removeNamed', name, keepRefName });
+  }
+
+  /** removeDigestOnly drops the entries that record a digest without a ref.name. */
+  removeDigestOnly(digest: string): void {
+    this.apply({ op: 'removeDigestOnly', digest });
+  }
+
+  /** replay applies the changes another index logged (see {@link log}). */
   replay(changes: readonly IndexChange[]): void {
-    for (const c of changes) {
-      if (c.op === 'add') this.add(c.entry);
-      else if (c.op === 'removeNamed') this.removeNamed(c.name, c.keepRefName);
-      else this.removeDigestOnly(c.digest);
-    }
+    for (const c of changes) this.apply(c);
+  }
+
+  private apply(c: IndexChange): void {
+    this.log.push(c);
+    if (c.op === 'add') this.insert(c.entry);
+    else if (c.op === 'removeNamed') {
+      for (const id of [...(this.byImage.get(c.name) ?? [])]) this.remove(id);
+      if (!c.keepRefName) for (const id of [...(this.byRef.get(c.name) ?? [])]) this.remove(id);
+    } else for (const id of [...(this.byDigestOnly.get(c.digest) ?? [])]) this.remove(id);
   }
 
   private static put(map: Map<string, Set<number>>, key: string | undefined, id: number): void {
@@ -95,9 +115,7 @@ class LayoutIndex {
     if (set?.size === 0) map.delete(key);
   }
 
-  /** add appends an entry. */
-  add(e: Descriptor): void {
-    this.log?.push({ op: 'add', entry: e });
+  private insert(e: Descriptor): void {
     const id = this.next++;
     this.entries.set(id, e);
     LayoutIndex.put(this.byImage, e.annotations?.[ANNOTATION_IMAGE_NAME], id);
@@ -112,19 +130,6 @@ class LayoutIndex {
     LayoutIndex.drop(this.byImage, e.annotations?.[ANNOTATION_IMAGE_NAME], id);
     LayoutIndex.drop(this.byRef, e.annotations?.[ANNOTATION_REF_NAME], id);
     if (e.annotations?.[ANNOTATION_REF_NAME] === undefined) LayoutIndex.drop(this.byDigestOnly, e.digest, id);
-  }
-
-  /** removeNamed drops the entries recorded under an image name (and, unless `keepRefName`, under that ref.name). */
-  removeNamed(name: string, keepRefName: boolean): void {
-    this.log?.push({ op: 'removeNamed', name, keepRefName });
-    for (const id of [...(this.byImage.get(name) ?? [])]) this.remove(id);
-    if (!keepRefName) for (const id of [...(this.byRef.get(name) ?? [])]) this.remove(id);
-  }
-
-  /** removeDigestOnly drops the entries that record a digest without a ref.name. */
-  removeDigestOnly(digest: string): void {
-    this.log?.push({ op: 'removeDigestOnly', digest });
-    for (const id of [...(this.byDigestOnly.get(digest) ?? [])]) this.remove(id);
   }
 
   /** listsDigestOnly tells whether an entry records the digest without a ref.name. */
@@ -430,7 +435,7 @@ class LayoutDestination implements ImageDestination {
    */
   async commit(): Promise<void> {
     const path = join(this.dir, 'index.json');
-    const changes = this.index.log ?? [];
+    const changes = this.index.log;
     try {
       await updateLockedFile(
         path,
@@ -444,7 +449,7 @@ class LayoutDestination implements ImageDestination {
             ...(this.indexAnnotations !== undefined ? { annotations: this.indexAnnotations } : {}),
           });
         },
-        { mode: 0o644 },
+        { mode: 0o644, phase: 'write', writers: 'mirror copy or push into this layout' },
       );
     } catch (e) {
       if (e instanceof MirrorError) throw e;

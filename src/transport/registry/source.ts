@@ -17,6 +17,13 @@ export function openRegistrySource(client: RegistryClient, options: { scheme?: '
   return new RegistrySource(client, options.scheme ?? 'https');
 }
 
+/** referenceOf gives the digest or tag a name asks for (the digest when both are given). */
+function referenceOf(name: ImageName): string {
+  const reference = name.digest ?? name.tag;
+  if (reference === undefined) throw new MirrorError('USAGE', `${name.repository} names no tag or digest`);
+  return reference;
+}
+
 class RegistrySource implements ImageSource {
   readonly kind = 'random' as const;
   readonly registry: string;
@@ -33,9 +40,7 @@ class RegistrySource implements ImageSource {
   }
 
   async resolve(name: ImageName, options: SourceOpOptions): Promise<Descriptor> {
-    const reference = name.digest ?? name.tag;
-    if (reference === undefined) throw new MirrorError('USAGE', `${name.repository} names no tag or digest`);
-    const info = await this.client.headManifest(name.repository, reference, { signal: options.signal });
+    const info = await this.client.headManifest(name.repository, referenceOf(name), { signal: options.signal });
     if (info === undefined) throw this.notFound(name);
     if (name.digest !== undefined && info.digest !== name.digest) {
       throw new MirrorError('DIGEST_MISMATCH', `${this.client.host}/${name.repository}@${name.digest} answered with digest ${info.digest}`, { digest: name.digest });
@@ -50,10 +55,8 @@ class RegistrySource implements ImageSource {
   }
 
   async resolveRead(name: ImageName, options: SourceOpOptions): Promise<{ descriptor: Descriptor; manifest: ManifestBytes }> {
-    const reference = name.digest ?? name.tag;
-    if (reference === undefined) throw new MirrorError('USAGE', `${name.repository} names no tag or digest`);
     // By digest, the bytes are checked against it; by tag, the digest is that of the bytes read.
-    const m = await this.client.getManifest(name.repository, reference, { signal: options.signal }).catch((e: unknown) => {
+    const m = await this.client.getManifest(name.repository, referenceOf(name), { signal: options.signal }).catch((e: unknown) => {
       throw e instanceof MirrorError && e.context.status === 404 ? this.notFound(name) : e;
     });
     return { descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.byteLength }, manifest: { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes } };
