@@ -598,7 +598,7 @@ class CopyEngine {
     // A tag the destination most likely lacks is read at once (its digest is that of the bytes): the image is about
     // to be copied, and a HEAD and then a GET would take two requests.
     const readNow =
-      comparing && image.tag !== undefined && image.digest === undefined && target.tag !== undefined && source.resolveRead !== undefined && this.dest.likelyMissing?.(target.repository, target.tag) === true;
+      comparing && image.tag !== undefined && image.digest === undefined && target.tag !== undefined && source.resolveRead !== undefined && (await this.dest.likelyMissing?.(target.repository, target.tag)) === true;
     // A destination tag is asked for while the source resolves (one round trip per image instead of two).
     const tagged = comparing && target.tag !== undefined ? this.dest.manifestDigest(target.repository, target.tag, { signal }) : undefined;
     tagged?.catch(() => {});

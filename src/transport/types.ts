@@ -192,11 +192,11 @@ export interface ImageDestination {
     options: PutBlobOptions,
   ): Promise<BlobResult>;
   /**
-   * likelyMissing tells, without a request, that the tag is most likely not at the destination (the repository's tag
-   * list read this run lacks it). A copy then reads the source's manifest by its tag at once (one request where a
-   * HEAD and a GET take two). Optional: false when absent.
+   * likelyMissing tells, without a request of its own, that the tag is most likely not at the destination (the
+   * repository's tag list read this run lacks it; a list being read is waited for). A copy then reads the source's
+   * manifest by its tag at once (one request where a HEAD and a GET take two). Optional: false when absent.
    */
-  likelyMissing?(repository: string, tag: string): boolean;
+  likelyMissing?(repository: string, tag: string): Promise<boolean>;
   /** manifestDigest gives the digest a manifest reference (tag or digest) points at, or undefined. */
   manifestDigest(repository: string, reference: string, options: { signal?: AbortSignal | undefined }): Promise<string | undefined>;
   /**

@@ -81,6 +81,8 @@ class RegistryDestination implements ImageDestination {
   private readonly firstLook = new Map<string, Promise<void>>();
   /** The tags of a repository as listed after its first missing tag, plus those this run put; undefined: not known. */
   private readonly listed = new Map<string, Set<string> | undefined>();
+  /** A repository's tag list being read (or read), set the moment its first tag is answered missing. */
+  private readonly listing = new Map<string, Promise<void>>();
   /** Repositories whose tag list was read empty (or unknown to the registry) this run. */
   private readonly emptyAtList = new Set<string>();
 
@@ -136,9 +138,15 @@ class RegistryDestination implements ImageDestination {
         answer.then(
           async (digest) => {
             if (digest !== undefined) return;
-            const tags = await this.client.wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal: options.signal }).catch(() => undefined);
-            this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
-            if (tags?.length === 0) this.emptyAtList.add(repository);
+            const reading = this.client
+              .wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal: options.signal })
+              .catch(() => undefined)
+              .then((tags) => {
+                this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
+                if (tags?.length === 0) this.emptyAtList.add(repository);
+              });
+            this.listing.set(repository, reading);
+            await reading;
           },
           () => {},
         ),
@@ -152,11 +160,14 @@ class RegistryDestination implements ImageDestination {
   }
 
   /**
-   * likelyMissing: with `learnTags`, a tag the repository's tag list read this run lacks. A repository not asked yet
-   * is not guessed at: an unchanged run resolves every source tag with a HEAD (Docker Hub counts a GET as a pull).
+   * likelyMissing: with `learnTags`, a tag the repository's tag list read this run lacks. A list being read (its
+   * first tag was found missing) is waited for, so the answer does not hang on timing; a first HEAD still out is
+   * not (an unchanged run would wait on it). A repository not asked yet is not guessed at: an unchanged run
+   * resolves every source tag with a HEAD (Docker Hub counts a GET as a pull).
    */
-  likelyMissing(repository: string, tag: string): boolean {
+  async likelyMissing(repository: string, tag: string): Promise<boolean> {
     if (this.options.learnTags !== true) return false;
+    await this.listing.get(repository);
     const tags = this.listed.get(repository);
     return tags !== undefined && !tags.has(tag);
   }
