@@ -191,6 +191,19 @@ docker.io:
     assert.match(noCerts.warnings.join('\n'), /s\.yaml:\d+:\d+: .*cert-dir: \/nonexistent\/certs is not a directory/);
     assert.throws(() => parseSkopeoYaml('quay.io:\n  tls-verify: maybe\n', 's.yaml'), /s\.yaml:2:15: "quay\.io"\.tls-verify: expected true or false, got "maybe"/);
   });
+
+  it('a key given twice in a skopeo YAML: the last one is taken, as skopeo 1.x takes it, and the earlier one is named', () => {
+    // Checked against skopeo 1.9.3: it copied a:v2 over plain HTTP, and only c from the second quay.io key.
+    const text = 'quay.io:\n  images:\n    a: [v1]\n    a: [v2]\n  tls-verify: true\n  tls-verify: false\nghcr.io:\n  images:\n    x: [v1]\nghcr.io:\n  images:\n    c: [v3]\n';
+    const { registries, entries, warnings } = parseSkopeoYaml(text, 's.yaml');
+    assert.deepEqual(entries.map((e) => [e.registry, e.path, e.tags]), [['quay.io', 'a', ['v2']], ['ghcr.io', 'c', ['v3']]]);
+    assert.equal(registries.get('quay.io')?.tls?.verify, false);
+    assert.equal(warnings.length, 3, warnings.join('\n'));
+    assert.match(warnings[0]!, /^s\.yaml:3:5: "quay\.io"\.images\.a: given again at line 4, which is the one used: this one is not \(skopeo ignores it too\)$/);
+    assert.match(warnings.join('\n'), /s\.yaml:5:3: "quay\.io"\.tls-verify: given again at line 6/);
+    assert.match(warnings.join('\n'), /s\.yaml:7:1: "ghcr\.io": given again at line 10/);
+    // A native file still refuses it (see 'syntax errors, missing keys, wrong version, bad values').
+  });
 });
 
 describe('sync naming', () => {

@@ -55,6 +55,11 @@ export interface ParseOptions {
    * skopeo skips an entry it cannot use and syncs the rest. Wrong types are mistakes still. Default: false.
    */
   skipInvalid?: boolean | undefined;
+  /**
+   * A key given twice in one mapping: `refuse` makes it a mistake; `last` takes the last one and warns about each
+   * earlier one, as skopeo 1.x (go-yaml v2) takes the last silently. Default: `refuse`.
+   */
+  duplicateKeys?: 'refuse' | 'last' | undefined;
 }
 
 /** ConfigError is a config file with mistakes: a USAGE error (exit 2) whose message names the first, FILE:LINE:COLUMN. */
@@ -160,11 +165,12 @@ function typeName(node: unknown): string {
  */
 export function parseYaml(text: string, file: string, shape: Shape, options: ParseOptions = {}): Located {
   const counter = new LineCounter();
+  const lastWins = options.duplicateKeys === 'last';
   // A byte order mark (an editor on Windows) is no part of the text.
   if (text.startsWith('\uFEFF')) text = text.slice(1);
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true, strict: true });
+    doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: lastWins ? false : true, strict: true });
   } catch (e) {
     // The YAML library recurses per level of nesting: a file nested thousands deep ends its stack.
     throw new ConfigError(file, [{ line: 1, column: 1, path: '', message: e instanceof RangeError ? 'nested too deeply to be a sync file' : `not readable as YAML: ${errorMessage(e)}` }]);
@@ -210,13 +216,32 @@ export function parseYaml(text: string, file: string, shape: Shape, options: Par
     }
     return node;
   };
+  /** lastOfEach keeps the last pair of each plain key, warning about each earlier one (`duplicateKeys: 'last'`). */
+  const dropped = new WeakSet<Pair>();
+  const lastOfEach = (items: Pair[], path: string): Pair[] => {
+    const last = new Map<string, Pair>();
+    for (const p of items) if (isScalar(p.key) && p.key.value !== '<<') last.set(String(p.key.value), p);
+    if (last.size === items.length) return items;
+    return items.filter((p) => {
+      if (!isScalar(p.key) || p.key.value === '<<') return true;
+      const key = String(p.key.value);
+      const kept = last.get(key)!;
+      if (kept === p) return true;
+      if (dropped.has(p)) return false;
+      dropped.add(p);
+      const line = at(kept.key as Node, 0).line;
+      report(warnings, p, keyPath(path, key), `given again at line ${line}, which is the one used: this one is not`);
+      return false;
+    });
+  };
   /** pairsOf gives a mapping's pairs with YAML merge keys (`<<: *common`) taken in: what the mapping says itself wins. */
   const pairsOf = (node: YAMLMap, path: string): Pair[] => {
-    const own = node.items.filter((p) => !(isScalar(p.key) && p.key.value === '<<'));
-    if (own.length === node.items.length) return node.items as Pair[];
+    const items = lastWins ? lastOfEach(node.items as Pair[], path) : (node.items as Pair[]);
+    const own = items.filter((p) => !(isScalar(p.key) && p.key.value === '<<'));
+    if (own.length === items.length) return items;
     const has = new Set(own.map((p) => (isScalar(p.key) ? String(p.key.value) : '')));
     const merged: Pair[] = [...(own as Pair[])];
-    for (const p of node.items) {
+    for (const p of items) {
       if (!(isScalar(p.key) && p.key.value === '<<')) continue;
       const v = deref(p.value as Node | null, path);
       const sources = isSeq(v) ? v.items.map((i) => deref(i as Node, path)) : [v];
@@ -385,9 +410,10 @@ export function parseYaml(text: string, file: string, shape: Shape, options: Par
   };
 
   const value = walk(doc.contents as Node | null, shape, '', 0);
-  issues.sort((a, b) => a.line - b.line || a.column - b.column);
+  const byPlace = (a: Issue, b: Issue): number => a.line - b.line || a.column - b.column;
+  issues.sort(byPlace);
   if (issues.length > 0) throw new ConfigError(file, issues);
-  return { value, positions, warnings };
+  return { value, positions, warnings: warnings.sort(byPlace) };
 }
 
 /** expected says what a shape wants, for messages. */

@@ -75,7 +75,8 @@ function isDirectory(path: string): boolean {
 /** parseSkopeoYaml reads skopeo's sync YAML into registries and entries. */
 export function parseSkopeoYaml(text: string, file: string): { registries: Map<string, RegistryConfig>; entries: SyncEntry[]; warnings: string[] } {
   // What skopeo cannot use (a bad key, repository, tag or pattern) it skips with a message and syncs the rest: so here.
-  const located = parseYaml(text, file, SKOPEO_SHAPE, { skipInvalid: true });
+  // A key given twice: skopeo 1.x (go-yaml v2) takes the last one without a word; here the earlier one is named.
+  const located = parseYaml(text, file, SKOPEO_SHAPE, { skipInvalid: true, duplicateKeys: 'last' });
   const raw = (located.value ?? {}) as Raw;
   const registries = new Map<string, RegistryConfig>();
   const entries: SyncEntry[] = [];
