@@ -193,7 +193,7 @@ docker.io:
   });
 
   it('a key given twice in a skopeo YAML: the last one is taken, as skopeo 1.x takes it, and the earlier one is named', () => {
-    // Checked against skopeo 1.9.3: it copied a:v2 over plain HTTP, and only c from the second quay.io key.
+    // Checked against skopeo 1.9.3: it copied a:v2, over plain HTTP; of a registry key given twice, only the second's images.
     const text = 'quay.io:\n  images:\n    a: [v1]\n    a: [v2]\n  tls-verify: true\n  tls-verify: false\nghcr.io:\n  images:\n    x: [v1]\nghcr.io:\n  images:\n    c: [v3]\n';
     const { registries, entries, warnings } = parseSkopeoYaml(text, 's.yaml');
     assert.deepEqual(entries.map((e) => [e.registry, e.path, e.tags]), [['quay.io', 'a', ['v2']], ['ghcr.io', 'c', ['v3']]]);
