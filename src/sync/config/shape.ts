@@ -170,7 +170,7 @@ export function parseYaml(text: string, file: string, shape: Shape, options: Par
   if (text.startsWith('\uFEFF')) text = text.slice(1);
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: lastWins ? false : true, strict: true });
+    doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: !lastWins, strict: true });
   } catch (e) {
     // The YAML library recurses per level of nesting: a file nested thousands deep ends its stack.
     throw new ConfigError(file, [{ line: 1, column: 1, path: '', message: e instanceof RangeError ? 'nested too deeply to be a sync file' : `not readable as YAML: ${errorMessage(e)}` }]);

@@ -136,18 +136,7 @@ class RegistryDestination implements ImageDestination {
       this.firstLook.set(
         repository,
         answer.then(
-          async (digest) => {
-            if (digest !== undefined) return;
-            const reading = this.client
-              .wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal: options.signal })
-              .catch(() => undefined)
-              .then((tags) => {
-                this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
-                if (tags?.length === 0) this.emptyAtList.add(repository);
-              });
-            this.listing.set(repository, reading);
-            await reading;
-          },
+          (digest) => (digest === undefined ? this.readTagList(repository, options.signal) : undefined),
           () => {},
         ),
       );
@@ -157,6 +146,19 @@ class RegistryDestination implements ImageDestination {
     const tags = this.listed.get(repository);
     if (tags !== undefined && !tags.has(reference)) return undefined;
     return head();
+  }
+
+  /** readTagList reads a repository's tag list once (a failure leaves it unknown), recorded in `listing` at once. */
+  private readTagList(repository: string, signal: AbortSignal | undefined): Promise<void> {
+    const reading = this.client
+      .wholeTagList(repository, { pageSize: TAG_LIST_PAGE, signal })
+      .catch(() => undefined)
+      .then((tags) => {
+        this.listed.set(repository, tags === undefined ? undefined : new Set(tags));
+        if (tags?.length === 0) this.emptyAtList.add(repository);
+      });
+    this.listing.set(repository, reading);
+    return reading;
   }
 
   /**
