@@ -194,7 +194,8 @@ for (case, name), v in sorted(timed.items()):
     s = statistics.median(x[0] for x in v); m = max(x[1] for x in v)
     med[(case, name)] = s
     fails = sum(1 for x in v if x[2] != '0')
-    print(f"{case:8} {name:22} {s:8.2f} s  {m:7.1f} MB  runs {len(v)}{'  FAILED ' + str(fails) if fails else ''}")
+    each = f"  ({', '.join(f'{x[0]:.2f}' for x in v)})" if len(v) > 1 else ''
+    print(f"{case:8} {name:22} {s:8.2f} s  {m:7.1f} MB  runs {len(v)}{'  FAILED ' + str(fails) if fails else ''}{each}")
 for (case, name), v in sorted(notes.items()):
     print(f"{case:8} {name:22} {', '.join(v)}")
 for case in ('bundles', 'small'):
