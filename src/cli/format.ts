@@ -79,6 +79,15 @@ export function statusText(status: keyof typeof STATUS_TEXT): string {
   return STATUS_TEXT[status];
 }
 
+/**
+ * subjectAnd writes `SUBJECT: CAUSE` for a failed image, or the cause alone when it already starts with the subject
+ * (a bundle entry without a name is named by where it is, and its cause says where too).
+ */
+export function subjectAnd(subject: string, cause: string | undefined): string {
+  const text = cause ?? '';
+  return subject !== '' && text.startsWith(subject) ? text : `${subject}: ${text}`;
+}
+
 /** clip shortens text to at most `max` characters, keeping its start (`abc...`). */
 export function clip(text: string, max: number): string {
   if (text.length <= max) return text;

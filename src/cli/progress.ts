@@ -7,7 +7,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { EventSink, ProgressEvent } from '../events/index.js';
-import { clip, clipStart, formatBytes, formatClock, formatRate, shortDigest, statusText } from './format.js';
+import { clip, clipStart, formatBytes, formatClock, formatRate, shortDigest, statusText, subjectAnd } from './format.js';
 import { safeLine } from './safe-output.js';
 
 /** PLAIN_PROGRESS_INTERVAL_MS is how often a progress line is printed without a terminal. */
@@ -299,7 +299,7 @@ export class ProgressRenderer {
       case 'image': {
         this.imagesDone++;
         const where = e.destination ? ` -> ${e.destination}` : '';
-        if (e.status === 'failed') this.line(`${statusText('failed')}: ${e.source}${where}: ${e.error ?? ''}`);
+        if (e.status === 'failed') this.line(`${statusText('failed')}: ${subjectAnd(`${e.source}${where}`, e.error)}`);
         else this.line(`${statusText(e.status)}: ${e.source}${where} (${shortDigest(e.digest)})`);
         return;
       }

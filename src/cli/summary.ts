@@ -7,7 +7,7 @@ import { describeClaims } from '../copy/conflicts.js';
 import type { ChildManifest, CopyResult, ImageOutcome } from '../copy/result.js';
 import { MediaType } from '../oci/media-types.js';
 import { parseReference, type RegistryTarget } from '../reference/index.js';
-import { formatBytes, formatDuration, formatRate, plural, shortDigest, statusText } from './format.js';
+import { formatBytes, formatDuration, formatRate, plural, shortDigest, statusText, subjectAnd } from './format.js';
 
 const TYPE_NAMES: Record<string, string> = {
   [MediaType.OCI_INDEX]: 'OCI index',
@@ -89,7 +89,7 @@ export function listingLines(result: CopyResult & { source: string }): string[] 
     }
     out.push(...table(rows));
   }
-  for (const i of result.images) if (i.status === 'failed') out.push(`cannot be pushed: ${i.source}: ${i.error ?? ''}`);
+  for (const i of result.images) if (i.status === 'failed') out.push(`cannot be pushed: ${subjectAnd(i.source, i.error)}`);
   return out;
 }
 
@@ -98,7 +98,8 @@ export function dryRunLines(result: CopyResult & { source: string; target: strin
   const out = [`Dry run: ${plural(result.images.length, 'image')} from ${result.source} would go to ${result.target} (nothing sent):`];
   for (const i of result.images) {
     if (i.status === 'failed') {
-      out.push(`  ${i.source}: cannot be pushed: ${i.error ?? ''}`);
+      const cause = i.error ?? '';
+      out.push(cause.startsWith(i.source) ? `  cannot be pushed: ${cause}` : `  ${i.source}: cannot be pushed: ${cause}`);
       continue;
     }
     if (i.status === 'skipped-conflict') {

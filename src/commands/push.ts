@@ -4,7 +4,7 @@ import { buildConnection, connectionFlags, timeoutFlag, timeoutsOf } from '../cl
 import { canDrawBar, ProgressRenderer } from '../cli/progress.js';
 import { checkOutputPath, REPORT_STDOUT } from '../cli/report-file.js';
 import { blobLine, conflictSkipLine, countLine, dryRunLines, listedImages, listingLines, nextStepsLines, stagingLine } from '../cli/summary.js';
-import { statusText } from '../cli/format.js';
+import { statusText, subjectAnd } from '../cli/format.js';
 import { CONFLICT_POLICIES, type ConflictPolicy, DEFAULT_CONFLICT_POLICY } from '../copy/conflicts.js';
 import { DEFAULT_JOBS, DEFAULT_STAGING_REPOSITORY } from '../copy/bundle.js';
 import { inspectBundle } from '../copy/inspect.js';
@@ -193,7 +193,7 @@ ${EXIT_CODE_HELP}`;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ status: code === 0 ? 'ok' : 'error', exitCode: code, ...report })}\n`);
     } else if (flags.quiet) {
-      for (const i of result.images) if (i.status === 'failed') process.stderr.write(`${statusText('failed')}: ${i.source}: ${i.error ?? ''}\n`);
+      for (const i of result.images) if (i.status === 'failed') process.stderr.write(`${statusText('failed')}: ${subjectAnd(i.source, i.error)}\n`);
       say([result.dryRun ? dryRunLines(result)[0]! : countLine(result, result.target)]);
     } else {
       say(this.summary(result, target, { report: flags.report, retries: renderer.counts.retries, staging, staged, cacert: flags.cacert }));
@@ -238,7 +238,7 @@ ${EXIT_CODE_HELP}`;
     const out = [countLine(r, r.target), blobLine(r, o.retries)];
     const converted = r.images.find((i) => i.converted);
     if (converted) out.push(`note: ${converted.converted}`);
-    for (const i of r.images) if (i.status === 'failed') out.push(`${statusText('failed')}: ${i.source}: ${i.error ?? ''}`);
+    for (const i of r.images) if (i.status === 'failed') out.push(`${statusText('failed')}: ${subjectAnd(i.source, i.error)}`);
     for (const i of r.images) if (i.status === 'skipped-conflict') out.push(`skipped: ${i.source}: ${conflictSkipLine(i)}`);
     if (o.staging !== undefined) out.push(...stagingLine(o.staging, o.staged.blobs, o.staged.bytes));
     if (o.report && o.report !== REPORT_STDOUT) out.push(`report: ${o.report}`);

@@ -1,6 +1,6 @@
 /** What the summary tells a user to do next, and how a bundle listing reads. */
 import assert from 'node:assert/strict';
-import { listingLines, mirrorEndpoint, nextStepsLines, platformsOf, sourceRegistries, stagingLine, typeName } from '../../src/cli/summary.js';
+import { dryRunLines, listingLines, mirrorEndpoint, nextStepsLines, platformsOf, sourceRegistries, stagingLine, typeName } from '../../src/cli/summary.js';
 import type { CopyResult, ImageOutcome } from '../../src/copy/result.js';
 import { parseTarget, type RegistryTarget } from '../../src/reference/index.js';
 
@@ -15,6 +15,14 @@ function result(images: ImageOutcome[]): CopyResult {
 }
 
 describe('cli/summary', () => {
+  it('a dry run names a failed image once: a cause that starts with its name is not put after the name again', () => {
+    const where = 'index.json manifests[1] (sha256:ab)';
+    const r = { ...result([image('gcr.io/a/b:1', 'failed', { error: 'blob sha256:ab is missing' }), image(where, 'failed', { error: `${where} in b.tar has no image name` })]), source: 'b.tar', target: 'reg.local/ns', dryRun: true };
+    const lines = dryRunLines(r);
+    assert.equal(lines[1], '  gcr.io/a/b:1: cannot be pushed: blob sha256:ab is missing');
+    assert.equal(lines[2], `  cannot be pushed: ${where} in b.tar has no image name`);
+  });
+
   it('gives the mirror endpoint containerd, RKE2 and bmctl take: https://HOST:PORT/v2/NAMESPACE, http:// for plain HTTP', () => {
     const t = (s: string, plainHttp = false): RegistryTarget => parseTarget(s, { plainHttp }) as RegistryTarget;
     assert.equal(mirrorEndpoint(t('172.18.0.20:5000/test-namespace')), 'https://172.18.0.20:5000/v2/test-namespace');

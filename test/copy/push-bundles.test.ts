@@ -177,6 +177,13 @@ describe('mirror push: bundle shapes real tools write (docker-registry + skopeo)
     assert.equal(r.code, 3, r.stderr + r.stdout);
     const out = JSON.parse(r.stdout) as Report;
     assert.match(out.images[0]?.error ?? '', /has no image name/);
+    // In the text summary the entry is named once (its cause starts with where it is) and the cause says what to do.
+    const text = await runCli(['push', '--source', file, '--private-registry', `http://${registry.host}/orphan`]);
+    assert.equal(text.code, 3, text.stderr + text.stdout);
+    const failed = text.stdout.split('\n').filter((l) => l.startsWith('failed: '));
+    assert.equal(failed.length, 1, text.stdout);
+    assert.equal(failed[0]!.split('index.json manifests[').length, 2, `named once: ${failed[0]}`);
+    assert.match(failed[0]!, /has no image name; name it in full: io\.containerd\.image\.name, or org\.opencontainers\.image\.ref\.name HOST\/REPO:TAG/);
   });
 
   describe('JSON layers (SBOMs) are blobs, not metadata', () => {

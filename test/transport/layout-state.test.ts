@@ -49,7 +49,7 @@ describe('transport/bundle layout state', () => {
       undefined,
       'docker.io/lab/app:latest',
     ]);
-    assert.match(s.ociImages()[4]?.error?.message ?? '', /has only the name "1.0", not a full image reference/);
+    assert.match(s.ociImages()[4]?.error?.message ?? '', /has only the name "1.0", not a full image reference; name it in full: .* \(skopeo copy \.\.\. oci:DIR:HOST\/REPO:TAG\)$/);
     assert.equal(isReferenceName('1.0'), false);
     assert.equal(isReferenceName('v1.2.3-rc.1'), false);
     assert.equal(isReferenceName('busybox:latest'), true);

@@ -617,11 +617,13 @@ export class LayoutState {
         return { reference: ref, name: formatReference(ref), descriptor: desc };
       }
       const why = refName !== undefined ? `has only the name "${clipInput(refName)}", not a full image reference` : 'has no image name';
+      // skopeo's `oci:DIR:NAME` writes NAME as the ref name: given a tag alone, the repository is unknown.
+      const how = `name it in full: ${ANNOTATION_IMAGE_NAME}, or ${ANNOTATION_REF_NAME} HOST/REPO:TAG (skopeo copy ... oci:DIR:HOST/REPO:TAG)`;
       return {
         reference: undefined,
         name: where,
         descriptor: desc,
-        error: new MirrorError('BAD_INPUT', `${where} in ${this.file} ${why} (expected ${ANNOTATION_IMAGE_NAME})`, { file: this.file, digest: desc.digest }),
+        error: new MirrorError('BAD_INPUT', `${where} in ${this.file} ${why}; ${how}`, { file: this.file, digest: desc.digest }),
       };
     }
     try {
