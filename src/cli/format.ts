@@ -85,7 +85,12 @@ export function statusText(status: keyof typeof STATUS_TEXT): string {
  */
 export function subjectAnd(subject: string, cause: string | undefined): string {
   const text = cause ?? '';
-  return subject !== '' && text.startsWith(subject) ? text : `${subject}: ${text}`;
+  return startsWithSubject(subject, text) ? text : `${subject}: ${text}`;
+}
+
+/** startsWithSubject tells whether a cause begins with the subject as a whole word (`a:1 ...`, not `a:10 ...`). */
+export function startsWithSubject(subject: string, cause: string): boolean {
+  return subject !== '' && cause.startsWith(subject) && (cause.length === subject.length || /[\s:]/.test(cause[subject.length]!));
 }
 
 /** clip shortens text to at most `max` characters, keeping its start (`abc...`). */

@@ -7,7 +7,7 @@ import { describeClaims } from '../copy/conflicts.js';
 import type { ChildManifest, CopyResult, ImageOutcome } from '../copy/result.js';
 import { MediaType } from '../oci/media-types.js';
 import { parseReference, type RegistryTarget } from '../reference/index.js';
-import { formatBytes, formatDuration, formatRate, plural, shortDigest, statusText, subjectAnd } from './format.js';
+import { formatBytes, formatDuration, formatRate, plural, shortDigest, startsWithSubject, statusText, subjectAnd } from './format.js';
 
 const TYPE_NAMES: Record<string, string> = {
   [MediaType.OCI_INDEX]: 'OCI index',
@@ -99,7 +99,7 @@ export function dryRunLines(result: CopyResult & { source: string; target: strin
   for (const i of result.images) {
     if (i.status === 'failed') {
       const cause = i.error ?? '';
-      out.push(cause.startsWith(i.source) ? `  cannot be pushed: ${cause}` : `  ${i.source}: cannot be pushed: ${cause}`);
+      out.push(startsWithSubject(i.source, cause) ? `  cannot be pushed: ${cause}` : `  ${i.source}: cannot be pushed: ${cause}`);
       continue;
     }
     if (i.status === 'skipped-conflict') {

@@ -15,6 +15,7 @@ describe('cli/format', () => {
     it('a cause that names the subject later, or no cause at all, keeps the subject first', () => {
       assert.equal(subjectAnd('a:1', 'conflict: a:1 and b:1'), 'a:1: conflict: a:1 and b:1');
       assert.equal(subjectAnd('a:1', undefined), 'a:1: ');
+      assert.equal(subjectAnd('a:1', 'a:10 is not a:1'), 'a:1: a:10 is not a:1', 'another name that begins the same');
     });
   });
 });
