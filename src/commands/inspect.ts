@@ -11,14 +11,14 @@ import { exitCodeOf } from '../copy/report.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
 
 /** TRANSPORT_PREFIX tells a location in skopeo's syntax from a bundle path. */
-const TRANSPORT_PREFIX = /^(docker:\/\/|oci:|oci-archive:|docker-archive:)/;
+const TRANSPORT_PREFIX = /^(docker:\/\/|oci:|oci-archive:|docker-archive:|dir:)/;
 
 /** Boolean flags that also take skopeo's `--flag=true|false` spelling. */
 const BOOLEAN_FLAGS = ['tls-verify', 'referrers', 'raw', 'tags'];
 
 /** List what a bundle holds, without a registry; or inspect one image, as skopeo inspect does. */
 export default class Inspect extends MirrorCommand {
-  static override summary = 'Inspect an image (docker://, oci:, oci-archive:, docker-archive:), or list the images of a bundle. Sends nothing.';
+  static override summary = 'Inspect an image (docker://, oci:, oci-archive:, docker-archive:, dir:), or list the images of a bundle. Sends nothing.';
 
   static override description = `mirror inspect TRANSPORT:REF reads one image as mirror copy would read it: its digest and media type, the platforms of an index, each manifest's size (config + layers, as stored) and creation time (from its config), and its referrers (the OCI referrers API or its fallback tag, cosign's .sig/.att/.sbom tags; --referrers=false skips them). --tags lists the repository's tags too (every page). --raw prints the manifest bytes exactly as stored (skopeo inspect --raw); --platform OS/ARCH[/VARIANT] inspects that manifest of an index. Connection flags have skopeo inspect's names: --creds, --authfile, --no-creds, --tls-verify=false, --cert-dir.
 
@@ -41,7 +41,7 @@ ${EXIT_CODE_HELP}`;
 
   static override args = {
     location: Args.string({
-      description: 'An image (docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N]) or a bundle (a .tar[.xz|.gz|.zst] file or a directory).',
+      description: 'An image (docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N], dir:DIR) or a bundle (a .tar[.xz|.gz|.zst] file or a directory).',
       required: true,
       ignoreStdin: true,
     }),
@@ -74,7 +74,7 @@ ${EXIT_CODE_HELP}`;
       return;
     }
     for (const f of ['raw', 'platform', 'tags'] as const) {
-      if (flags[f]) throw new MirrorError('USAGE', `--${f} is for an image location (docker://, oci:, oci-archive:, docker-archive:), not a bundle`);
+      if (flags[f]) throw new MirrorError('USAGE', `--${f} is for an image location (docker://, oci:, oci-archive:, docker-archive:, dir:), not a bundle`);
     }
     const renderer = new ProgressRenderer({ quiet: flags.json, debug: flags.debug, tty: canDrawBar(process.stderr) });
     let listed;

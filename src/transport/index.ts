@@ -9,6 +9,7 @@ import type { UploadMode } from '../registry/index.js';
 import { openDockerArchiveRef, openOciArchiveRef } from './archive/source-transports.js';
 import { DOCKER_ARCHIVE_TRANSPORT, OCI_ARCHIVE_TRANSPORT } from './archive/transports.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
+import { DIR_TRANSPORT } from './dir/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
 import { OCI_LAYOUT_TRANSPORT } from './oci-layout/source.js';
 import { openRegistryDestination, type RegistryDestinationOptions } from './registry/destination.js';
@@ -119,6 +120,7 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
   oci: OCI_LAYOUT_TRANSPORT,
   'oci-archive': { ...OCI_ARCHIVE_TRANSPORT, source: openOciArchiveRef },
   'docker-archive': { ...DOCKER_ARCHIVE_TRANSPORT, source: openDockerArchiveRef },
+  dir: DIR_TRANSPORT,
 };
 
 /** openSourceRef opens a location as a source, or says that its transport cannot be one. */

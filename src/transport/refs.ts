@@ -1,14 +1,14 @@
 /**
  * Image locations in skopeo's transport syntax: `docker://HOST/REPO[:TAG|@DIGEST]`, `oci:DIR[:REF]`,
- * `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF|@N]`. A transport name maps to its parser here and to its
- * openers in `./index.ts`.
+ * `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF|@N]`, `dir:DIR`. A transport name maps to its parser here and
+ * to its openers in `./index.ts`.
  */
 import { MirrorError, redactUrl } from '../errors/index.js';
 import { clipInput } from '../errors/quote.js';
 import { formatReference, parseReference, type ImageReference } from '../reference/reference.js';
 
 /** TransportName is a transport of the skopeo syntax. */
-export type TransportName = 'docker' | 'oci' | 'oci-archive' | 'docker-archive';
+export type TransportName = 'docker' | 'oci' | 'oci-archive' | 'docker-archive' | 'dir';
 
 /** TransportRef is a parsed image location. */
 export type TransportRef =
@@ -19,15 +19,17 @@ export type TransportRef =
   /** A tar of an OCI layout. */
   | { transport: 'oci-archive'; path: string; ref?: string | undefined }
   /** A `docker save` tar: an image by name (`REF`), by position (`@N`), or the only one. */
-  | { transport: 'docker-archive'; path: string; ref?: string | undefined; index?: number | undefined };
+  | { transport: 'docker-archive'; path: string; ref?: string | undefined; index?: number | undefined }
+  /** A directory holding one image as skopeo's `dir:` transport writes it (DIR is the whole rest: it may hold colons). */
+  | { transport: 'dir'; path: string; ref?: undefined };
 
 /** TRANSPORT_NAMES are the transports, for messages. */
-export const TRANSPORT_NAMES: readonly TransportName[] = ['docker', 'oci', 'oci-archive', 'docker-archive'];
+export const TRANSPORT_NAMES: readonly TransportName[] = ['docker', 'oci', 'oci-archive', 'docker-archive', 'dir'];
 
 /** usage builds the USAGE error for a location that does not parse. */
 function usage(input: string, why: string): MirrorError {
   return new MirrorError('USAGE', `invalid image location "${clipInput(redactUrl(input) === '<url>' ? input : redactUrl(input))}": ${why}`, {
-    hint: 'use docker://HOST/REPO:TAG, oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF|@N]',
+    hint: 'use docker://HOST/REPO:TAG, oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N] or dir:DIR',
   });
 }
 
@@ -41,7 +43,7 @@ function splitPathRef(rest: string): { path: string; ref: string | undefined } {
 export function parseTransportRef(input: string): TransportRef {
   const text = input.trim();
   const colon = text.indexOf(':');
-  if (colon <= 0) throw usage(input, 'no transport (docker://, oci:, oci-archive:, docker-archive:)');
+  if (colon <= 0) throw usage(input, 'no transport (docker://, oci:, oci-archive:, docker-archive:, dir:)');
   const name = text.slice(0, colon);
   const rest = text.slice(colon + 1);
   switch (name) {
@@ -69,6 +71,9 @@ export function parseTransportRef(input: string): TransportRef {
       if (ref !== undefined && /^@\d+$/.test(ref)) return { transport: 'docker-archive', path, index: Number(ref.slice(1)) };
       return { transport: 'docker-archive', path, ref };
     }
+    case 'dir':
+      if (rest === '') throw usage(input, 'dir: needs a directory');
+      return { transport: 'dir', path: rest };
     default:
       throw usage(input, `unknown transport "${clipInput(name, 20)}" (known: ${TRANSPORT_NAMES.join(', ')})`);
   }

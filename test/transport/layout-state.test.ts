@@ -129,6 +129,6 @@ describe('transport/bundle layout state', () => {
   it('names a podman/skopeo "dir:" image (one manifest, no name) for what it is', () => {
     const s = new LayoutState('pod-dd', 'gzip', { kind: 'directory' });
     const m = { schemaVersion: 2, mediaType: MediaType.DOCKER_MANIFEST, config: { mediaType: MediaType.DOCKER_CONFIG, digest: sha256Digest('c'), size: 1 }, layers: [] };
-    assert.throws(() => s.setDockerManifest(Buffer.from(JSON.stringify(m))), /pod-dd is a "dir:" image \(podman save --format docker-dir\).*podman save --format oci-archive/);
+    assert.throws(() => s.setDockerManifest(Buffer.from(JSON.stringify(m))), /pod-dd is a "dir:" image \(podman save --format docker-dir, skopeo copy \.\.\. dir:DIR\).*\(mirror copy dir:DIR docker:\/\/HOST\/REPO:TAG\), or save it with podman save --format oci-archive/);
   });
 });

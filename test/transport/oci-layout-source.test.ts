@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MirrorError } from '../../src/errors/index.js';
 import { openLayoutSource, type LayoutSource } from '../../src/transport/oci-layout/source.js';
 import { buildOciLayout, type BuiltLayout, writeDirectory } from '../../testdata/make-fixtures.js';
+import { collect, rejectsWith } from '../helpers/source.js';
 
 const SPEC = {
   seed: 'layout-source',
@@ -22,24 +22,6 @@ const SPEC = {
 
 function hexOf(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);
-}
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of it) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern: RegExp): Promise<MirrorError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof MirrorError, String(e));
-    assert.equal(e.code, code, e.message);
-    assert.match(e.describe(), pattern);
-    return e;
-  }
-  assert.fail('expected a failure');
 }
 
 describe('OCI layout source', () => {

@@ -322,7 +322,7 @@ export class LayoutState {
       // its blobs named by bare hex, and no image name anywhere.
       throw new MirrorError(
         'BAD_INPUT',
-        `${this.file} is a "dir:" image (podman save --format docker-dir): one manifest without an image name, not a bundle; save it with podman save --format oci-archive or docker-archive`,
+        `${this.file} is a "dir:" image (podman save --format docker-dir, skopeo copy ... dir:DIR): one manifest without an image name, not a bundle; copy its directory by name (mirror copy dir:DIR docker://HOST/REPO:TAG), or save it with podman save --format oci-archive or docker-archive`,
         { file: this.file },
       );
     }

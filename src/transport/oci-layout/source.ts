@@ -56,18 +56,25 @@ export function fullNameOf(ref: string): string | undefined {
   }
 }
 
-/** openLayoutSource opens `dir` as an OCI image layout: `index.json` is read and checked now. */
-export async function openLayoutSource(dir: string): Promise<LayoutSource> {
-  let real: string;
+/**
+ * realDirectory resolves the directory of a location (`oci:DIR`, `dir:DIR`), symlinks followed: BAD_INPUT when it is
+ * missing, unreadable or not a directory (`notDirHint` then says what to use instead).
+ */
+export async function realDirectory(dir: string, transport: string, notDirHint?: string): Promise<string> {
   try {
-    real = await realpath(dir);
-    if (!(await stat(real)).isDirectory()) throw new MirrorError('BAD_INPUT', `oci:${dir} is not a directory`, { file: dir, hint: 'for a tar of a layout use oci-archive:' });
+    const real = await realpath(dir);
+    if (!(await stat(real)).isDirectory()) throw new MirrorError('BAD_INPUT', `${transport}:${dir} is not a directory`, { file: dir, hint: notDirHint });
+    return real;
   } catch (e) {
     if (e instanceof MirrorError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MirrorError('BAD_INPUT', `no such directory: ${dir}`, { file: dir });
     throw new MirrorError('BAD_INPUT', `cannot read ${dir}: ${errorMessage(e)}`, { file: dir, cause: e });
   }
-  const source = new LayoutSource(dir, real);
+}
+
+/** openLayoutSource opens `dir` as an OCI image layout: `index.json` is read and checked now. */
+export async function openLayoutSource(dir: string): Promise<LayoutSource> {
+  const source = new LayoutSource(dir, await realDirectory(dir, 'oci', 'for a tar of a layout use oci-archive:'));
   await source.load();
   return source;
 }
