@@ -9,16 +9,15 @@ import { inspectImage, type InspectImageResult } from '../copy/inspect-image.js'
 import { formatPlatform, parsePlatform } from '../copy/platform.js';
 import { exitCodeOf } from '../copy/report.js';
 import { EXIT_CODE_HELP, MirrorError } from '../errors/index.js';
+import { hasTransportPrefix, TRANSPORT_PREFIXES } from '../transport/refs.js';
 
-/** TRANSPORT_PREFIX tells a location in skopeo's syntax from a bundle path. */
-const TRANSPORT_PREFIX = /^(docker:\/\/|oci:|oci-archive:|docker-archive:|dir:)/;
 
 /** Boolean flags that also take skopeo's `--flag=true|false` spelling. */
 const BOOLEAN_FLAGS = ['tls-verify', 'referrers', 'raw', 'tags'];
 
 /** List what a bundle holds, without a registry; or inspect one image, as skopeo inspect does. */
 export default class Inspect extends MirrorCommand {
-  static override summary = 'Inspect an image (docker://, oci:, oci-archive:, docker-archive:, dir:), or list the images of a bundle. Sends nothing.';
+  static override summary = `Inspect an image (${TRANSPORT_PREFIXES.join(', ')}), or list the images of a bundle. Sends nothing.`;
 
   static override description = `mirror inspect TRANSPORT:REF reads one image as mirror copy would read it: its digest and media type, the platforms of an index, each manifest's size (config + layers, as stored) and creation time (from its config), and its referrers (the OCI referrers API or its fallback tag, cosign's .sig/.att/.sbom tags; --referrers=false skips them). --tags lists the repository's tags too (every page). --raw prints the manifest bytes exactly as stored (skopeo inspect --raw); --platform OS/ARCH[/VARIANT] inspects that manifest of an index. Connection flags have skopeo inspect's names: --creds, --authfile, --no-creds, --tls-verify=false, --cert-dir.
 
@@ -69,12 +68,12 @@ ${EXIT_CODE_HELP}`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Inspect);
-    if (TRANSPORT_PREFIX.test(args.location)) {
+    if (hasTransportPrefix(args.location)) {
       await this.inspectLocation(args.location, flags);
       return;
     }
     for (const f of ['raw', 'platform', 'tags'] as const) {
-      if (flags[f]) throw new MirrorError('USAGE', `--${f} is for an image location (docker://, oci:, oci-archive:, docker-archive:, dir:), not a bundle`);
+      if (flags[f]) throw new MirrorError('USAGE', `--${f} is for an image location (${TRANSPORT_PREFIXES.join(', ')}), not a bundle`);
     }
     const renderer = new ProgressRenderer({ quiet: flags.json, debug: flags.debug, tty: canDrawBar(process.stderr) });
     let listed;

@@ -26,6 +26,14 @@ export type TransportRef =
 /** TRANSPORT_NAMES are the transports, for messages. */
 export const TRANSPORT_NAMES: readonly TransportName[] = ['docker', 'oci', 'oci-archive', 'docker-archive', 'dir'];
 
+/** TRANSPORT_PREFIXES are how each transport's locations begin (`docker://`, `oci:`, ...). */
+export const TRANSPORT_PREFIXES: readonly string[] = TRANSPORT_NAMES.map((n) => (n === 'docker' ? 'docker://' : `${n}:`));
+
+/** hasTransportPrefix tells a location in skopeo's syntax from a path (a bundle file or directory). */
+export function hasTransportPrefix(text: string): boolean {
+  return TRANSPORT_PREFIXES.some((p) => text.startsWith(p));
+}
+
 /** usage builds the USAGE error for a location that does not parse. */
 function usage(input: string, why: string): MirrorError {
   return new MirrorError('USAGE', `invalid image location "${clipInput(redactUrl(input) === '<url>' ? input : redactUrl(input))}": ${why}`, {
@@ -43,7 +51,7 @@ function splitPathRef(rest: string): { path: string; ref: string | undefined } {
 export function parseTransportRef(input: string): TransportRef {
   const text = input.trim();
   const colon = text.indexOf(':');
-  if (colon <= 0) throw usage(input, 'no transport (docker://, oci:, oci-archive:, docker-archive:, dir:)');
+  if (colon <= 0) throw usage(input, `no transport (${TRANSPORT_PREFIXES.join(', ')})`);
   const name = text.slice(0, colon);
   const rest = text.slice(colon + 1);
   switch (name) {

@@ -6,16 +6,13 @@
  * image; signatures (`signature-N`) are not read. Files are read as the OCI layout source reads them: inside DIR,
  * regular files only, manifests verified against their digests.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DigestMismatchError, MirrorError } from '../../errors/index.js';
+import { MirrorError } from '../../errors/index.js';
 import { clipInput } from '../../errors/quote.js';
 import type { Descriptor } from '../../oci/manifest.js';
-import { MediaType } from '../../oci/media-types.js';
-import { parseJson } from '../../oci/json.js';
 import { isValidDigest } from '../../reference/reference.js';
 import type { OpenedSource, Transport } from '../index.js';
-import { LayoutSource, MAX_LAYOUT_MANIFEST_BYTES, realDirectory } from '../oci-layout/source.js';
+import { declaredMediaType, digestOf, LayoutSource, MAX_LAYOUT_MANIFEST_BYTES, realDirectory, sniffManifestType } from '../oci-layout/source.js';
 import { formatTransportRef, type TransportRef } from '../refs.js';
 import type { ImageName, ManifestBytes, Referrer, SourceOpOptions } from '../types.js';
 
@@ -23,14 +20,8 @@ import type { ImageName, ManifestBytes, Referrer, SourceOpOptions } from '../typ
 const DIR_VERSION = /^Directory Transport Version: 1\.\d+$/;
 
 /** mediaTypeOf gives a manifest's declared media type, else the one its fields show (OCI manifests may omit it). */
-function mediaTypeOf(bytes: Uint8Array): string {
-  try {
-    const v = parseJson(bytes) as { mediaType?: unknown; manifests?: unknown };
-    if (typeof v.mediaType === 'string' && v.mediaType !== '') return v.mediaType;
-    return Array.isArray(v.manifests) ? MediaType.OCI_INDEX : MediaType.OCI_MANIFEST;
-  } catch {
-    return ''; // parsed (and refused) by the engine, which names the image
-  }
+function mediaTypeOf(m: ManifestBytes): string {
+  return m.mediaType || sniffManifestType(m.bytes);
 }
 
 /** openDirSource opens `dir` as a `dir:` image: its version file and manifest.json are read and checked now. */
@@ -75,7 +66,7 @@ export class DirSource extends LayoutSource {
         file: join(this.dir, 'version'),
       });
     }
-    this.top = { digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, mediaType: mediaTypeOf(manifest), bytes: manifest };
+    this.top = { digest: digestOf(manifest, 'sha256'), mediaType: declaredMediaType(manifest) || sniffManifestType(manifest), bytes: manifest };
   }
 
   /** fileOf is the file name of a digest: its hex alone, whatever the algorithm (a digest is validated first). */
@@ -97,18 +88,17 @@ export class DirSource extends LayoutSource {
     return { mediaType: root.mediaType, digest: root.digest, size: root.bytes.byteLength };
   }
 
-  /** manifest gives manifest.json, or an instance of its index from `<hex>.manifest.json`, verified. */
-  override async manifest(_repository: string, digest: string, _options: SourceOpOptions = {}): Promise<ManifestBytes> {
+  /** An instance of an index copied with --all is in `<hex>.manifest.json`. */
+  protected override manifestRel(digest: string): string {
+    return `${this.fileOf(digest)}.manifest.json`;
+  }
+
+  /** manifest gives manifest.json, or an instance of its index, verified as a layout's manifests are. */
+  override async manifest(repository: string, digest: string, options: SourceOpOptions = {}): Promise<ManifestBytes> {
     const root = this.root;
     if (digest === root.digest) return root;
-    const rel = `${this.fileOf(digest)}.manifest.json`;
-    const bytes = await this.readInside(rel, MAX_LAYOUT_MANIFEST_BYTES, 'manifest');
-    if (bytes === undefined) throw new MirrorError('NOT_FOUND', `manifest ${digest} is missing from ${this.where}: ${join(this.dir, rel)} does not exist`, { file: join(this.dir, rel), digest });
-    const algorithm = digest.slice(0, digest.indexOf(':'));
-    if (!['sha256', 'sha384', 'sha512'].includes(algorithm)) throw new MirrorError('UNSUPPORTED', `digest algorithm "${clipInput(algorithm, 32)}" cannot be verified (sha256, sha384 and sha512 can)`);
-    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
-    if (actual !== digest) throw new DigestMismatchError(digest, actual, { file: join(this.dir, rel) });
-    return { digest, mediaType: mediaTypeOf(bytes), bytes };
+    const m = await super.manifest(repository, digest, options);
+    return { ...m, mediaType: mediaTypeOf(m) };
   }
 
   /** A `dir:` image keeps no referrers (its signatures are skopeo's own files, not copied). */

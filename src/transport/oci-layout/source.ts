@@ -37,7 +37,7 @@ const HASHES: ReadonlySet<string> = new Set(['sha256', 'sha384', 'sha512']);
 const COSIGN_TAG = /^([a-z0-9]+)-([a-f0-9]+)\.(sig|att|sbom)$/;
 
 /** digestOf computes the digest of bytes with `algorithm`, or throws UNSUPPORTED for one that cannot be verified. */
-function digestOf(bytes: Uint8Array, algorithm: string): string {
+export function digestOf(bytes: Uint8Array, algorithm: string): string {
   if (!HASHES.has(algorithm)) throw new MirrorError('UNSUPPORTED', `digest algorithm "${clipInput(algorithm, 32)}" cannot be verified (sha256, sha384 and sha512 can)`);
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
@@ -252,19 +252,18 @@ export class LayoutSource implements ImageSource {
     throw new MirrorError('NOT_FOUND', `${where} has no image named "${clipInput(ref)}" (it has ${this.listing() || 'none'})`, { file: this.dir });
   }
 
+  /** manifestRel gives the path of a manifest inside the layout: a blob like any other. */
+  protected manifestRel(digest: string): string {
+    return this.blobRel(digest);
+  }
+
   async manifest(_repository: string, digest: string, _options: SourceOpOptions = {}): Promise<ManifestBytes> {
-    const rel = this.blobRel(digest);
+    const rel = this.manifestRel(digest);
     const bytes = await this.readInside(rel, MAX_LAYOUT_MANIFEST_BYTES, 'manifest');
-    if (bytes === undefined) throw new MirrorError('NOT_FOUND', `manifest ${digest} is missing from the layout: ${join(this.dir, rel)} does not exist`, { file: join(this.dir, rel), digest });
+    if (bytes === undefined) throw new MirrorError('NOT_FOUND', `manifest ${digest} is missing from ${this.where}: ${join(this.dir, rel)} does not exist`, { file: join(this.dir, rel), digest });
     const actual = digestOf(bytes, digest.slice(0, digest.indexOf(':')));
     if (actual !== digest) throw new DigestMismatchError(digest, actual, { file: join(this.dir, rel) });
-    let declared: unknown;
-    try {
-      declared = (parseJson(bytes) as { mediaType?: unknown }).mediaType;
-    } catch {
-      declared = undefined; // parsed (and refused) by the engine, which names the image
-    }
-    return { digest, mediaType: typeof declared === 'string' ? declared : '', bytes };
+    return { digest, mediaType: declaredMediaType(bytes), bytes };
   }
 
   async openBlob(_repository: string, desc: Descriptor, options: SourceOpOptions & { offset?: number | undefined }): Promise<AsyncIterable<Uint8Array>> {
@@ -335,8 +334,18 @@ export class LayoutSource implements ImageSource {
   async close(): Promise<void> {}
 }
 
+/** declaredMediaType gives the `mediaType` a manifest declares, or '' (none, or not JSON: the engine parses and refuses it, naming the image). */
+export function declaredMediaType(bytes: Uint8Array): string {
+  try {
+    const declared = (parseJson(bytes) as { mediaType?: unknown }).mediaType;
+    return typeof declared === 'string' ? declared : '';
+  } catch {
+    return '';
+  }
+}
+
 /** sniffManifestType guesses a manifest's media type from its fields, for a manifest named by digest alone. */
-function sniffManifestType(bytes: Uint8Array): string {
+export function sniffManifestType(bytes: Uint8Array): string {
   try {
     const v = parseJson(bytes) as { manifests?: unknown; config?: unknown };
     return Array.isArray(v.manifests) ? MediaType.OCI_INDEX : MediaType.OCI_MANIFEST;
