@@ -15,6 +15,7 @@ import { readTar } from '../../src/archive/tar.js';
 import { copyImage, type CopyImageResult } from '../../src/copy/copy-image.js';
 import { MirrorError } from '../../src/errors/index.js';
 import type { SideContext } from '../../src/transport/index.js';
+import { openLayoutDestination } from '../../src/transport/oci-layout/destination.js';
 import { openLayoutSource } from '../../src/transport/oci-layout/source.js';
 import { buildOciLayout, type BuiltLayout, packTar, writeDirectory } from '../../testdata/make-fixtures.js';
 
@@ -200,6 +201,24 @@ describe('archive destinations (oci-archive, docker-archive)', function () {
       assert.deepEqual(index.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).sort(), tags);
       assert.equal(statSync(join(dir, 'index.json')).mode & 0o777, 0o644);
       assert.deepEqual(readdirSync(dir).sort(), ['blobs', 'index.json', 'oci-layout'], 'no lock or temporary file left');
+    });
+
+    it('writers that open one new layout at the same moment all take it for a layout (none sees another\'s blobs/ first)', async () => {
+      // Each round: a new directory, 8 openings interleaved on the event loop (as the images of one copy are), each
+      // starting a little later than the one before, so that some find the others half-way through making it.
+      const later = (ticks: number): Promise<void> => new Promise((done) => { const step = (n: number): void => { if (n <= 0) done(); else setImmediate(() => step(n - 1)); }; step(ticks); });
+      for (let round = 0; round < 25; round++) {
+        const dir = join(work, `race-${round}`);
+        const opened = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => later(i * (1 + (round % 4))).then(() => openLayoutDestination(dir))));
+        const refused = opened.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => String(o.reason instanceof Error ? o.reason.message : o.reason));
+        assert.deepEqual(refused, [], `round ${round}`);
+        assert.deepEqual(readdirSync(dir).sort(), ['blobs', 'oci-layout'], `round ${round}: no temporary marker left`);
+      }
+      // What the race allowance lets through is only mirror's own marker being written: a stranger's file still refuses.
+      const foreign = join(work, 'race-foreign');
+      mkdirSync(foreign);
+      writeFileSync(join(foreign, '.oci-layout.tmp'), 'x');
+      await assert.rejects(openLayoutDestination(foreign), /is not an OCI image layout .*not empty \(\.oci-layout\.tmp\)/);
     });
 
     it('a layout index.json keeps its own annotations', async () => {

@@ -49,6 +49,9 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
+/** MARKER_TEMP is the name of an `oci-layout` marker being written (see writeAtomically), by this run or another. */
+const MARKER_TEMP = /^\.oci-layout\.[0-9a-f]{12}$/;
+
 /** IndexChange is one change a run made to index.json. */
 type IndexChange = { op: 'add'; entry: Descriptor } | { op: 'removeNamed'; name: string; keepRefName: boolean } | { op: 'removeDigestOnly'; digest: string };
 
@@ -212,20 +215,22 @@ class LayoutDestination implements ImageDestination {
       if (dryRun && !(await stat(this.dir).then((s) => s.isDirectory(), () => false))) return;
       if (!dryRun) await mkdir(this.dir, { recursive: true });
       this.root = await realpath(this.dir);
-      const marker = await this.checkedPath('oci-layout', 'file');
-      const indexFile = await this.checkedPath('index.json', 'file');
-      await this.checkedPath('blobs', 'directory');
+      let marker = await this.checkedPath('oci-layout', 'file');
       if (!marker.exists) {
-        // Not a layout (yet): only an empty directory becomes one; anything else is someone's files.
-        const names = await readdir(this.dir);
-        if (names.length > 0) {
+        // Not a layout (yet): only an empty directory becomes one; anything else is someone's files. Another run
+        // making the same new layout at this moment shows as its marker being written (`.oci-layout.<hex>`, renamed
+        // into place before anything else is made), or as the marker there by the time DIR is listed.
+        const names = (await readdir(this.dir)).filter((n) => !MARKER_TEMP.test(n));
+        if (names.includes('oci-layout')) marker = await this.checkedPath('oci-layout', 'file');
+        else if (names.length > 0) {
           const shown = names.slice(0, 3).map((n) => clipInput(n, 40)).join(', ');
           throw this.refuse(
             `${this.dir} is not an OCI image layout (it has no oci-layout file) and is not empty (${shown}${names.length > 3 ? ', ...' : ''})`,
             'give a new or empty directory, or an OCI layout to add to',
           );
         }
-      } else {
+      }
+      if (marker.exists) {
         let layoutVersion: unknown;
         try {
           layoutVersion = (decodeJson(await readFile(marker.path), marker.path) as { imageLayoutVersion?: unknown } | null)?.imageLayoutVersion;
@@ -236,10 +241,13 @@ class LayoutDestination implements ImageDestination {
           throw this.refuse(`${marker.path} is not an OCI layout marker (no imageLayoutVersion)`, 'give a new or empty directory, or an OCI layout to add to');
         }
       }
+      const indexFile = await this.checkedPath('index.json', 'file');
+      await this.checkedPath('blobs', 'directory');
       if (indexFile.exists) this.index = new LayoutIndex(this.readIndex(indexFile.path, await readFile(indexFile.path)));
       if (dryRun) return;
-      await this.blobDir('sha256');
+      // The marker first: from then on DIR is a layout to every other writer, whatever it holds.
       if (!marker.exists) await this.writeAtomically('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      await this.blobDir('sha256');
     } catch (e) {
       if (e instanceof MirrorError) throw e;
       throw new MirrorError('BAD_INPUT', `cannot write the OCI layout ${this.dir}: ${errorMessage(e)}`, { file: this.dir, cause: e });
