@@ -494,7 +494,7 @@ class CopyEngine {
     const { job } = slot;
     const bytes = this.sent.get(job)?.bytes ?? this.scheduler.stats.bytesUploaded - bytes0;
     const out: CopyOutcome = { ...o, job, seconds: (Date.now() - slot.t0) / 1000, bytes };
-    this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status === 'planned' || out.status === 'skipped-conflict' ? 'skipped' : out.status, error: out.error });
+    this.events({ type: 'image', source: job.name, destination: job.destination.name, digest: out.digest, status: out.status, error: out.error });
     return out;
   }
 

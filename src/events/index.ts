@@ -6,8 +6,8 @@
 /** BlobAction says what happened to a blob at a destination repository. */
 export type BlobAction = 'uploaded' | 'mounted' | 'skipped';
 
-/** ImageStatus is the outcome of one image. */
-export type ImageStatus = 'pushed' | 'skipped' | 'failed';
+/** ImageStatus is the outcome of one image (`planned`: a dry run would copy it; `skipped-conflict`: another image took its name). */
+export type ImageStatus = 'pushed' | 'skipped' | 'skipped-conflict' | 'planned' | 'failed';
 
 /** ProgressEvent is everything the library reports while it works. */
 export type ProgressEvent =
