@@ -42,7 +42,7 @@ const BOOLEAN_FLAGS = ['src-tls-verify', 'dest-tls-verify', 'referrers', 'preser
 export default class Copy extends MirrorCommand {
   static override summary = 'Copy an image between registries, OCI layouts and archives, as skopeo copy does.';
 
-  static override description = `Locations use skopeo's transport syntax: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N]; as a source also dir:DIR (one image as skopeo copy ... dir:DIR writes it).
+  static override description = `Locations use skopeo's transport syntax: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REF|@N], dir:DIR (one image as skopeo copy ... dir:DIR writes it: a new or empty DIR, or a dir: image, which is replaced).
 
 A multi-platform index is copied whole by default, digest kept (skopeo's --all; --multi-arch all). --platform OS/ARCH[/VARIANT] picks instances: one platform copies that manifest alone under the tag; several write a new index of just those (its digest changes; the summary says so). An image whose tag already points at the same digest at the destination is skipped after one manifest HEAD on each side, before any blob is looked at. Within one registry blobs are mounted, never sent again; between registries they stream from GET to PUT, nothing is written to local disk. Referrers (signatures, SBOMs, attestations: the OCI referrers API, its fallback tag, cosign's .sig/.att/.sbom tags) travel after their subject unless --referrers=false.
 
@@ -62,6 +62,7 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> copy docker-archive:./saved.tar.gz:busybox:1.36 docker://registry.local:5000/library/busybox:1.36',
     '<%= config.bin %> copy --platform linux/amd64 docker://registry.local:5000/app:1.0 docker-archive:./app.tar:app:1.0',
     '<%= config.bin %> copy dir:/media/usb/app-1.0 docker://registry.local:5000/app:1.0',
+    '<%= config.bin %> copy docker://registry.local:5000/app:1.0 dir:/media/usb/app-1.0',
   ];
 
   static override args = {

@@ -9,6 +9,7 @@ import type { UploadMode } from '../registry/index.js';
 import { openDockerArchiveRef, openOciArchiveRef } from './archive/source-transports.js';
 import { DOCKER_ARCHIVE_TRANSPORT, OCI_ARCHIVE_TRANSPORT } from './archive/transports.js';
 import { openBundleSource, type BundleSourceOptions } from './bundle/source.js';
+import { openDirDestinationRef } from './dir/destination.js';
 import { DIR_TRANSPORT } from './dir/source.js';
 import { openLayoutDestination } from './oci-layout/destination.js';
 import { OCI_LAYOUT_TRANSPORT } from './oci-layout/source.js';
@@ -120,7 +121,7 @@ export const TRANSPORTS: Partial<Record<TransportName, Transport>> = {
   oci: OCI_LAYOUT_TRANSPORT,
   'oci-archive': { ...OCI_ARCHIVE_TRANSPORT, source: openOciArchiveRef },
   'docker-archive': { ...DOCKER_ARCHIVE_TRANSPORT, source: openDockerArchiveRef },
-  dir: DIR_TRANSPORT,
+  dir: { ...DIR_TRANSPORT, destination: openDirDestinationRef },
 };
 
 /** openSourceRef opens a location as a source, or says that its transport cannot be one. */

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MirrorError } from '../../src/errors/index.js';
@@ -165,14 +165,17 @@ describe('dir: source: mirror copy of what skopeo wrote (integration: docker-reg
     assert.match(again.stdout, /skipped|already present/);
   });
 
-  it('mirror inspect reads it as copy does; dir: as a destination is refused at once (exit 3), nothing written', async () => {
+  it('mirror inspect reads it as copy does; dir: to dir: keeps every file skopeo wrote, byte for byte', async () => {
     const small = layout.images.find((i) => i.ref === 'quay.io/team/small:2.0')!;
     const seen = await runCli(['inspect', '--json', `dir:${join(work, 'small')}`], { env: isolatedEnv(home()) });
     assert.equal(seen.code, 0, seen.stderr);
     assert.equal((JSON.parse(seen.stdout) as { digest: string }).digest, small.digest);
-    const r = await copy([`dir:${join(work, 'small')}`, `dir:${join(work, 'copy-out')}`]);
-    assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /dir: cannot be written to yet/);
-    assert.throws(() => readFileSync(join(work, 'copy-out', 'manifest.json')));
+    for (const name of ['small', 'multi']) {
+      const r = await copy([`dir:${join(work, name)}`, `dir:${join(work, `${name}-copy`)}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const files = (d: string): string[] => readdirSync(d).filter((n) => !/^signature-/.test(n)).sort();
+      assert.deepEqual(files(join(work, `${name}-copy`)), files(join(work, name)));
+      for (const f of files(join(work, name))) assert.ok(readFileSync(join(work, name, f)).equals(readFileSync(join(work, `${name}-copy`, f))), `${name}/${f}`);
+    }
   });
 });

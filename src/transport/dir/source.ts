@@ -17,7 +17,7 @@ import { formatTransportRef, type TransportRef } from '../refs.js';
 import type { ImageName, ManifestBytes, Referrer, SourceOpOptions } from '../types.js';
 
 /** DIR_VERSION is what a `dir:` image's `version` file says (containers/image writes 1.1, earlier 1.0). */
-const DIR_VERSION = /^Directory Transport Version: 1\.\d+$/;
+export const DIR_VERSION = /^Directory Transport Version: 1\.\d+$/;
 
 /** mediaTypeOf gives a manifest's declared media type, else the one its fields show (OCI manifests may omit it). */
 function mediaTypeOf(m: ManifestBytes): string {
@@ -110,7 +110,7 @@ export class DirSource extends LayoutSource {
   override async *tags(): AsyncGenerator<string, void, undefined> {}
 }
 
-/** DIR_TRANSPORT opens `dir:DIR` as a source; writing one is not done yet. */
+/** DIR_TRANSPORT opens `dir:DIR` as a source (the destination is ./destination.ts, joined in ../index.ts). */
 export const DIR_TRANSPORT: Transport = {
   async source(r: TransportRef): Promise<OpenedSource> {
     if (r.transport !== 'dir') throw new MirrorError('INTERNAL', `not a dir: location: ${r.transport}`);

@@ -49,6 +49,53 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
+/**
+ * writeBlobFile writes a blob to the new file `tmp`, verifying it against `expected` on the way (a known digest is
+ * checked before the last chunk is written) or computing its digest, and gives its digest and size. On any failure,
+ * and on an abort, `tmp` is removed; renaming it into place is the caller's.
+ */
+export async function writeBlobFile(
+  tmp: string,
+  expected: { digest?: string | undefined; size?: number | undefined },
+  body: BlobBody,
+  options: PutBlobOptions,
+): Promise<BlobResult> {
+  const signal = options.signal;
+  try {
+    if (body.kind === 'bytes') {
+      // Bytes in memory (small blobs, manifests): checked whole, written in one call.
+      if (expected.digest !== undefined) verifyBytes(body.data, expected.digest, expected.size, { phase: 'write' });
+      await writeFile(tmp, body.data, { flag: 'wx', signal });
+      options.onBytes?.(body.data.byteLength);
+      return { digest: expected.digest ?? sha256Digest(body.data), size: body.data.byteLength };
+    }
+    const input = body.open();
+    let n = 0;
+    const onBytes = (k: number): void => {
+      n += k;
+      options.onBytes?.(k);
+    };
+    // A known digest is checked on the way (the last chunk is held until it matches); otherwise it is computed.
+    const counter = expected.digest === undefined ? new DigestCounter() : undefined;
+    const checked =
+      counter === undefined
+        ? verifyingStream(input, expected.digest as string, expected.size, { phase: 'write', onBytes })
+        : (async function* hashed(): AsyncGenerator<Uint8Array> {
+            for await (const chunk of input) {
+              counter.update(chunk);
+              yield chunk;
+              onBytes(chunk.byteLength);
+            }
+          })();
+    await pipeline(Readable.from(checked), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
+    return { digest: expected.digest ?? (counter as DigestCounter).digest(), size: n };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    if (signal?.aborted) throw abortError(signal);
+    throw e;
+  }
+}
+
 /** MARKER_TEMP is the name of an `oci-layout` marker being written (see writeAtomically), by this run or another. */
 const MARKER_TEMP = /^\.oci-layout\.[0-9a-f]{12}$/;
 
@@ -336,47 +383,14 @@ class LayoutDestination implements ImageDestination {
 
   async putBlob(_repository: string, expected: { digest?: string | undefined; size?: number | undefined }, body: BlobBody, options: PutBlobOptions): Promise<BlobResult> {
     const tmp = join(this.dir, 'blobs', `.tmp-${randomBytes(8).toString('hex')}`);
-    const signal = options.signal;
+    const written = await writeBlobFile(tmp, expected, body, options);
     try {
-      let digest: string;
-      let size: number;
-      if (body.kind === 'bytes') {
-        // Bytes in memory (small blobs, manifests): checked whole, written in one call.
-        if (expected.digest !== undefined) verifyBytes(body.data, expected.digest, expected.size, { phase: 'write' });
-        digest = expected.digest ?? sha256Digest(body.data);
-        size = body.data.byteLength;
-        await writeFile(tmp, body.data, { flag: 'wx', signal });
-        options.onBytes?.(size);
-      } else {
-        const input = body.open();
-        let n = 0;
-        const onBytes = (k: number): void => {
-          n += k;
-          options.onBytes?.(k);
-        };
-        // A known digest is checked on the way (the last chunk is held until it matches); otherwise it is computed.
-        const counter = expected.digest === undefined ? new DigestCounter() : undefined;
-        const checked =
-          counter === undefined
-            ? verifyingStream(input, expected.digest as string, expected.size, { phase: 'write', onBytes })
-            : (async function* hashed(): AsyncGenerator<Uint8Array> {
-                for await (const chunk of input) {
-                  counter.update(chunk);
-                  yield chunk;
-                  onBytes(chunk.byteLength);
-                }
-              })();
-        await pipeline(Readable.from(checked), createWriteStream(tmp, { flags: 'wx' }), signal ? { signal } : {});
-        digest = expected.digest ?? (counter as DigestCounter).digest();
-        size = n;
-      }
-      const { algorithm, path } = this.blobPath(digest);
+      const { algorithm, path } = this.blobPath(written.digest);
       await this.blobDir(algorithm);
       await rename(tmp, path);
-      return { digest, size };
+      return written;
     } catch (e) {
       await rm(tmp, { force: true });
-      if (signal?.aborted) throw abortError(signal);
       throw e;
     }
   }
