@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyImage, type CopyImageResult } from '../../src/copy/copy-image.js';
+import type { ProgressEvent } from '../../src/events/index.js';
 import { closeAll } from '../../src/net/http.js';
 import { openDirSource } from '../../src/transport/dir/source.js';
 import type { SideContext } from '../../src/transport/index.js';
@@ -115,8 +116,11 @@ describe('dir: destination (skopeo directory transport)', function () {
     await assert.rejects(copy(`oci:${layoutDir}:2.0`, `dir:${layoutDir}`), /not a dir: image/);
     assert.ok(!readdirSync(layoutDir).includes('version'));
     const dry = join(work, 'dry');
-    const d = await copy(`oci:${layoutDir}:2.0`, `dir:${dry}`, { dryRun: true });
-    assert.notEqual(d.outcome.status, 'failed', d.outcome.error);
+    const seen: ProgressEvent[] = [];
+    const d = await copy(`oci:${layoutDir}:2.0`, `dir:${dry}`, { dryRun: true, events: (e) => seen.push(e) });
+    assert.equal(d.outcome.status, 'planned', d.outcome.error);
+    // The progress line of a dry run says what it would do (it said "already present").
+    assert.deepEqual(seen.filter((e) => e.type === 'image').map((e) => e.status), ['planned']);
     assert.throws(() => statSync(dry));
   });
 
