@@ -33,6 +33,8 @@ export default class Sync extends MirrorCommand {
   mirror sync --config sync.yaml                       the native file (apiVersion: mirror/v1; see docs/sync.example.yaml)
   mirror sync --src yaml --dest docker FILE DEST       skopeo's sync YAML and naming, unchanged
   mirror sync --src docker --dest docker REPO[:TAG] DEST
+  mirror sync --src dir --dest docker DIR DEST         every dir: image under DIR (a directory holding manifest.json),
+                                                       named by its path: DIR/busybox:1.36 -> DEST/busybox:1.36
 
 skopeo's naming: the source HOST/PATH:TAG keeps only its last path element under DEST (busybox:1.36) unless --scoped keeps all of it; --append-suffix is added to the tag. A multi-platform index is copied whole, digest kept, with or without --all (skopeo without --all copies only this machine's platform).
 
@@ -44,18 +46,19 @@ ${EXIT_CODE_HELP}`;
     '<%= config.bin %> sync --config /etc/mirror/sync.yaml --log-format json --report /var/log/mirror/sync.json',
     '<%= config.bin %> sync --src yaml --dest docker --dest-creds admin:secret sync.yml 10.0.0.5:5000/mirror',
     '<%= config.bin %> sync --src docker --dest docker --scoped quay.io/prometheus/node-exporter 10.0.0.5:5000',
+    '<%= config.bin %> sync --src dir --dest docker /media/usb registry.local:5000/mirror',
     '<%= config.bin %> sync --config sync.yaml --dry-run --prune --json',
     '<%= config.bin %> sync --config sync.yaml --shards 4   # in a Kubernetes Indexed Job',
   ];
 
   static override args = {
-    source: Args.string({ description: 'With --src yaml: the skopeo sync file; with --src docker: HOST/REPO[:TAG].', required: false }),
+    source: Args.string({ description: 'With --src yaml: the skopeo sync file; with --src docker: HOST/REPO[:TAG]; with --src dir: a directory of dir: images.', required: false }),
     destination: Args.string({ description: 'With --src: the destination registry, HOST[:PORT][/NAMESPACE].', required: false }),
   };
 
   static override flags = {
     config: Flags.string({ char: 'c', summary: 'The native sync file (apiVersion: mirror/v1).', helpGroup: 'WHAT' }),
-    src: Flags.string({ char: 's', summary: "skopeo's source transport: yaml (a sync file) or docker (a repository).", options: ['yaml', 'docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
+    src: Flags.string({ char: 's', summary: "skopeo's source transport: yaml (a sync file), docker (a repository) or dir (a directory of dir: images, named by their paths).", options: ['yaml', 'docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
     dest: Flags.string({ char: 'd', summary: "skopeo's destination transport: docker.", options: ['docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
     scoped: Flags.boolean({ summary: 'skopeo naming: keep the whole source reference (HOST/PATH) under DEST, not only its last element.', helpGroup: 'WHAT' }),
     'append-suffix': Flags.string({ summary: 'skopeo naming: add this to every destination tag.', helpGroup: 'WHAT' }),
@@ -114,12 +117,20 @@ ${EXIT_CODE_HELP}`;
       source = { kind: 'native', file: flags.config };
     } else {
       if (flags.src === undefined || args.source === undefined || args.destination === undefined) {
-        throw new MirrorError('USAGE', 'say what to sync: --config FILE, or --src yaml|docker --dest docker SOURCE DESTINATION');
+        throw new MirrorError('USAGE', 'say what to sync: --config FILE, or --src yaml|docker|dir --dest docker SOURCE DESTINATION');
       }
-      if (flags.src !== 'yaml' && flags.src !== 'docker') throw new MirrorError('USAGE', `--src ${flags.src} is not supported: sync reads registries (--src docker, --src yaml)`);
+      if (flags.src !== 'yaml' && flags.src !== 'docker' && flags.src !== 'dir') {
+        throw new MirrorError('USAGE', `--src ${flags.src} is not supported: sync reads registries (--src docker, --src yaml) and directories of dir: images (--src dir)`);
+      }
+      if (flags.src === 'dir' && flags.prune) throw new MirrorError('USAGE', '--prune deletes tags no longer selected upstream; with --src dir there is no upstream to compare with: drop --prune');
       if (flags.dest !== undefined && flags.dest !== 'docker') throw new MirrorError('USAGE', `--dest ${flags.dest} is not supported: sync writes to registries (--dest docker)`);
       const naming = { destination: args.destination, scoped: flags.scoped, appendSuffix: flags['append-suffix'] ?? '' };
-      source = flags.src === 'yaml' ? { kind: 'skopeo-yaml', file: args.source, ...naming } : { kind: 'skopeo-docker', repository: args.source, ...naming };
+      source =
+        flags.src === 'yaml'
+          ? { kind: 'skopeo-yaml', file: args.source, ...naming }
+          : flags.src === 'dir'
+            ? { kind: 'skopeo-dir', path: args.source, ...naming }
+            : { kind: 'skopeo-docker', repository: args.source, ...naming };
     }
     let shard: Shard | undefined;
     if (flags.shard !== undefined && flags.shards !== undefined) throw new MirrorError('USAGE', 'give --shard I/N or --shards N, not both');
@@ -138,7 +149,7 @@ ${EXIT_CODE_HELP}`;
       throw e;
     }
     for (const w of config.warnings) sink({ type: 'warning', message: w });
-    const configName = source.kind === 'skopeo-docker' ? source.repository : resolve(source.file);
+    const configName = source.kind === 'skopeo-docker' ? source.repository : resolve(source.kind === 'skopeo-dir' ? source.path : source.file);
     const destName = `${config.destination.host}${config.destination.namespace ? `/${config.destination.namespace}` : ''}`;
     const lockPath =
       flags['lock-file'] ??

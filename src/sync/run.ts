@@ -23,6 +23,7 @@ import type { SideContext } from '../transport/index.js';
 import type { ImageDestination } from '../transport/types.js';
 import type { RegistryConfig, SyncConfig, SyncEntry } from './config/model.js';
 import { referenceResolver } from './credentials.js';
+import { dirTreeJobs } from './dir-tree.js';
 import { acquireLock, type Lock, type LockOwner } from './lock.js';
 import { planJobs, type PlanProblem, type SourceConnection, type SyncJob } from './plan.js';
 import { pruneRepository, type PruneAction } from './prune.js';
@@ -305,25 +306,30 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     // copied once: the same source to the same destination reference (the engine holds one key a reference anyway).
     const seen = new Set<string>();
     const jobs = (async function* counted(): AsyncGenerator<SyncJob, void, undefined> {
-      for await (const job of planJobs({
-        config,
-        shard: options.shard,
-        connect: (host) => sides.source(host),
-        onProblem: (p) => emit(problemRecord(p)),
-        onRepository: options.prune
-          ? (done) => {
-              const t = tracked.get(done.repository) ?? { tags: new Set<string>(), digests: new Set<string>(), complete: true };
-              for (const tag of done.tags) t.tags.add(tag);
-              for (const digest of done.digests) t.digests.add(digest);
-              t.complete &&= done.complete;
-              tracked.set(done.repository, t);
-            }
-          : undefined,
-        onUnlisted: (entry, why) => (unlistedEntry ??= { entry, why }),
-        referrers: { override: options.referrers, fallback: referrers },
-        events,
-        signal,
-      })) {
+      // A directory of dir: images (--src dir) is walked; a config's entries are planned from their registries.
+      const planned =
+        config.sourceDir !== undefined
+          ? dirTreeJobs({ config, root: config.sourceDir, shard: options.shard, onProblem: (p) => emit(problemRecord(p)), events, signal })
+          : planJobs({
+              config,
+              shard: options.shard,
+              connect: (host) => sides.source(host),
+              onProblem: (p) => emit(problemRecord(p)),
+              onRepository: options.prune
+                ? (done) => {
+                    const t = tracked.get(done.repository) ?? { tags: new Set<string>(), digests: new Set<string>(), complete: true };
+                    for (const tag of done.tags) t.tags.add(tag);
+                    for (const digest of done.digests) t.digests.add(digest);
+                    t.complete &&= done.complete;
+                    tracked.set(done.repository, t);
+                  }
+                : undefined,
+              onUnlisted: (entry, why) => (unlistedEntry ??= { entry, why }),
+              referrers: { override: options.referrers, fallback: referrers },
+              events,
+              signal,
+            });
+      for await (const job of planned) {
         const key = `${job.name}\n${job.destination.name}`;
         if (seen.has(key)) {
           events({ type: 'debug', message: `${job.name} -> ${job.destination.name} is selected again by ${job.entry.origin}: copied once` });

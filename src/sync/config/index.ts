@@ -1,6 +1,6 @@
 /**
  * Reading a sync config: the native `mirror/v1` file (`--config FILE`), skopeo's sync YAML
- * (`--src yaml FILE DEST`), or skopeo's `--src docker REPO[:TAG] DEST`. Every mistake is a USAGE error (exit 2);
+ * (`--src yaml FILE DEST`), skopeo's `--src docker REPO[:TAG] DEST`, or `--src dir SOURCE DEST` (./dir-tree.ts walks it). Every mistake is a USAGE error (exit 2);
  * file mistakes name FILE:LINE:COLUMN.
  */
 import { readFile } from 'node:fs/promises';
@@ -26,7 +26,9 @@ export type ConfigSource =
   /** `mirror sync --src yaml --dest docker FILE DEST`. */
   | { kind: 'skopeo-yaml'; file: string; destination: string; scoped: boolean; appendSuffix: string }
   /** `mirror sync --src docker --dest docker HOST/REPO[:TAG] DEST`. */
-  | { kind: 'skopeo-docker'; repository: string; destination: string; scoped: boolean; appendSuffix: string };
+  | { kind: 'skopeo-docker'; repository: string; destination: string; scoped: boolean; appendSuffix: string }
+  /** `mirror sync --src dir --dest docker SOURCE DEST`: every dir: image under SOURCE. */
+  | { kind: 'skopeo-dir'; path: string; destination: string; scoped: boolean; appendSuffix: string };
 
 async function readConfigFile(file: string): Promise<string> {
   let bytes: Buffer;
@@ -72,6 +74,9 @@ export async function loadSyncConfig(source: ConfigSource): Promise<SyncConfig> 
     if (isNativeYaml(text)) throw new MirrorError('USAGE', `${source.file} is a mirror/v1 sync file: run mirror sync --config ${source.file}`, { file: source.file });
     const { registries, entries, warnings } = parseSkopeoYaml(text, source.file);
     return { format: 'skopeo', file: source.file, defaults: {}, registries, destination, entries, warnings };
+  }
+  if (source.kind === 'skopeo-dir') {
+    return { format: 'skopeo', file: source.path, defaults: {}, registries: new Map(), destination, entries: [], sourceDir: source.path, warnings: [] };
   }
   let ref;
   try {

@@ -120,6 +120,8 @@ export interface SyncConfig {
   registries: Map<string, RegistryConfig>;
   destination: DestinationConfig;
   entries: SyncEntry[];
+  /** `--src dir SOURCE`: the directory whose dir: images are synced (then `entries` is empty). */
+  sourceDir?: string | undefined;
   /** Things the file says that are accepted but worth knowing (unknown skopeo keys). */
   warnings: string[];
 }

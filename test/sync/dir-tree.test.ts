@@ -1,0 +1,120 @@
+/**
+ * `mirror sync --src dir --dest docker SOURCE DEST`: the import half of carrying images into an air gap. A tree of
+ * dir: images written by skopeo lands where `skopeo sync --src dir` puts it, with the same digests (a real
+ * docker-registry, read back by skopeo); --scoped and --append-suffix name as skopeo does; a second run copies
+ * nothing; a broken image among good ones fails alone (exit 7); --prune is refused.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { splitName } from '../../src/sync/dir-tree.js';
+import { buildOciLayout, type BuiltLayout, writeDirectory } from '../../testdata/make-fixtures.js';
+import { homeMaker, isolatedEnv } from '../helpers/auth-env.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { run, stopAll } from '../helpers/proc.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRawDigest, skopeoListTags, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
+
+describe('sync --src dir: splitName', () => {
+  it('reads a directory name as skopeo reads a docker reference: tag, digest, or latest', () => {
+    const d = `sha256:${'a'.repeat(64)}`;
+    assert.deepEqual(splitName('busybox:1.36'), { path: 'busybox', tag: '1.36' });
+    assert.deepEqual(splitName('quay.io/team/app:1.0'), { path: 'quay.io/team/app', tag: '1.0' });
+    assert.deepEqual(splitName(`team/app@${d}`), { path: 'team/app', digest: d });
+    assert.deepEqual(splitName('localhost:5000/app'), { path: 'localhost:5000/app', tag: 'latest' });
+    assert.deepEqual(splitName('app'), { path: 'app', tag: 'latest' });
+  });
+});
+
+describe('mirror sync --src dir (integration: docker-registry, skopeo)', function () {
+  this.timeout(300_000);
+  let work: string;
+  let dst: TestRegistry;
+  let layout: BuiltLayout;
+  let tree: string;
+  const home = homeMaker(() => work);
+  const digestOf = (ref: string): string => layout.images.find((i) => i.ref === ref)!.digest;
+  const sync = (args: string[]): Promise<CliResult> => runCli(['sync', '--src', 'dir', '--dest', 'docker', '--dest-tls-verify=false', ...args], { env: isolatedEnv(home()) });
+  const skopeo = (args: string[]): Promise<string> => run('skopeo', args, { timeoutMs: SKOPEO_TIMEOUT_MS });
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mirror-sync-dir-'));
+    layout = await buildOciLayout({
+      seed: 'sync-dir',
+      images: [
+        { ref: 'docker.io/library/multi:1.0', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 2, sizeBytes: 30_000 }] },
+        { ref: 'quay.io/team/app:2.0', layers: [{ files: 2, sizeBytes: 20_000 }] },
+        { ref: 'quay.io/team/app:2.1', sharedBaseWith: 'quay.io/team/app:2.0', layers: [{ files: 2, sizeBytes: 20_000 }, { files: 1, sizeBytes: 900 }] },
+      ],
+    });
+    const oci = join(work, 'layout');
+    await writeDirectory(layout.files, oci);
+    dst = await startRegistry();
+    // The tree, as `skopeo sync --src docker --dest dir --scoped` and `skopeo copy ... dir:` write one.
+    tree = join(work, 'usb');
+    mkdirSync(join(tree, 'quay.io', 'team'), { recursive: true });
+    mkdirSync(join(tree, 'docker.io', 'library'), { recursive: true });
+    await skopeo(['copy', '--all', `oci:${oci}:1.0`, `dir:${join(tree, 'docker.io', 'library', 'multi:1.0')}`]);
+    await skopeo(['copy', `oci:${oci}:2.0`, `dir:${join(tree, 'quay.io', 'team', 'app:2.0')}`]);
+    await skopeo(['copy', `oci:${oci}:2.1`, `dir:${join(tree, 'quay.io', 'team', 'app:2.1')}`]);
+    // Named without a tag: latest, as skopeo names it.
+    cpSync(join(tree, 'quay.io', 'team', 'app:2.1'), join(tree, 'quay.io', 'team', 'tool'), { recursive: true });
+  });
+  after(async () => {
+    await dst?.stop();
+    await stopAll();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('lands where skopeo sync --src dir puts it, with the same digests, unscoped and --scoped; a second run copies nothing', async () => {
+    await skopeo(['sync', '--all', '--src', 'dir', '--dest', 'docker', '--dest-tls-verify=false', tree, `${dst.host}/by-skopeo`]);
+    const r = await sync([tree, `${dst.host}/by-mirror`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /synced: 4 copied, 0 unchanged, 0 failed/);
+    const expected: Record<string, string[]> = { multi: ['1.0'], app: ['2.0', '2.1'], tool: ['latest'] };
+    for (const [repo, tags] of Object.entries(expected)) {
+      assert.deepEqual((await skopeoListTags(`docker://${dst.host}/by-skopeo/${repo}`)).sort(), tags, `skopeo: ${repo}`);
+      assert.deepEqual((await skopeoListTags(`docker://${dst.host}/by-mirror/${repo}`)).sort(), tags, `mirror: ${repo}`);
+      for (const tag of tags) {
+        assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/${repo}:${tag}`), await skopeoInspectRawDigest(`docker://${dst.host}/by-skopeo/${repo}:${tag}`), `${repo}:${tag}`);
+      }
+    }
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/multi:1.0`), digestOf('docker.io/library/multi:1.0'));
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/by-mirror/app:2.1`), digestOf('quay.io/team/app:2.1'));
+    const again = await sync(['--log-format', 'json', tree, `${dst.host}/by-mirror`]);
+    assert.equal(again.code, 0, again.stderr);
+    const lines = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.filter((l) => l['event'] === 'image').map((l) => l['action']), ['skipped', 'skipped', 'skipped', 'skipped']);
+    assert.equal(lines.at(-1)!['bytes'], 0);
+    // --scoped keeps the path under SOURCE; --append-suffix goes on the tag.
+    const scoped = await sync(['--scoped', '--append-suffix', '-usb', tree, `${dst.host}/scoped`]);
+    assert.equal(scoped.code, 0, scoped.stderr + scoped.stdout);
+    assert.deepEqual((await skopeoListTags(`docker://${dst.host}/scoped/quay.io/team/app`)).sort(), ['2.0-usb', '2.1-usb']);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/scoped/docker.io/library/multi:1.0-usb`), digestOf('docker.io/library/multi:1.0'));
+    // SOURCE that is itself an image is named by its own name.
+    const one = await sync([join(tree, 'quay.io', 'team', 'app:2.0'), `${dst.host}/single`]);
+    assert.equal(one.code, 0, one.stderr + one.stdout);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/single/app:2.0`), digestOf('quay.io/team/app:2.0'));
+  });
+
+  it('a broken image among good ones fails alone, named (exit 7); --prune and a missing SOURCE are usage errors (exit 2)', async () => {
+    const mixed = join(work, 'mixed');
+    cpSync(join(tree, 'quay.io', 'team', 'app:2.0'), join(mixed, 'good:1'), { recursive: true });
+    mkdirSync(join(mixed, 'broken:1'), { recursive: true });
+    writeFileSync(join(mixed, 'broken:1', 'manifest.json'), '{}');
+    mkdirSync(join(mixed, 'Upper:1'), { recursive: true });
+    cpSync(join(tree, 'quay.io', 'team', 'app:2.0'), join(mixed, 'Upper:1'), { recursive: true });
+    const r = await sync([mixed, `${dst.host}/mixed`]);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.match(r.stdout + r.stderr, /broken:1 is not a dir: image .* it has no version/);
+    assert.match(r.stdout + r.stderr, /Upper:1 would land at .*\/mixed\/Upper: not a valid repository path/);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/mixed/good:1`), digestOf('quay.io/team/app:2.0'));
+    const prune = await sync(['--prune', mixed, `${dst.host}/mixed`]);
+    assert.equal(prune.code, 2, prune.stderr);
+    assert.match(prune.stderr, /--prune .* --src dir/);
+    const missing = await sync([join(work, 'nowhere'), `${dst.host}/mixed`]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /nowhere/);
+  });
+});
