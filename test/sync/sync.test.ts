@@ -689,8 +689,11 @@ ${dst.host}/keys/other:
     assert.match(r.stderr, /mirror: error: .*bad\.yaml:5:3: .*\(and 1 more mistake\)/);
     const usage = await sync(['--src', 'yaml', file]);
     assert.equal(usage.code, 2);
-    const kinds = await sync(['--src', 'dir', '--dest', 'docker', work, 'r.example/ns']);
-    assert.equal(kinds.code, 2, kinds.stderr);
+    for (const kind of [['--src', 'oci', '--dest', 'docker'], ['--src', 'dir', '--dest', 'dir']]) {
+      const kinds = await sync([...kind, work, 'r.example/ns']);
+      assert.equal(kinds.code, 2, kinds.stderr);
+      assert.match(kinds.stderr, /--(src oci|dest dir) is not supported/);
+    }
     const skopeoFile = join(work, 'dest-words.yaml');
     writeFileSync(skopeoFile, 'quay.io:\n  images: {x: []}\n');
     const badDest = await sync(['--src', 'yaml', '--dest', 'docker', skopeoFile, 'r.example/Bad Name']);
