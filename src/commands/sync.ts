@@ -35,6 +35,7 @@ export default class Sync extends MirrorCommand {
   mirror sync --src docker --dest docker REPO[:TAG] DEST
   mirror sync --src dir --dest docker DIR DEST         every dir: image under DIR (a directory holding manifest.json),
                                                        named by its path: DIR/busybox:1.36 -> DEST/busybox:1.36
+  mirror sync --src yaml|docker --dest dir SOURCE DIR  each image into a dir: directory under DIR (DIR/busybox:1.36)
 
 skopeo's naming: the source HOST/PATH:TAG keeps only its last path element under DEST (busybox:1.36) unless --scoped keeps all of it; --append-suffix is added to the tag. A multi-platform index is copied whole, digest kept, with or without --all (skopeo without --all copies only this machine's platform).
 
@@ -53,13 +54,13 @@ ${EXIT_CODE_HELP}`;
 
   static override args = {
     source: Args.string({ description: 'With --src yaml: the skopeo sync file; with --src docker: HOST/REPO[:TAG]; with --src dir: a directory of dir: images.', required: false }),
-    destination: Args.string({ description: 'With --src: the destination registry, HOST[:PORT][/NAMESPACE].', required: false }),
+    destination: Args.string({ description: 'With --src: the destination registry, HOST[:PORT][/NAMESPACE]; with --dest dir, a directory.', required: false }),
   };
 
   static override flags = {
     config: Flags.string({ char: 'c', summary: 'The native sync file (apiVersion: mirror/v1).', helpGroup: 'WHAT' }),
     src: Flags.string({ char: 's', summary: "skopeo's source transport: yaml (a sync file), docker (a repository) or dir (a directory of dir: images, named by their paths).", options: ['yaml', 'docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
-    dest: Flags.string({ char: 'd', summary: "skopeo's destination transport: docker.", options: ['docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
+    dest: Flags.string({ char: 'd', summary: "skopeo's destination transport: docker, or dir (each image a dir: directory under DESTINATION).", options: ['docker', 'dir', 'oci'], helpGroup: 'WHAT' }),
     scoped: Flags.boolean({ summary: 'skopeo naming: keep the whole source reference (HOST/PATH) under DEST, not only its last element.', helpGroup: 'WHAT' }),
     'append-suffix': Flags.string({ summary: 'skopeo naming: add this to every destination tag.', helpGroup: 'WHAT' }),
     all: Flags.boolean({ char: 'a', summary: 'Accepted for skopeo: an index is always copied whole.', allowNo: true, helpGroup: 'WHAT' }),
@@ -123,13 +124,17 @@ ${EXIT_CODE_HELP}`;
         throw new MirrorError('USAGE', `--src ${flags.src} is not supported: sync reads registries (--src docker, --src yaml) and directories of dir: images (--src dir)`);
       }
       if (flags.src === 'dir' && flags.prune) throw new MirrorError('USAGE', '--prune deletes tags no longer selected upstream; with --src dir there is no upstream to compare with: drop --prune');
-      if (flags.dest !== undefined && flags.dest !== 'docker') throw new MirrorError('USAGE', `--dest ${flags.dest} is not supported: sync writes to registries (--dest docker)`);
-      const naming = { destination: args.destination, scoped: flags.scoped, appendSuffix: flags['append-suffix'] ?? '' };
+      if (flags.dest !== undefined && flags.dest !== 'docker' && !(flags.dest === 'dir' && flags.src !== 'dir')) {
+        throw new MirrorError('USAGE', `--dest ${flags.dest} is not supported${flags.src === 'dir' ? ' with --src dir' : ''}: sync writes to registries (--dest docker) and, from registries, to directories of dir: images (--dest dir)`);
+      }
+      if (flags.dest === 'dir' && flags.prune) throw new MirrorError('USAGE', '--prune deletes tags in a registry; with --dest dir there are none: drop --prune');
+      const destTransport = flags.dest === 'dir' ? ('dir' as const) : ('docker' as const);
+      const naming = { destination: args.destination, scoped: flags.scoped, appendSuffix: flags['append-suffix'] ?? '', destTransport };
       source =
         flags.src === 'yaml'
           ? { kind: 'skopeo-yaml', file: args.source, ...naming }
           : flags.src === 'dir'
-            ? { kind: 'skopeo-dir', path: args.source, ...naming }
+            ? { kind: 'skopeo-dir', path: args.source, ...naming, destTransport: 'docker' }
             : { kind: 'skopeo-docker', repository: args.source, ...naming };
     }
     let shard: Shard | undefined;
@@ -150,7 +155,8 @@ ${EXIT_CODE_HELP}`;
     }
     for (const w of config.warnings) sink({ type: 'warning', message: w });
     const configName = source.kind === 'skopeo-docker' ? source.repository : resolve(source.kind === 'skopeo-dir' ? source.path : source.file);
-    const destName = `${config.destination.host}${config.destination.namespace ? `/${config.destination.namespace}` : ''}`;
+    const destName =
+      config.destination.dir !== undefined ? `dir:${resolve(config.destination.dir)}` : `${config.destination.host}${config.destination.namespace ? `/${config.destination.namespace}` : ''}`;
     const lockPath =
       flags['lock-file'] ??
       join(tmpdir(), `mirror-sync-${createHash('sha256').update(`${configName}\n${destName}\n${shard ? `${shard.index}/${shard.count}` : ''}`).digest('hex').slice(0, 16)}.lock`);
@@ -176,7 +182,7 @@ ${EXIT_CODE_HELP}`;
     const planned: ImageRecord[] = [];
     const onImage = (r: ImageRecord): void => {
       report?.image(r);
-      if (digestFile && r.digest !== undefined && r.destination !== undefined && (r.action === 'copied' || r.action === 'skipped')) digestFile.write(`${r.digest} docker://${r.destination}\n`);
+      if (digestFile && r.digest !== undefined && r.destination !== undefined && (r.action === 'copied' || r.action === 'skipped')) digestFile.write(`${r.digest} ${r.destination.startsWith('dir:') ? '' : 'docker://'}${r.destination}\n`);
       if (json) {
         if (flags['dry-run']) planned.push(r);
         return;

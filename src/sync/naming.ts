@@ -7,7 +7,9 @@
  */
 import { MirrorError } from '../errors/index.js';
 import { registryPathComponent } from '../reference/destination.js';
+import { join } from 'node:path';
 import { isValidRepository, isValidTag } from '../reference/reference.js';
+import { isSafeRelative } from '../transport/dir/tree.js';
 import type { DestinationConfig, Naming } from './config/model.js';
 
 /** SourceName is an image in a source registry. */
@@ -23,8 +25,10 @@ export interface DestinationName {
   repository: string;
   tag?: string | undefined;
   digest?: string | undefined;
-  /** `HOST/REPOSITORY:TAG` or `HOST/REPOSITORY@DIGEST`. */
+  /** `HOST/REPOSITORY:TAG` or `HOST/REPOSITORY@DIGEST`; `dir:DEST/REPOSITORY:TAG` under a directory. */
   name: string;
+  /** Under a directory (--dest dir): the image's directory below it, `REPOSITORY:TAG` or `REPOSITORY@DIGEST`. */
+  path?: string | undefined;
 }
 
 /** formatSource writes a source name as skopeo's docker reference string does (`docker.io/library/busybox:1.36`). */
@@ -64,6 +68,11 @@ export function destinationRepository(registry: string, repository: string, dest
     }
   }
   const full = dest.namespace === '' ? path : `${dest.namespace}/${path}`;
+  // Under a directory (--dest dir) the path is one of directories, as skopeo writes it (a host's port kept).
+  if (dest.dir !== undefined) {
+    if (!isSafeRelative(full)) throw new MirrorError('BAD_INPUT', `${registry}/${repository} cannot be written under ${dest.dir} as ${full}`, { image: `${registry}/${repository}` });
+    return full;
+  }
   if (!isValidRepository(full)) {
     const why =
       naming.kind === 'skopeo' && naming.scoped && registry.includes(':')
@@ -81,11 +90,17 @@ export function destinationFor(source: SourceName, dest: DestinationConfig, repo
     if (suffix !== '') {
       throw new MirrorError('BAD_INPUT', `--append-suffix cannot be added to ${formatSource(source)}: it is named by digest (skopeo fails the same way)`, { image: formatSource(source) });
     }
-    return { repository, digest: source.digest, name: `${dest.host}/${repository}@${source.digest}` };
+    return at(dest, { repository, digest: source.digest }, `${repository}@${source.digest}`);
   }
   const tag = source.tag === undefined ? undefined : `${source.tag}${suffix}`;
   if (tag !== undefined && !isValidTag(tag)) {
     throw new MirrorError('BAD_INPUT', `${formatSource(source)} would be tagged "${tag.slice(0, 140)}", which is not a valid tag`, { image: formatSource(source) });
   }
-  return { repository, tag, name: `${dest.host}/${repository}${tag !== undefined ? `:${tag}` : ''}` };
+  return at(dest, { repository, tag }, `${repository}${tag !== undefined ? `:${tag}` : ''}`);
+}
+
+/** at completes a destination name: under a registry host, or (--dest dir) a directory of DEST. */
+function at(dest: DestinationConfig, name: Omit<DestinationName, 'name' | 'path'>, path: string): DestinationName {
+  if (dest.dir === undefined) return { ...name, name: `${dest.host}/${path}` };
+  return { ...name, path, name: `dir:${join(dest.dir, ...path.split('/'))}` };
 }

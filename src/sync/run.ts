@@ -19,6 +19,7 @@ import { RequestLimiter, type RegistryClient } from '../registry/index.js';
 import { connectRegistry, type RegistrySide } from '../transport/registry/connect.js';
 import { openRegistryDestination } from '../transport/registry/destination.js';
 import { openRegistrySource } from '../transport/registry/source.js';
+import { DirTreeDestination } from '../transport/dir/tree.js';
 import type { SideContext } from '../transport/index.js';
 import type { ImageDestination } from '../transport/types.js';
 import type { RegistryConfig, SyncConfig, SyncEntry } from './config/model.js';
@@ -185,9 +186,10 @@ class Sides {
     return p;
   }
 
-  /** destination connects to the destination, proving its credentials. */
-  async destination(): Promise<{ destination: ImageDestination; client: RegistryClient }> {
+  /** destination connects to the destination, proving its credentials (a directory, --dest dir, is opened as it is written). */
+  async destination(dryRun: boolean): Promise<{ destination: ImageDestination; client?: RegistryClient | undefined }> {
     const d = this.config.destination;
+    if (d.dir !== undefined) return { destination: new DirTreeDestination(d.dir, dryRun) };
     const side = this.side(d.host, 'dest');
     if (d.scheme === 'http') side.plainHttp = true;
     const { client, scheme } = await connectRegistry(d.host, side, { authenticate: true, signal: this.signal });
@@ -296,10 +298,12 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
   let summary: CopyRunSummary | undefined;
   let fatal: MirrorError | undefined;
   let stopped: SyncRunResult['stopped'];
+  let opened: ImageDestination | undefined;
   try {
     // The source registries are reached while the destination is: one round trip less before the first image.
     for (const key of new Set(config.entries.map((e) => e.settings ?? e.registry))) sides.source(key).catch(() => {});
-    const dest = await sides.destination();
+    const dest = await sides.destination(dryRun);
+    opened = dest.destination;
     const platforms = options.platforms;
     const referrers = options.referrers ?? config.defaults.referrers ?? config.format === 'native';
     // An image two entries select (a repository entry and a prefix over it, skopeo's images and images-by-semver) is
@@ -370,6 +374,7 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
       for (const [repository, t] of tracked) {
         let actions: PruneAction[];
         try {
+          if (dest.client === undefined) throw new MirrorError('USAGE', '--prune deletes tags in a registry; a directory destination has none');
           actions = await pruneRepository({ repository, kept: t.tags, digests: t.digests, complete: t.complete }, { client: dest.client, suffix, dryRun, events, signal });
         } catch (e) {
           if (signal.aborted || (isMirrorError(e) && (e.code === 'AUTH' || e.code === 'TLS' || e.code === 'NETWORK'))) throw e;
@@ -393,6 +398,8 @@ export async function runSync(options: SyncRunOptions): Promise<SyncRunResult> {
     }
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+    // What images that did not finish left (under a directory destination) goes before the lock does.
+    await opened?.close().catch(() => {});
     await lock?.release();
   }
   const ok = counts.copied + counts.skipped + counts.copy + counts.skip;

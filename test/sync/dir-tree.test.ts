@@ -1,11 +1,15 @@
 /**
- * `mirror sync --src dir --dest docker SOURCE DEST`: the import half of carrying images into an air gap. A tree of
- * dir: images written by skopeo lands where `skopeo sync --src dir` puts it, with the same digests (a real
- * docker-registry, read back by skopeo); --scoped and --append-suffix name as skopeo does; a second run copies
- * nothing; a broken image among good ones fails alone (exit 7); --prune is refused.
+ * Trees of dir: images, both halves of carrying images into an air gap, against a real docker-registry and skopeo:
+ * - `mirror sync --src dir --dest docker SOURCE DEST`: a tree skopeo wrote lands where `skopeo sync --src dir` puts
+ *   it, with the same digests; --scoped and --append-suffix name as skopeo does; a second run copies nothing; a
+ *   broken image among good ones fails alone (exit 7); --prune is refused;
+ * - `mirror sync --src docker|yaml --dest dir SOURCE DEST`: the same files, byte for byte, as `skopeo sync --dest dir`
+ *   writes; blobs shared by images are linked, not sent twice; a second run writes nothing; a directory in the way
+ *   fails its image alone.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitName } from '../../src/sync/dir-tree.js';
@@ -116,5 +120,91 @@ describe('mirror sync --src dir (integration: docker-registry, skopeo)', functio
     const missing = await sync([join(work, 'nowhere'), `${dst.host}/mixed`]);
     assert.equal(missing.code, 2, missing.stderr);
     assert.match(missing.stderr, /nowhere/);
+  });
+});
+
+describe('mirror sync --dest dir (integration: docker-registry, skopeo)', function () {
+  this.timeout(300_000);
+  let work: string;
+  let reg: TestRegistry;
+  let layout: BuiltLayout;
+  const home = homeMaker(() => work);
+  const digestOf = (ref: string): string => layout.images.find((i) => i.ref === ref)!.digest;
+  const sync = (args: string[]): Promise<CliResult> => runCli(['sync', '--src-tls-verify=false', ...args], { env: isolatedEnv(home()) });
+  const skopeo = (args: string[]): Promise<string> => run('skopeo', args, { timeoutMs: SKOPEO_TIMEOUT_MS });
+  /** files lists a tree's files (signatures aside: skopeo stores the registry's, which has none to give). */
+  const files = (root: string): string[] =>
+    readdirSync(root, { recursive: true, encoding: 'utf8' })
+      .filter((f) => statSync(join(root, f)).isFile() && !/signature-\d+$/.test(f))
+      .sort();
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mirror-sync-dest-dir-'));
+    layout = await buildOciLayout({
+      seed: 'sync-dest-dir',
+      images: [
+        { ref: 'docker.io/library/multi:1.0', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 2, sizeBytes: 30_000 }] },
+        { ref: 'quay.io/team/app:3.0', layers: [{ files: 2, sizeBytes: 40_000 }] },
+        { ref: 'quay.io/team/app:3.1', sharedBaseWith: 'quay.io/team/app:3.0', layers: [{ files: 2, sizeBytes: 40_000 }, { files: 1, sizeBytes: 900 }] },
+      ],
+    });
+    const oci = join(work, 'layout');
+    await writeDirectory(layout.files, oci);
+    reg = await startRegistry();
+    await skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${oci}:1.0`, `docker://${reg.host}/src/multi:1.0`]);
+    await skopeo(['copy', '--dest-tls-verify=false', `oci:${oci}:3.0`, `docker://${reg.host}/src/team/app:3.0`]);
+    await skopeo(['copy', '--dest-tls-verify=false', `oci:${oci}:3.1`, `docker://${reg.host}/src/team/app:3.1`]);
+  });
+  after(async () => {
+    await reg?.stop();
+    await stopAll();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('writes what skopeo sync --dest dir writes, byte for byte (unscoped and --scoped); shared blobs linked; a second run writes nothing', async () => {
+    for (const scoped of [[], ['--scoped']]) {
+      const theirs = join(work, `skopeo${scoped.length}`);
+      const ours = join(work, `mirror${scoped.length}`);
+      await skopeo(['sync', '--all', ...scoped, '--src', 'docker', '--dest', 'dir', '--src-tls-verify=false', `${reg.host}/src/team/app`, theirs]);
+      const r = await sync(['--src', 'docker', '--dest', 'dir', ...scoped, `${reg.host}/src/team/app`, ours]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /synced: 2 copied, 0 unchanged, 0 failed/);
+      assert.deepEqual(files(ours), files(theirs));
+      for (const f of files(theirs)) assert.ok(readFileSync(join(ours, f)).equals(readFileSync(join(theirs, f))), f);
+    }
+    const ours = join(work, 'mirror0');
+    assert.equal(readFileSync(join(ours, 'app:3.1', 'manifest.json')).length > 0, true);
+    assert.ok(files(join(work, 'mirror1')).some((f) => f.startsWith(`${reg.host}/src/team/app:3.0/`)), 'scoped: HOST/PATH:TAG kept');
+    // The base layer both images hold is one file linked twice: sent once.
+    const shared = readdirSync(join(ours, 'app:3.0')).filter((f) => /^[0-9a-f]{64}$/.test(f) && readdirSync(join(ours, 'app:3.1')).includes(f));
+    assert.ok(shared.length > 0);
+    for (const f of shared) assert.equal(statSync(join(ours, 'app:3.0', f)).ino, statSync(join(ours, 'app:3.1', f)).ino, f);
+    const before = statSync(join(ours, 'app:3.0', 'manifest.json')).mtimeMs;
+    const again = await sync(['--src', 'docker', '--dest', 'dir', '--log-format', 'json', '--digestfile', join(work, 'digests'), `${reg.host}/src/team/app`, ours]);
+    assert.equal(again.code, 0, again.stderr);
+    const lines = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.filter((l) => l['event'] === 'image').map((l) => l['action']), ['skipped', 'skipped']);
+    assert.equal(statSync(join(ours, 'app:3.0', 'manifest.json')).mtimeMs, before);
+    assert.equal(readFileSync(join(work, 'digests'), 'utf8'), `${digestOf('quay.io/team/app:3.0')} dir:${join(ours, 'app:3.0')}\n${digestOf('quay.io/team/app:3.1')} dir:${join(ours, 'app:3.1')}\n`);
+    // Carried across: the tree read back with --src dir lands with the source digests.
+    const back = await runCli(['sync', '--src', 'dir', '--dest', 'docker', '--dest-tls-verify=false', ours, `${reg.host}/back`], { env: isolatedEnv(home()) });
+    assert.equal(back.code, 0, back.stderr + back.stdout);
+    assert.equal(await skopeoInspectRawDigest(`docker://${reg.host}/back/app:3.1`), digestOf('quay.io/team/app:3.1'));
+  });
+
+  it('a skopeo YAML into a directory; a directory in the way fails its image alone (exit 7), untouched; --prune refused', async () => {
+    const yaml = join(work, 'sync.yaml');
+    writeFileSync(yaml, `${reg.host}:\n  tls-verify: false\n  images:\n    src/multi: []\n    src/team/app: ["3.0"]\n`);
+    const out = join(work, 'from-yaml');
+    mkdirSync(join(out, 'app:3.0'), { recursive: true });
+    writeFileSync(join(out, 'app:3.0', 'mine.txt'), 'not an image');
+    const r = await sync(['--src', 'yaml', '--dest', 'dir', yaml, out]);
+    assert.equal(r.code, 7, r.stderr + r.stdout);
+    assert.match(r.stdout + r.stderr, /app:3\.0: it is not empty \(mine\.txt\) and is not a dir: image/);
+    assert.deepEqual(readdirSync(join(out, 'app:3.0')), ['mine.txt']);
+    assert.equal(createHash('sha256').update(readFileSync(join(out, 'multi:1.0', 'manifest.json'))).digest('hex'), digestOf('docker.io/library/multi:1.0').slice(7));
+    const prune = await sync(['--src', 'yaml', '--dest', 'dir', '--prune', yaml, out]);
+    assert.equal(prune.code, 2, prune.stderr);
+    assert.match(prune.stderr, /--prune .*--dest dir/);
   });
 });

@@ -24,11 +24,11 @@ export type ConfigSource =
   /** `mirror sync --config FILE`. */
   | { kind: 'native'; file: string }
   /** `mirror sync --src yaml --dest docker FILE DEST`. */
-  | { kind: 'skopeo-yaml'; file: string; destination: string; scoped: boolean; appendSuffix: string }
+  | { kind: 'skopeo-yaml'; file: string; destination: string; scoped: boolean; appendSuffix: string; destTransport?: 'docker' | 'dir' | undefined }
   /** `mirror sync --src docker --dest docker HOST/REPO[:TAG] DEST`. */
-  | { kind: 'skopeo-docker'; repository: string; destination: string; scoped: boolean; appendSuffix: string }
+  | { kind: 'skopeo-docker'; repository: string; destination: string; scoped: boolean; appendSuffix: string; destTransport?: 'docker' | 'dir' | undefined }
   /** `mirror sync --src dir --dest docker SOURCE DEST`: every dir: image under SOURCE. */
-  | { kind: 'skopeo-dir'; path: string; destination: string; scoped: boolean; appendSuffix: string };
+  | { kind: 'skopeo-dir'; path: string; destination: string; scoped: boolean; appendSuffix: string; destTransport?: 'docker' | undefined };
 
 async function readConfigFile(file: string): Promise<string> {
   let bytes: Buffer;
@@ -42,8 +42,12 @@ async function readConfigFile(file: string): Promise<string> {
   return bytes.toString('utf8');
 }
 
-/** skopeoDestination reads skopeo's DESTINATION argument (`HOST[:PORT][/NAMESPACE]`). */
-function skopeoDestination(text: string, scoped: boolean, appendSuffix: string): DestinationConfig {
+/** skopeoDestination reads skopeo's DESTINATION argument (`HOST[:PORT][/NAMESPACE]`, or a directory with `--dest dir`). */
+function skopeoDestination(text: string, scoped: boolean, appendSuffix: string, transport: 'docker' | 'dir'): DestinationConfig {
+  if (transport === 'dir') {
+    if (text === '') throw new MirrorError('USAGE', 'DESTINATION is empty: name the directory the images are written under');
+    return { host: '', namespace: '', scheme: 'https', explicitScheme: false, naming: { kind: 'skopeo', scoped, appendSuffix }, dir: text };
+  }
   let t;
   try {
     t = parseTarget(text);
@@ -68,7 +72,7 @@ export async function loadSyncConfig(source: ConfigSource): Promise<SyncConfig> 
     }
     return parseNativeYaml(text, source.file);
   }
-  const destination = skopeoDestination(source.destination, source.scoped, source.appendSuffix);
+  const destination = skopeoDestination(source.destination, source.scoped, source.appendSuffix, source.destTransport ?? 'docker');
   if (source.kind === 'skopeo-yaml') {
     const text = await readConfigFile(source.file);
     if (isNativeYaml(text)) throw new MirrorError('USAGE', `${source.file} is a mirror/v1 sync file: run mirror sync --config ${source.file}`, { file: source.file });

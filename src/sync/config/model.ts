@@ -99,6 +99,8 @@ export interface DestinationConfig {
   /** True when the scheme was written (`http://`), so plain HTTP was asked for. */
   explicitScheme: boolean;
   naming: Naming;
+  /** `--dest dir DEST`: the directory each image is written under, as a dir: image (then `host` and `namespace` are empty). */
+  dir?: string | undefined;
 }
 
 /** SyncDefaults are the run's defaults from the file (flags win). */

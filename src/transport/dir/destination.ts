@@ -12,8 +12,9 @@
  * removes the files it added (and DIR, when it made it). An image already there, same digest, is not copied again.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { copyFile, link, lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { errorMessage, MirrorError } from '../../errors/index.js';
 import { isContentDigest, sha256Digest, verifyBytes } from '../../oci/digest.js';
 import { type Descriptor, parseManifest } from '../../oci/manifest.js';
@@ -67,8 +68,8 @@ export class DirDestination implements ImageDestination {
   private root: string;
   /** The digest of the manifest.json found at open, if any. */
   private existing: string | undefined;
-  /** Whether this run made DIR. */
-  private madeDir = false;
+  /** The first directory this run made on the way to DIR (DIR itself, or a parent), if it made DIR. */
+  private madeFrom: string | undefined;
   /** Names this run added to DIR (absent before): removed if the run ends without commit. */
   private readonly added = new Set<string>();
   /** The manifests of an index written this run, by digest. */
@@ -102,8 +103,7 @@ export class DirDestination implements ImageDestination {
       });
       if (there === undefined) {
         if (dryRun) return;
-        await mkdir(this.dir, { recursive: true });
-        this.madeDir = true;
+        this.madeFrom = await mkdir(this.dir, { recursive: true });
       } else if (!there.isDirectory()) {
         throw this.fail('it is not a directory', undefined, 'for an archive use oci-archive:FILE or docker-archive:FILE');
       }
@@ -248,12 +248,43 @@ export class DirDestination implements ImageDestination {
     this.existing = top.digest;
   }
 
-  /** close removes what a run that did not commit added (and DIR, when it made it and nothing else is there). */
+  /**
+   * adopt places a blob from a file of another `dir:` image of this run (a hard link, else a copy), as a registry
+   * mounts one: false when that file is not there.
+   */
+  async adopt(digest: string, from: string): Promise<boolean> {
+    if (!isContentDigest(digest) || (await fileKind(from)) !== 'file') return false;
+    const tmp = this.tempPath();
+    try {
+      await link(from, tmp).catch(() => copyFile(from, tmp, constants.COPYFILE_EXCL));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw this.fail(`${hexOf(digest)}: ${errorMessage(e)}`, e);
+    }
+    await this.place(tmp, hexOf(digest));
+    return true;
+  }
+
+  /** blobFile is where the image's blob of `digest` is (or would be). */
+  blobFile(digest: string): string {
+    return join(this.root, hexOf(digest));
+  }
+
+  /**
+   * close removes what a run that did not commit added, and the directories it made on the way to DIR when nothing
+   * else is in them.
+   */
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
     for (const name of this.added) await rm(join(this.root, name), { force: true });
-    if (this.madeDir) await rmdir(this.root).catch(() => {});
+    if (this.madeFrom === undefined) return;
+    // Walked up as written (not through links), from DIR to the first directory made.
+    const top = resolve(this.madeFrom);
+    for (let d = resolve(this.dir); d.startsWith(top); d = dirname(d)) {
+      if (!(await rmdir(d).then(() => true, () => false)) || d === top) break;
+    }
   }
 }
 
