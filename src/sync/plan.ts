@@ -254,8 +254,9 @@ async function* planRepository(ctx: PlanContext, entry: SyncEntry, conn: SourceC
       image: { repository, tag: name.tag, digest: name.digest },
       name: formatSource(name),
       reference: { registry: name.registry, repository, tag: name.tag, digest: name.digest },
-      // Under a directory each image is a directory of its own (its tag in its name).
-      destination: target.path !== undefined ? { repository: target.path, name: target.name } : { repository: destRepo, tag: target.tag, name: target.name },
+      // Under a directory each image is a directory of its own, its tag in its name; the tag stays, so that two images
+      // the naming sends to one directory conflict as two claiming one tag do.
+      destination: { repository: target.path ?? destRepo, tag: target.tag, name: target.name },
       platforms: entry.platforms,
       referrers: entry.referrers,
     };

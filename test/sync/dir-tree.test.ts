@@ -154,6 +154,8 @@ describe('mirror sync --dest dir (integration: docker-registry, skopeo)', functi
     await skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${oci}:1.0`, `docker://${reg.host}/src/multi:1.0`]);
     await skopeo(['copy', '--dest-tls-verify=false', `oci:${oci}:3.0`, `docker://${reg.host}/src/team/app:3.0`]);
     await skopeo(['copy', '--dest-tls-verify=false', `oci:${oci}:3.1`, `docker://${reg.host}/src/team/app:3.1`]);
+    // Another app:3.0, a different image: unscoped, both name one directory.
+    await skopeo(['copy', '--dest-tls-verify=false', `oci:${oci}:3.1`, `docker://${reg.host}/src/other/app:3.0`]);
   });
   after(async () => {
     await reg?.stop();
@@ -203,6 +205,14 @@ describe('mirror sync --dest dir (integration: docker-registry, skopeo)', functi
     assert.match(r.stdout + r.stderr, /app:3\.0: it is not empty \(mine\.txt\) and is not a dir: image/);
     assert.deepEqual(readdirSync(join(out, 'app:3.0')), ['mine.txt']);
     assert.equal(createHash('sha256').update(readFileSync(join(out, 'multi:1.0', 'manifest.json'))).digest('hex'), digestOf('docker.io/library/multi:1.0').slice(7));
+    // Two images the naming sends to one directory conflict, as two claiming one tag do: one is written, whole.
+    const both = join(work, 'sync-both.yaml');
+    writeFileSync(both, `${reg.host}:\n  tls-verify: false\n  images:\n    src/team/app: ["3.0"]\n    src/other/app: ["3.0"]\n`);
+    const clash = join(work, 'clash');
+    const c = await sync(['--src', 'yaml', '--dest', 'dir', '--jobs', '1', both, clash]);
+    assert.equal(c.code, 7, c.stderr + c.stdout);
+    assert.match(c.stdout + c.stderr, /conflict: .*app:3\.0 .* map to dir:.*clash\/app:3\.0/);
+    assert.equal(`sha256:${createHash('sha256').update(readFileSync(join(clash, 'app:3.0', 'manifest.json'))).digest('hex')}`, digestOf('quay.io/team/app:3.0'));
     const prune = await sync(['--src', 'yaml', '--dest', 'dir', '--prune', yaml, out]);
     assert.equal(prune.code, 2, prune.stderr);
     assert.match(prune.stderr, /--prune .*--dest dir/);

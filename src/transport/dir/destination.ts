@@ -182,9 +182,13 @@ export class DirDestination implements ImageDestination {
     return written;
   }
 
-  /** manifestDigest gives the digest of the image DIR holds when `reference` is it: a dir: image has no tags. */
+  /**
+   * manifestDigest gives the digest of the image DIR holds: asked by digest, only when it is that one; asked by a tag
+   * (a tree of images names each directory by its tag), whichever it is, as DIR is that tag.
+   */
   async manifestDigest(_repository: string, reference: string): Promise<string | undefined> {
-    return this.existing !== undefined && reference === this.existing ? this.existing : undefined;
+    if (this.existing === undefined) return undefined;
+    return !isContentDigest(reference) || reference === this.existing ? this.existing : undefined;
   }
 
   async putManifest(_image: DestinationImage, reference: string, bytes: Uint8Array, _mediaType: string, options: { root?: boolean | undefined }): Promise<void> {

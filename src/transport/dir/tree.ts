@@ -1,7 +1,7 @@
 /**
  * A tree of `dir:` images as one destination (`mirror sync --dest dir ... DEST`, as `skopeo sync --dest dir` writes
  * one): each "repository" of the engine is an image directory under DEST, named by the plan (`busybox:1.36`,
- * `quay.io/team/app:1.0` with `--scoped`). Each image is written by ./destination.ts and finished (its manifest.json
+ * `quay.io/team/app:1.0` with `--scoped`), and its tag names the image the directory holds. Each image is written by ./destination.ts and finished (its manifest.json
  * renamed in, the old image's leftovers removed) the moment its manifest is put: a run stopped half-way leaves every
  * finished image whole and no other half-written. A blob already placed in another image of the run is hard-linked
  * (or copied) instead of sent again, as a registry mounts one. An image that fails is cleaned up when the run closes.
