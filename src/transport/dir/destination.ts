@@ -16,6 +16,7 @@ import { constants } from 'node:fs';
 import { copyFile, link, lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { errorMessage, MirrorError } from '../../errors/index.js';
+import { clipInput } from '../../errors/quote.js';
 import { isContentDigest, sha256Digest, verifyBytes } from '../../oci/digest.js';
 import { type Descriptor, parseManifest } from '../../oci/manifest.js';
 import { MAX_LAYOUT_MANIFEST_BYTES } from '../oci-layout/source.js';
@@ -111,7 +112,7 @@ export class DirDestination implements ImageDestination {
       const names = (await readdir(this.root)).filter((n) => !TEMP_FILE.test(n));
       const version = names.includes('version') ? await this.readSmall('version', 1024) : undefined;
       if (names.length > 0 && (version === undefined || !DIR_VERSION.test(version.toString('utf8').trim()))) {
-        const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+        const shown = names.slice(0, 3).map((n) => clipInput(n, 40)).join(', ') + (names.length > 3 ? ', ...' : '');
         throw this.fail(
           version === undefined ? `it is not empty (${shown}) and is not a dir: image (it has no version file)` : 'its version file is not that of a dir: image',
           undefined,
