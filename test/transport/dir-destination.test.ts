@@ -2,7 +2,8 @@
  * `dir:DIR` as a `mirror copy` destination: written as skopeo's directory transport writes it (version, manifest.json,
  * blobs named by their hex, `<hex>.manifest.json` for the instances of an index); what DIR may be (new, empty, a dir:
  * image); an image already there skipped; a replaced image never half-written, its leftovers removed after commit; a
- * failed copy leaving nothing it added. Read back by mirror's dir: source, and by skopeo into a real registry.
+ * failed copy leaving nothing it added. Read back by mirror's dir: source here, and by skopeo into a real registry
+ * in ./dir-source.test.ts (its integration part, which has the registry and what skopeo wrote).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,15 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyImage, type CopyImageResult } from '../../src/copy/copy-image.js';
 import type { ProgressEvent } from '../../src/events/index.js';
-import { closeAll } from '../../src/net/http.js';
 import { openDirSource } from '../../src/transport/dir/source.js';
 import type { SideContext } from '../../src/transport/index.js';
 import { buildOciLayout, type BuiltImage, type BuiltLayout, writeDirectory } from '../../testdata/make-fixtures.js';
-import { homeMaker, isolatedEnv } from '../helpers/auth-env.js';
-import { runCli } from '../helpers/cli.js';
-import { run, stopAll } from '../helpers/proc.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { skopeoInspectRaw, skopeoInspectRawDigest, SKOPEO_TIMEOUT_MS } from '../helpers/skopeo.js';
 
 /** SIDE stands for both sides' connection settings: the file transports need none. */
 const SIDE = {} as unknown as SideContext;
@@ -143,51 +138,5 @@ describe('dir: destination (skopeo directory transport)', function () {
     assert.equal(failed.outcome.errorCode, 'DIGEST_MISMATCH');
     assert.deepEqual(readdirSync(kept).sort(), before);
     assert.equal(sha256(readFileSync(join(kept, 'manifest.json'))), multi.digest);
-  });
-});
-
-describe('dir: destination: read by skopeo (integration: docker-registry, skopeo)', function () {
-  this.timeout(300_000);
-  let work: string;
-  let dst: TestRegistry;
-  let layout: BuiltLayout;
-  const home = homeMaker(() => work);
-
-  before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'mirror-dir-dest-skopeo-'));
-    layout = await buildOciLayout({
-      seed: 'dir-dest-skopeo',
-      images: [
-        { ref: 'docker.io/library/multi:1.0', platforms: [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], layers: [{ files: 2, sizeBytes: 200_000 }] },
-      ],
-    });
-    await writeDirectory(layout.files, join(work, 'layout'));
-    dst = await startRegistry();
-  });
-  after(async () => {
-    await closeAll();
-    await dst?.stop();
-    await stopAll();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
-
-  it('mirror copy docker://... dir:DIR, then skopeo copy --all dir:DIR docker://...: every digest kept', async () => {
-    const multi = layout.images[0]!;
-    const skopeo = (args: string[]): Promise<string> => run('skopeo', args, { timeoutMs: SKOPEO_TIMEOUT_MS });
-    await skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${join(work, 'layout')}:1.0`, `docker://${dst.host}/library/multi:1.0`]);
-    const out = join(work, 'out');
-    const r = await runCli(['copy', '--src-tls-verify=false', `docker://${dst.host}/library/multi:1.0`, `dir:${out}`], { env: isolatedEnv(home()) });
-    assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, new RegExp(`dir:${out}`));
-    await skopeo(['copy', '--all', '--dest-tls-verify=false', `dir:${out}`, `docker://${dst.host}/again/multi:1.0`]);
-    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/again/multi:1.0`), multi.digest);
-    for (const m of multi.manifests) assert.equal(sha256(await skopeoInspectRaw(`docker://${dst.host}/again/multi@${m.digest}`)), m.digest);
-    // A place that is not a dir: image: exit 3, one line naming it.
-    const foreign = join(work, 'foreign');
-    mkdirSync(foreign);
-    writeFileSync(join(foreign, 'x'), 'y');
-    const refused = await runCli(['copy', '--src-tls-verify=false', `docker://${dst.host}/library/multi:1.0`, `dir:${foreign}`], { env: isolatedEnv(home()) });
-    assert.equal(refused.code, 3, refused.stderr);
-    assert.match(refused.stderr, /dir:.*foreign: it is not empty \(x\) and is not a dir: image/);
   });
 });

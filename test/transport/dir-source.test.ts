@@ -2,7 +2,8 @@
  * `dir:DIR` as a `mirror copy` source: what skopeo's directory transport writes (version, manifest.json, blobs named
  * by their sha256 hex, `<hex>.manifest.json` for the instances of an index copied with --all) read as written,
  * manifests verified, missing and escaping files refused; and against a real registry, images skopeo wrote with
- * `dir:` (one platform, and a whole index) copied with their digests kept, read back by skopeo.
+ * `dir:` (one platform, and a whole index) copied with their digests kept, read back by skopeo; and the other way,
+ * an index mirror wrote to `dir:` copied by skopeo with every digest kept.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -177,5 +178,25 @@ describe('dir: source: mirror copy of what skopeo wrote (integration: docker-reg
       assert.deepEqual(files(join(work, `${name}-copy`)), files(join(work, name)));
       for (const f of files(join(work, name))) assert.ok(readFileSync(join(work, name, f)).equals(readFileSync(join(work, `${name}-copy`, f))), `${name}/${f}`);
     }
+  });
+
+  it('mirror copy docker://... dir:DIR, then skopeo copy --all dir:DIR docker://...: every digest kept', async () => {
+    const multi = layout.images.find((i) => i.ref === 'docker.io/library/multi:1.0')!;
+    const skopeo = (args: string[]): Promise<string> => run('skopeo', args, { timeoutMs: SKOPEO_TIMEOUT_MS });
+    await skopeo(['copy', '--all', '--dest-tls-verify=false', `oci:${join(work, 'layout')}:1.0`, `docker://${dst.host}/src/multi:1.0`]);
+    const out = join(work, 'out');
+    const r = await runCli(['copy', '--src-tls-verify=false', `docker://${dst.host}/src/multi:1.0`, `dir:${out}`], { env: isolatedEnv(home()) });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, new RegExp(`dir:${out}`));
+    await skopeo(['copy', '--all', '--dest-tls-verify=false', `dir:${out}`, `docker://${dst.host}/again/multi:1.0`]);
+    assert.equal(await skopeoInspectRawDigest(`docker://${dst.host}/again/multi:1.0`), multi.digest);
+    for (const m of multi.manifests) assert.equal(sha256(await skopeoInspectRaw(`docker://${dst.host}/again/multi@${m.digest}`)), m.digest);
+    // A place that is not a dir: image: exit 3, one line naming it.
+    const foreign = join(work, 'foreign');
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, 'x'), 'y');
+    const refused = await runCli(['copy', '--src-tls-verify=false', `docker://${dst.host}/src/multi:1.0`, `dir:${foreign}`], { env: isolatedEnv(home()) });
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /dir:.*foreign: it is not empty \(x\) and is not a dir: image/);
   });
 });
