@@ -4,10 +4,11 @@
  *   its last path element unless `--scoped`, joined under DEST, then `--append-suffix` appended (to the tag);
  * - push's (the native file): the source host dropped (or kept as `HOST_PORT` with `keepRegistryHost`), the path
  *   kept, rewritten by the first rule that matches (RKE2's `rewrite`), under the namespace.
+ * Under a directory (`--dest dir`), skopeo's naming gives a path of directories, `REPOSITORY:TAG` its last.
  */
+import { join } from 'node:path';
 import { MirrorError } from '../errors/index.js';
 import { registryPathComponent } from '../reference/destination.js';
-import { join } from 'node:path';
 import { isValidRepository, isValidTag } from '../reference/reference.js';
 import { isSafeRelative } from '../transport/dir/tree.js';
 import type { DestinationConfig, Naming } from './config/model.js';

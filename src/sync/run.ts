@@ -4,7 +4,9 @@
  * one manifest HEAD on each side and no blob request), hand each image's record to the caller as it finishes, then
  * prune when asked. A failing image fails alone, and so do the images of a source registry that is down; the
  * destination's authentication, TLS and network failures stop the run; the time
- * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged).
+ * limit stops starting images and aborts those in flight (tags are written last: nothing is half-tagged). The
+ * source may be a directory of dir: images instead (--src dir, ./dir-tree.ts), the destination a directory that
+ * receives each image as one (--dest dir, src/transport/dir/tree.ts).
  */
 import { setMaxListeners } from 'node:events';
 import { DOCKER_HUB_ALIASES } from '../auth/docker-config.js';

@@ -1,7 +1,8 @@
 /**
  * Reading a sync config: the native `mirror/v1` file (`--config FILE`), skopeo's sync YAML
- * (`--src yaml FILE DEST`), skopeo's `--src docker REPO[:TAG] DEST`, or `--src dir SOURCE DEST` (./dir-tree.ts walks it). Every mistake is a USAGE error (exit 2);
- * file mistakes name FILE:LINE:COLUMN.
+ * (`--src yaml FILE DEST`), skopeo's `--src docker REPO[:TAG] DEST`, or `--src dir SOURCE DEST` (../dir-tree.ts walks
+ * it); with `--dest dir`, DEST is a directory. Every mistake is a USAGE error (exit 2); file mistakes name
+ * FILE:LINE:COLUMN.
  */
 import { readFile } from 'node:fs/promises';
 import { isMirrorError, MirrorError } from '../../errors/index.js';
