@@ -9,7 +9,9 @@
 #    (`skopeo sync --all`) and by mirror, the order alternating. Blob requests are counted from the registries'
 #    access logs. After the last round: one tag changed upstream, mirror syncs again (only its new blobs move), and
 #    every synced image is read back by skopeo and compared with its source digest.
-# 2. 2,000 tags over 200 repositories of small images (bench/make-small-images.mjs): the same full/unchanged pair by
+# 2. Directories, on the same images (ROUNDS rounds, alternating): `--dest dir` into a new directory by both tools
+#    (the trees compared file by file), then `--src dir` of mirror's tree into a new registry by both tools (read back).
+# 3. 2,000 tags over 200 repositories of small images (bench/make-small-images.mjs): the same full/unchanged pair by
 #    both tools (SMALL_ROUNDS rounds), peak RSS, 2 mirror shards side by side, and every image read back by skopeo.
 # SYNC_JOBS=N passes --jobs N to mirror (images in flight; default: mirror's own).
 # MIRROR_NODE=PATH runs mirror on another Node.js than the one on PATH (Node 24, the LTS users run, say).
@@ -150,6 +152,37 @@ echo "  sent, copied, skipped: $sent; the changed image's blobs: $new_bytes byte
 read_back "$SRC_HOST" "$DST_HOST" ns "$W/tags.txt"
 stop_registry DST
 
+echo "== directories: --dest dir into a new DIR, then --src dir into a new registry, each run"
+# skopeo refuses an existing destination directory, so each --dest dir run starts from none; each --src dir run
+# copies into a fresh registry (on a new port: skopeo's blob-info cache knows nothing of it).
+SKOPEO_TO_DIR=(skopeo sync --all --src yaml --dest dir)
+MIRROR_TO_DIR=("${MIRROR[@]}" sync ${SYNC_JOBS:+--jobs "$SYNC_JOBS"} --src yaml --dest dir --no-lock)
+SKOPEO_FROM_DIR=(skopeo sync --all --src dir --dest docker --dest-tls-verify=false)
+MIRROR_FROM_DIR=("${MIRROR[@]}" sync ${SYNC_JOBS:+--jobs "$SYNC_JOBS"} --src dir --dest docker --dest-tls-verify=false --no-lock)
+for r in $(seq 1 "$ROUNDS"); do
+  echo "== directories, round $r"
+  if [ $(( r % 2 )) = 1 ]; then order="skopeo mirror"; else order="mirror skopeo"; fi
+  for tool in $order; do
+    rm -rf "$W/dir-$tool"
+    if [ "$tool" = skopeo ]; then measure dirs skopeo-dest-dir "${SKOPEO_TO_DIR[@]}" "$W/bundles.yaml" "$W/dir-skopeo"
+    else measure dirs mirror-dest-dir "${MIRROR_TO_DIR[@]}" "$W/bundles.yaml" "$W/dir-mirror"; fi
+  done
+  for tool in $order; do
+    start_registry DST
+    if [ "$tool" = skopeo ]; then measure dirs skopeo-src-dir "${SKOPEO_FROM_DIR[@]}" "$W/dir-mirror" "$DST_HOST/ns"
+    else measure dirs mirror-src-dir "${MIRROR_FROM_DIR[@]}" "$W/dir-mirror" "$DST_HOST/ns"; fi
+    stop_registry DST
+  done
+done
+differ=$(diff -rq "$W/dir-skopeo" "$W/dir-mirror" | wc -l || true)
+note dirs dest-dir-trees "$(find "$W/dir-mirror" -name manifest.json | wc -l) images; files differing from skopeo's: $differ; disk: mirror $(du -sm "$W/dir-mirror" | cut -f1) MB (shared blobs linked), skopeo $(du -sm "$W/dir-skopeo" | cut -f1) MB"
+echo "  trees: $differ files differ from skopeo's"
+start_registry DST
+"${MIRROR_FROM_DIR[@]}" "$W/dir-mirror" "$DST_HOST/ns" > /dev/null
+read_back "$SRC_HOST" "$DST_HOST" ns "$W/tags.txt"
+stop_registry DST
+rm -rf "$W/dir-skopeo" "$W/dir-mirror"
+
 echo "== 2,000 tags over 200 repositories"
 node "$ROOT/bench/make-small-images.mjs" "$W/small" "${SMALL_REPOS:-200}" "${SMALL_TAGS:-10}"
 start_registry SMALL
@@ -198,8 +231,8 @@ for (case, name), v in sorted(timed.items()):
     print(f"{case:8} {name:22} {s:8.2f} s  {m:7.1f} MB  runs {len(v)}{'  FAILED ' + str(fails) if fails else ''}{each}")
 for (case, name), v in sorted(notes.items()):
     print(f"{case:8} {name:22} {', '.join(v)}")
-for case in ('bundles', 'small'):
-    for kind in ('full', 'unchanged'):
+for case, kinds in (('bundles', ('full', 'unchanged')), ('small', ('full', 'unchanged')), ('dirs', ('dest-dir', 'src-dir'))):
+    for kind in kinds:
         a, b = med.get((case, f'mirror-{kind}')), med.get((case, f'skopeo-{kind}'))
         if a and b: print(f"ratio {case} {kind}: mirror/skopeo = {a / b:.2f}")
 PY
