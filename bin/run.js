@@ -13,20 +13,20 @@ import module from 'node:module';
 // need (measured on the bench's 72-tag sync on 2 cores: mirror's CPU 1.11 -> 0.97 s, wall 1.77 -> 1.66 s). The cost
 // is memory: marking on the main thread lets the heap grow further between collections (peak RSS of the 6,000-image
 // hostile push 176-179 -> 198-201 MB; the 2,000-tag sync 185 -> 190-196 MB).
-// Not when the run writes files (push to an oci: layout, sync --dest dir): files take bytes faster than a registry
-// does, the chunks read die faster than marking on the main thread finds them, and RSS grew by 60-90 MB for no gain
-// in time (the 24-image sync --dest dir: 220 MB against 140-166 MB; a push to oci:DIR 195-223 MB against 134-137 MB).
+// Not when one side of the run is a directory of images (push to an oci: layout, sync --dest dir or --src dir): files
+// give and take bytes faster than a registry does, the chunks die faster than marking on the main thread finds them,
+// and RSS grew by 50-90 MB for no gain in time (the bench bundles' 24 images: sync --dest dir 220-247 MB against
+// 150-174 MB, sync --src dir 203-219 against 149-154 MB; a push to oci:DIR 195-223 against 134-138 MB).
 const LONG_RUNS = new Set(['push', 'sync']);
 const SEMI_SPACE = '--max-semi-space-size';
 
-/** writesFiles tells from the arguments whether the run's destination is a directory (`oci:DIR`, `--dest dir`). */
-function writesFiles(args) {
-  return args.some(
-    (a, i) => /^(?:--private-registry=|-r)?oci:/.test(a) || a === '--dest=dir' || a === '-ddir' || ((a === '--dest' || a === '-d') && args[i + 1] === 'dir'),
-  );
+/** filesSide tells from the arguments whether a side of the run is a directory (`oci:DIR`, `--dest dir`, `--src dir`). */
+function filesSide(args) {
+  const dir = (flag, short) => args.some((a, i) => a === `--${flag}=dir` || a === `-${short}dir` || ((a === `--${flag}` || a === `-${short}`) && args[i + 1] === 'dir'));
+  return args.some((a) => /^(?:--private-registry=|-r)?oci:/.test(a)) || dir('dest', 'd') || dir('src', 's');
 }
 
-const RESTART_FLAGS = [`${SEMI_SPACE}=16`, ...(writesFiles(process.argv.slice(3)) ? [] : ['--single-threaded-gc'])];
+const RESTART_FLAGS = [`${SEMI_SPACE}=16`, ...(filesSide(process.argv.slice(3)) ? [] : ['--single-threaded-gc'])];
 if (
   LONG_RUNS.has(process.argv[2] ?? '') &&
   typeof process.execve === 'function' &&

@@ -79,7 +79,7 @@ describe('oclif manifest (start-up)', function () {
     });
   });
 
-  it('push and sync start over with a bounded young generation, and one GC thread unless they write files, where Node can (process.execve); other commands do not', async () => {
+  it('push and sync start over with a bounded young generation, and one GC thread unless a side is a directory, where Node can (process.execve); other commands do not', async () => {
     const record = join(work, 'argv.txt');
     writeFileSync(join(work, 'argv.mjs'), `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(record)}, JSON.stringify(process.execArgv) + '\\n');\n`);
     const starts = async (args: string[], nodeOptions = ''): Promise<string[][]> => {
@@ -92,8 +92,8 @@ describe('oclif manifest (start-up)', function () {
     const RESTARTED = ['--max-semi-space-size=16', '--single-threaded-gc'];
     assert.deepEqual(await starts(['sync', '--help']), canExec ? [[], RESTARTED] : [[]]);
     assert.deepEqual(await starts(['push', '--help']), canExec ? [[], RESTARTED] : [[]]);
-    // Writing files, garbage is collected with V8's helper threads (marking on the main thread let RSS grow).
-    for (const args of [['sync', '--dest', 'dir', '--help'], ['sync', '--dest=dir', '--help'], ['push', '--help', 'oci:./layout'], ['push', '--private-registry=oci:x', '--help']]) {
+    // A directory on one side: garbage is collected with V8's helper threads (marking on the main thread let RSS grow).
+    for (const args of [['sync', '--dest', 'dir', '--help'], ['sync', '--dest=dir', '--help'], ['sync', '-s', 'dir', '--help'], ['push', '--help', 'oci:./layout'], ['push', '--private-registry=oci:x', '--help']]) {
       assert.deepEqual(await starts(args), canExec ? [[], ['--max-semi-space-size=16']] : [[]], args.join(' '));
     }
     assert.deepEqual(await starts(['version']), [[]]);
