@@ -26,7 +26,6 @@ function filesSide(args) {
   return args.some((a) => /^(?:--private-registry=|-r)?oci:/.test(a)) || dir('dest', 'd') || dir('src', 's');
 }
 
-const RESTART_FLAGS = [`${SEMI_SPACE}=16`, ...(filesSide(process.argv.slice(3)) ? [] : ['--single-threaded-gc'])];
 if (
   LONG_RUNS.has(process.argv[2] ?? '') &&
   typeof process.execve === 'function' &&
@@ -34,7 +33,8 @@ if (
   !(process.env.NODE_OPTIONS ?? '').includes(SEMI_SPACE)
 ) {
   try {
-    process.execve(process.execPath, [process.execPath, ...RESTART_FLAGS, ...process.execArgv, ...process.argv.slice(1)], process.env);
+    const flags = [`${SEMI_SPACE}=16`, ...(filesSide(process.argv.slice(3)) ? [] : ['--single-threaded-gc'])];
+    process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)], process.env);
   } catch {
     // A platform without execve (Windows): the run goes on with Node's own bound.
   }

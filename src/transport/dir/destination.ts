@@ -13,14 +13,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { errorMessage, MirrorError } from '../../errors/index.js';
 import { clipInput } from '../../errors/quote.js';
-import { isContentDigest, sha256Digest, verifyBytes } from '../../oci/digest.js';
+import { digestHex, isContentDigest, sha256Digest, verifyBytes } from '../../oci/digest.js';
 import { type Descriptor, parseManifest } from '../../oci/manifest.js';
 import { MAX_LAYOUT_MANIFEST_BYTES } from '../oci-layout/source.js';
-import { writeBlobFile } from '../oci-layout/destination.js';
+import { lstatOrUndefined, writeBlobFile } from '../oci-layout/destination.js';
 import { formatTransportRef, type TransportRef } from '../refs.js';
 import type { OpenedDestination } from '../index.js';
 import type { BlobBody, BlobResult, DestinationCapabilities, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
@@ -38,20 +38,10 @@ const SIGNATURE_FILE = /^signature-\d+$/;
 /** TEMP_FILE matches the temporary files of a run (`.tmp-<hex>`), which a killed run may leave. */
 const TEMP_FILE = /^\.tmp-[0-9a-f]{16}$/;
 
-/** hexOf is the file name of a digest in a `dir:` image: its hex alone, whatever the algorithm. */
-function hexOf(digest: string): string {
-  return digest.slice(digest.indexOf(':') + 1);
-}
-
 /** fileKind gives what is at `path` without following a link: 'file', 'other', or undefined when nothing is there. */
 async function fileKind(path: string): Promise<'file' | 'other' | undefined> {
-  try {
-    return (await lstat(path)).isFile() ? 'file' : 'other';
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw e;
-  }
+  const own = await lstatOrUndefined(path);
+  return own === undefined ? undefined : own.isFile() ? 'file' : 'other';
 }
 
 /** openDirDestination opens `dir` to receive one image (creating it when missing, unless `dryRun`). */
@@ -131,8 +121,9 @@ export class DirDestination implements ImageDestination {
   /** readSmall reads a regular file of DIR of at most `max` bytes; undefined when it is missing or not a regular file. */
   private async readSmall(name: string, max: number): Promise<Buffer | undefined> {
     const path = join(this.root, name);
-    if ((await fileKind(path)) !== 'file') return undefined;
-    if ((await lstat(path)).size > max) throw this.fail(`${name} is larger than ${max} bytes`);
+    const own = await lstatOrUndefined(path);
+    if (own === undefined || !own.isFile()) return undefined;
+    if (own.size > max) throw this.fail(`${name} is larger than ${max} bytes`);
     return readFile(path);
   }
 
@@ -166,7 +157,7 @@ export class DirDestination implements ImageDestination {
   }
 
   async hasBlob(_repository: string, digest: string): Promise<boolean> {
-    return isContentDigest(digest) && (await fileKind(join(this.root, hexOf(digest)))) === 'file';
+    return isContentDigest(digest) && (await fileKind(join(this.root, digestHex(digest)))) === 'file';
   }
 
   async mountBlob(): Promise<MountResult> {
@@ -179,7 +170,7 @@ export class DirDestination implements ImageDestination {
     if (expected.digest !== undefined && !isContentDigest(expected.digest)) throw this.fail(`the digest ${expected.digest} has no known algorithm`);
     const tmp = this.tempPath();
     const written = await writeBlobFile(tmp, expected, body, options);
-    await this.place(tmp, hexOf(written.digest));
+    await this.place(tmp, digestHex(written.digest));
     return written;
   }
 
@@ -205,7 +196,7 @@ export class DirDestination implements ImageDestination {
       this.top = { digest, bytes };
       return;
     }
-    const name = `${hexOf(digest)}.manifest.json`;
+    const name = `${digestHex(digest)}.manifest.json`;
     this.instances.set(digest, bytes);
     await this.writeFileAtomically(name, bytes);
   }
@@ -213,7 +204,7 @@ export class DirDestination implements ImageDestination {
   /** referenced gives the files the image being committed needs: its instance manifests and every blob they name. */
   private async referenced(top: { digest: string; bytes: Uint8Array }): Promise<Set<string>> {
     const keep = new Set<string>(['version', 'manifest.json']);
-    const blobsOf = (d: Descriptor[]): void => d.forEach((x) => keep.add(hexOf(x.digest)));
+    const blobsOf = (d: Descriptor[]): void => d.forEach((x) => keep.add(digestHex(x.digest)));
     const walk = async (bytes: Uint8Array, digest: string, depth: number): Promise<void> => {
       const m = parseManifest(bytes, undefined, { digest, file: this.dir });
       if (m.kind === 'image') {
@@ -222,7 +213,7 @@ export class DirDestination implements ImageDestination {
       }
       if (depth > 0) return;
       for (const child of m.index.manifests) {
-        const name = `${hexOf(child.digest)}.manifest.json`;
+        const name = `${digestHex(child.digest)}.manifest.json`;
         keep.add(name);
         const childBytes = this.instances.get(child.digest) ?? (await this.readSmall(name, MAX_LAYOUT_MANIFEST_BYTES));
         if (childBytes !== undefined) await walk(childBytes, child.digest, depth + 1);
@@ -265,15 +256,10 @@ export class DirDestination implements ImageDestination {
     } catch (e) {
       await rm(tmp, { force: true });
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw this.fail(`${hexOf(digest)}: ${errorMessage(e)}`, e);
+      throw this.fail(`${digestHex(digest)}: ${errorMessage(e)}`, e);
     }
-    await this.place(tmp, hexOf(digest));
+    await this.place(tmp, digestHex(digest));
     return true;
-  }
-
-  /** blobFile is where the image's blob of `digest` is (or would be). */
-  blobFile(digest: string): string {
-    return join(this.root, hexOf(digest));
   }
 
   /**

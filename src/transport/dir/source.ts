@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { MirrorError } from '../../errors/index.js';
 import { clipInput } from '../../errors/quote.js';
+import { digestHex } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import { isValidDigest } from '../../reference/reference.js';
 import type { OpenedSource, Transport } from '../index.js';
@@ -72,7 +73,7 @@ export class DirSource extends LayoutSource {
   /** fileOf is the file name of a digest: its hex alone, whatever the algorithm (a digest is validated first). */
   private fileOf(digest: string): string {
     if (!isValidDigest(digest)) throw new MirrorError('BAD_INPUT', `invalid digest "${clipInput(digest)}" in ${this.where}`, { file: this.dir });
-    return digest.slice(digest.indexOf(':') + 1);
+    return digestHex(digest);
   }
 
   protected override blobRel(digest: string): string {

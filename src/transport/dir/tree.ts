@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { MirrorError } from '../../errors/index.js';
+import { digestHex } from '../../oci/digest.js';
 import type { BlobBody, BlobResult, DestinationCapabilities, DestinationImage, ImageDestination, MountResult, PutBlobOptions } from '../types.js';
 import { DirDestination } from './destination.js';
 
@@ -51,9 +52,7 @@ export class DirTreeDestination implements ImageDestination {
   async mountBlob(repository: string, digest: string, from: string): Promise<MountResult> {
     if (!isSafeRelative(from)) return { mounted: false };
     // The image it was placed in may be finished (and closed) already: its file is where it was written.
-    const source = this.open.get(from);
-    const file = source !== undefined ? (await source).blobFile(digest) : join(this.root, ...from.split('/'), digest.slice(digest.indexOf(':') + 1));
-    return { mounted: await (await this.image(repository)).adopt(digest, file) };
+    return { mounted: await (await this.image(repository)).adopt(digest, join(this.root, ...from.split('/'), digestHex(digest))) };
   }
 
   async cancelSession(): Promise<void> {}

@@ -40,7 +40,7 @@ function isInside(root: string, child: string): boolean {
 }
 
 /** lstatOrUndefined gives a path's own status (a link is not followed), or undefined when there is nothing there. */
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+export async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   try {
     return await lstat(path);
   } catch (e) {
